@@ -1,0 +1,61 @@
+"""Settings, read from the environment (prefix ``PONDER_``) or passed explicitly.
+
+Nothing reads settings at import time: each entry point builds a :class:`Settings`
+(``Settings()`` reads the environment) and passes it down, so tests can build their own.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PONDER_", extra="ignore")
+
+    database_url: str = Field(
+        default="postgresql+psycopg://postgres@127.0.0.1:5432/ponder",
+        description="SQLAlchemy URL of the database (Postgres, or SQLite for the embedded mode).",
+    )
+    broker_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        description="Celery broker URL (Redis), or filesystem:///DIR for the embedded mode.",
+    )
+    models_file: str | None = Field(default=None, description="YAML file of model profiles.")
+    webhook_allow_private: bool = Field(
+        default=False, description="Allow webhook targets on private/loopback addresses (dev only)."
+    )
+    queue: str = Field(default="ponder", description="Celery queue that job slices go to.")
+
+    # durable execution
+    slice_seconds: float = Field(default=60.0, gt=0, description="Longest run of one task slice.")
+    lease_seconds: float = Field(default=30.0, gt=0, description="Lease length; renewed at 1/3.")
+    max_attempts: int = Field(
+        default=5, ge=1, description="Worker losses a job survives before it is failed."
+    )
+    requeue_after_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="Re-enqueue a queued job whose task has not started by then.",
+    )
+    reaper_interval_seconds: float = Field(default=5.0, gt=0)
+    drain_seconds: float = Field(
+        default=30.0, ge=0, description="How long a stopping slice waits for calls in flight."
+    )
+
+    # API
+    max_body_bytes: int = Field(
+        default=1_048_576, gt=0, description="Largest accepted request body."
+    )
+    max_wait_seconds: float = Field(default=60.0, ge=0, description="Longest ?wait= long-poll.")
+    poll_interval_seconds: float = Field(default=0.2, gt=0)
+
+    # budget ceilings: a job may ask for at most this much
+    limit_max_tokens: int = Field(default=10_000_000, gt=0)
+    limit_max_calls: int = Field(default=100_000, gt=0)
+    limit_max_cost_usd: float = Field(default=1_000.0, gt=0)
+    limit_max_seconds: float = Field(default=86_400.0, gt=0)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

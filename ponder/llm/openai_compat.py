@@ -1,0 +1,464 @@
+"""A provider for any server speaking OpenAI's chat completions API (OpenAI, vLLM,
+llama.cpp, Ollama, the Ponder simulator, ...).
+
+What callers can rely on:
+
+* one pooled ``httpx.AsyncClient`` per provider, at most ``max_concurrency`` requests
+  in flight, so a provider is cheap to share between concurrent coroutines;
+* transient failures (408, 409, 429, 5xx, timeouts, dropped connections) are retried
+  with capped exponential backoff and full jitter, honouring ``Retry-After``; what is
+  left is raised as a typed :class:`~ponder.llm.base.ProviderError`;
+* servers that cannot return several samples per request (``n > 1``) get ``n``
+  concurrent single-sample requests instead, and the provider remembers that;
+* the API key is read once from the environment variable the profile names and never
+  appears in a log line or an exception message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import os
+import random
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from ponder.llm.base import (
+    AuthError,
+    BadRequest,
+    Completion,
+    ContextTooLong,
+    ProviderUnavailable,
+    RateLimited,
+    SampleRequest,
+    SampleResult,
+    Usage,
+)
+from ponder.llm.profiles import ModelProfile, redact_url
+
+log = logging.getLogger(__name__)
+
+Sleep = Callable[[float], Awaitable[None]]
+
+RETRYABLE_STATUSES = frozenset({408, 409, 429})
+_MAX_ERROR_CHARS = 500
+_CONTEXT_WORDING = re.compile(
+    r"context[ _]length|context[ _]window|maximum context|prompt is too long|"
+    r"too many tokens|exceeds? the (?:model'?s? )?(?:maximum|max)",
+    re.IGNORECASE,
+)
+_MENTIONS_N = re.compile(r"(?<![\w.-])['\"`]?n['\"`]?(?![\w'-])")
+
+
+# --- retry policy -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When and how long to wait before trying a failed call again.
+
+    ``delay(attempt)`` is full-jitter exponential backoff: uniform in
+    ``[0, min(cap_s, base_s * 2**attempt)]``; a server's ``Retry-After`` wins when given,
+    capped at ``max_retry_after_s`` so a misbehaving server cannot park a worker.
+    """
+
+    max_retries: int = 4
+    base_s: float = 0.5
+    cap_s: float = 30.0
+    max_retry_after_s: float = 60.0
+
+    def should_retry_status(self, status_code: int) -> bool:
+        return status_code in RETRYABLE_STATUSES or status_code >= 500
+
+    def delay(
+        self,
+        attempt: int,
+        retry_after: float | None = None,
+        *,
+        rand: Callable[[], float] = random.random,
+    ) -> float:
+        """Seconds to wait before retry number ``attempt + 1`` (``attempt`` counts from 0).
+        ``rand`` returns a float in [0, 1); pass a fixed one to make this deterministic."""
+        if retry_after is not None and retry_after >= 0:
+            return min(retry_after, self.max_retry_after_s)
+        ceiling = min(self.cap_s, self.base_s * 2.0 ** min(max(attempt, 0), 60))
+        return ceiling * rand()
+
+
+def parse_retry_after(headers: Mapping[str, str], *, now: datetime | None = None) -> float | None:
+    """The wait a server asked for, in seconds: ``retry-after-ms`` (OpenAI), else
+    ``Retry-After`` as seconds or as an HTTP date. None when absent or unreadable."""
+    lowered = {key.lower(): value for key, value in headers.items()}
+    milliseconds = lowered.get("retry-after-ms")
+    if milliseconds is not None:
+        try:
+            value = float(milliseconds) / 1000
+        except ValueError:
+            pass
+        else:
+            if value >= 0:
+                return value
+    header = lowered.get("retry-after")
+    if header is None:
+        return None
+    try:
+        return max(float(header), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max((when - (now or datetime.now(UTC))).total_seconds(), 0.0)
+
+
+# --- the provider -------------------------------------------------------------------
+
+
+class _NUnsupported(Exception):
+    """The server refused ``n > 1``; the caller falls back to single-sample requests."""
+
+
+class OpenAICompatProvider:
+    """Calls ``POST {base_url}/chat/completions`` for the model ``profile`` describes."""
+
+    def __init__(
+        self,
+        profile: ModelProfile,
+        *,
+        client: httpx.AsyncClient | None = None,
+        sleep: Sleep = asyncio.sleep,
+        retry_policy: RetryPolicy | None = None,
+    ) -> None:
+        base_url = profile.effective_base_url
+        if base_url is None:  # pragma: no cover - profiles always have one for openai
+            raise ValueError(f"model profile {profile.name!r} has no base_url")
+        self.name = profile.name
+        self.profile = profile
+        self._url = base_url.rstrip("/") + "/chat/completions"
+        self._shown_url = redact_url(self._url)
+        self._sleep = sleep
+        self._policy = retry_policy or RetryPolicy(max_retries=profile.max_retries)
+        self._timeout = httpx.Timeout(profile.timeout_s, pool=None)
+        self._slots = asyncio.Semaphore(profile.max_concurrency)
+        self._supports_n = profile.supports_n
+        self._api_key = os.environ.get(profile.api_key_env, "") if profile.api_key_env else ""
+        self._owns_client = client is None
+        self._client = client or httpx.AsyncClient(
+            timeout=self._timeout,
+            limits=httpx.Limits(
+                max_connections=profile.max_concurrency,
+                max_keepalive_connections=profile.max_concurrency,
+            ),
+        )
+
+    @property
+    def supports_n(self) -> bool:
+        """False once the profile or the server has said ``n > 1`` is not supported."""
+        return self._supports_n
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()
+
+    async def sample(self, request: SampleRequest) -> SampleResult:
+        if request.n < 1:
+            raise BadRequest(f"model {self.name!r}: n must be at least 1, got {request.n}")
+        if self.profile.api_key_env and not self._api_key:
+            raise AuthError(
+                f"model {self.name!r} needs an API key in the environment variable "
+                f"{self.profile.api_key_env}, which is not set (or empty) in this process"
+            )
+        if request.n == 1 or not self._supports_n:
+            return await self._sample_one_by_one(request, request.n, first_index=0)
+        try:
+            result = await self._post(request, n=request.n, seed=request.seed)
+        except _NUnsupported:
+            self._remember_no_n("rejected n > 1")
+            return await self._sample_one_by_one(request, request.n, first_index=0)
+        missing = request.n - len(result.completions)
+        if missing <= 0:
+            return SampleResult(result.completions[: request.n], result.usage, result.model)
+        if len(result.completions) == 1:  # the server silently ignored n
+            self._remember_no_n(f"returned 1 choice when asked for n={request.n}")
+        rest = await self._sample_one_by_one(request, missing, first_index=len(result.completions))
+        return SampleResult(
+            result.completions + rest.completions, result.usage + rest.usage, result.model
+        )
+
+    def _remember_no_n(self, what: str) -> None:
+        if self._supports_n:
+            log.info(
+                "model %r: the server %s; sending one request per sample from now on "
+                "(set supports_n: false in the models file to skip this probe)",
+                self.name,
+                what,
+            )
+        self._supports_n = False
+
+    async def _sample_one_by_one(
+        self, request: SampleRequest, count: int, *, first_index: int
+    ) -> SampleResult:
+        """``count`` concurrent n=1 requests; sample ``i`` gets ``seed + i`` so the
+        samples differ yet stay reproducible."""
+
+        def seed_for(index: int) -> int | None:
+            return None if request.seed is None else request.seed + index
+
+        tasks = [
+            asyncio.ensure_future(self._post(request, n=1, seed=seed_for(first_index + i)))
+            for i in range(count)
+        ]
+        try:
+            results = await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        completions = [c for r in results for c in r.completions[:1]]
+        usage = sum((r.usage for r in results), Usage())
+        return SampleResult(completions, usage, results[0].model if results else "")
+
+    def _body(self, request: SampleRequest, *, n: int, seed: int | None) -> dict[str, Any]:
+        fields: dict[str, Any] = {
+            "model": self.profile.model,
+            "messages": [{"role": m["role"], "content": m["content"]} for m in request.messages],
+            "n": n,
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+            "top_p": request.top_p,
+            "seed": seed,
+            "stop": request.stop,
+        }
+        # ``extra`` carries server-specific parameters (e.g. reasoning_effort); the core
+        # fields above always win so the budget's max_tokens cannot be overridden.
+        body = {**request.extra, **{k: v for k, v in fields.items() if v is not None}}
+        return body
+
+    def _headers(self) -> dict[str, str]:
+        if not self._api_key:
+            return {}
+        return {"Authorization": f"Bearer {self._api_key}"}
+
+    async def _post(self, request: SampleRequest, *, n: int, seed: int | None) -> SampleResult:
+        """One logical call, with retries. Raises :class:`_NUnsupported` when the server
+        refuses ``n > 1``."""
+        body = self._body(request, n=n, seed=seed)
+        attempts = self._policy.max_retries + 1
+        for attempt in range(attempts):
+            last = attempt == attempts - 1
+            try:
+                async with self._slots:
+                    response = await self._client.post(
+                        self._url, json=body, headers=self._headers(), timeout=self._timeout
+                    )
+            except httpx.TimeoutException as exc:
+                if last:
+                    raise ProviderUnavailable(
+                        f"model {self.name!r} at {self._shown_url} did not answer within "
+                        f"{self.profile.timeout_s:g} s ({type(exc).__name__}), "
+                        f"{attempts} attempt(s)"
+                    ) from None
+                await self._backoff(attempt, None, f"timed out ({type(exc).__name__})")
+                continue
+            except httpx.TransportError as exc:
+                if last:
+                    raise ProviderUnavailable(
+                        f"model {self.name!r}: could not reach {self._shown_url} "
+                        f"({type(exc).__name__}: {self._scrub(str(exc)) or 'no detail'}), "
+                        f"{attempts} attempt(s)"
+                    ) from None
+                await self._backoff(attempt, None, f"connection failed ({type(exc).__name__})")
+                continue
+
+            status = response.status_code
+            if status < 300:
+                return self._parse(response, n=n)
+            message = self._server_message(response)
+            if self._policy.should_retry_status(status):
+                if last:
+                    error_type = RateLimited if status == 429 else ProviderUnavailable
+                    what = "is rate limiting requests" if status == 429 else "keeps failing"
+                    raise error_type(
+                        f"model {self.name!r} at {self._shown_url} {what}: HTTP {status} "
+                        f"after {attempts} attempt(s); server said: {message}",
+                        status_code=status,
+                    )
+                retry_after = parse_retry_after(response.headers)
+                await self._backoff(attempt, retry_after, f"HTTP {status}")
+                continue
+            raise self._client_error(status, message, n=n, response=response)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _backoff(self, attempt: int, retry_after: float | None, why: str) -> None:
+        wait = self._policy.delay(attempt, retry_after)
+        log.warning(
+            "model %r: %s; retry %d/%d in %.2f s",
+            self.name,
+            why,
+            attempt + 1,
+            self._policy.max_retries,
+            wait,
+        )
+        await self._sleep(wait)
+
+    def _client_error(
+        self, status: int, message: str, *, n: int, response: httpx.Response
+    ) -> Exception:
+        if status in (401, 403):
+            key_hint = (
+                f"the key in {self.profile.api_key_env}"
+                if self.profile.api_key_env
+                else "no key (the profile sets no api_key_env)"
+            )
+            return AuthError(
+                f"model {self.name!r} at {self._shown_url} refused the request "
+                f"(HTTP {status}) sent with {key_hint}; server said: {message}",
+                status_code=status,
+            )
+        if 300 <= status < 400:
+            target = response.headers.get("location")
+            where = f" to {redact_url(target)}" if target else ""
+            return BadRequest(
+                f"model {self.name!r}: {self._shown_url} answered with a redirect "
+                f"(HTTP {status}){where}; set base_url in the models file to the final address",
+                status_code=status,
+            )
+        too_long = (
+            _error_field(response, "code") == "context_length_exceeded"
+            or _CONTEXT_WORDING.search(message) is not None
+        )
+        if status in (400, 413, 422) and too_long:
+            return ContextTooLong(
+                f"model {self.name!r}: the prompt plus max_tokens do not fit the model's "
+                f"context window (HTTP {status}); server said: {message}",
+                status_code=status,
+            )
+        if status == 400 and n > 1 and self._rejects_n(response, message):
+            return _NUnsupported()
+        return BadRequest(
+            f"model {self.name!r} at {self._shown_url} rejected the request "
+            f"(HTTP {status}); server said: {message}",
+            status_code=status,
+        )
+
+    @staticmethod
+    def _rejects_n(response: httpx.Response, message: str) -> bool:
+        return _error_field(response, "param") == "n" or bool(_MENTIONS_N.search(message))
+
+    def _server_message(self, response: httpx.Response) -> str:
+        message: Any = None
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        if isinstance(payload, dict):
+            error = payload.get("error")
+            if isinstance(error, dict):
+                message = error.get("message")
+            elif isinstance(error, str):
+                message = error
+            if message is None:
+                message = payload.get("message") or payload.get("detail")
+        if message is None:
+            message = response.text.strip() or response.reason_phrase or "(empty response)"
+        text = self._scrub(str(message))
+        if len(text) > _MAX_ERROR_CHARS:
+            text = text[:_MAX_ERROR_CHARS] + "…"
+        return text
+
+    def _scrub(self, text: str) -> str:
+        """``text`` with the API key removed, in case a server or library echoes it."""
+        if self._api_key and len(self._api_key) >= 4:
+            text = text.replace(self._api_key, "[redacted]")
+        return text
+
+    def _parse(self, response: httpx.Response, *, n: int) -> SampleResult:
+        def malformed(why: str) -> ProviderUnavailable:
+            return ProviderUnavailable(
+                f"model {self.name!r} at {self._shown_url} sent a response that is not a "
+                f"valid chat completion ({why}); the server or a proxy in front of it may "
+                "be misconfigured",
+                status_code=response.status_code,
+            )
+
+        try:
+            payload = response.json()
+        except ValueError:
+            raise malformed("the body is not JSON") from None
+        if not isinstance(payload, dict):
+            raise malformed("the body is not a JSON object")
+        if "choices" not in payload and payload.get("error"):
+            raise ProviderUnavailable(
+                f"model {self.name!r} at {self._shown_url} reported an error: "
+                f"{self._server_message(response)}",
+                status_code=response.status_code,
+            )
+        choices = payload.get("choices")
+        if not isinstance(choices, list) or not choices:
+            raise malformed("no 'choices' list")
+        completions: list[tuple[int, Completion]] = []
+        for position, choice in enumerate(choices):
+            if not isinstance(choice, dict) or not isinstance(choice.get("message"), dict):
+                raise malformed(f"choice {position} has no 'message' object")
+            message = choice["message"]
+            content = message.get("content")
+            if content is None:
+                content = ""
+            if not isinstance(content, str):
+                raise malformed(f"choice {position} has non-text content")
+            reasoning = message.get("reasoning_content")
+            if not isinstance(reasoning, str):
+                reasoning = message.get("reasoning")
+            index = choice.get("index", position)
+            completions.append(
+                (
+                    index if isinstance(index, int) else position,
+                    Completion(
+                        text=content,
+                        finish_reason=str(choice.get("finish_reason") or "stop"),
+                        reasoning=reasoning if isinstance(reasoning, str) and reasoning else None,
+                    ),
+                )
+            )
+        completions.sort(key=lambda pair: pair[0])
+
+        usage_data = payload.get("usage")
+        if not isinstance(usage_data, dict):
+            raise malformed("no 'usage' object, so the call's cost cannot be charged")
+        prompt_tokens = usage_data.get("prompt_tokens")
+        completion_tokens = usage_data.get("completion_tokens")
+        if not isinstance(prompt_tokens, int) or not isinstance(completion_tokens, int):
+            raise malformed("'usage' lacks integer prompt_tokens/completion_tokens")
+        details = usage_data.get("completion_tokens_details")
+        reasoning_tokens = details.get("reasoning_tokens") if isinstance(details, dict) else None
+        usage = Usage(
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            reasoning_tokens=reasoning_tokens if isinstance(reasoning_tokens, int) else 0,
+        )
+        model = payload.get("model")
+        return SampleResult(
+            completions=[c for _, c in completions[:n]],
+            usage=usage,
+            model=model if isinstance(model, str) and model else self.profile.model,
+        )
+
+
+def _error_field(response: httpx.Response, field: str) -> Any:
+    try:
+        payload = response.json()
+    except ValueError:
+        return None
+    if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
+        return payload["error"].get(field)
+    return None

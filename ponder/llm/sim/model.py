@@ -1,0 +1,470 @@
+"""The simulated model: an offline stand-in for an LLM whose skill scales with the
+tokens it may spend.
+
+It answers the prompts strategies send real models, reports token usage, and can
+pretend to be slow (time to first token + tokens per second). Its skill on the Game
+of 24 comes from an honest, *bounded* search — never from an answer key: it writes a
+readable trace of every step it tries, and the trace has to fit in ``max_tokens``, so a
+larger allowance buys a larger search and more solved puzzles. That is what makes
+test-time scaling measurable offline: best-of-N, refinement and longer thinking all
+buy accuracy the same way they do with a real model.
+
+Everything is a pure function of (messages, max_tokens, temperature, seed, sample
+index): each sample draws from its own ``random.Random`` seeded from those, never the
+global generator and never the clock, so replayed jobs and tests see the same text.
+
+Other prompt families plug in as :class:`Skill` objects (see :func:`register_skill`);
+prompts no skill recognizes get a short, deterministic generic reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+import random
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Protocol
+
+from ponder.llm.base import BadRequest, Completion, Message, SampleRequest, SampleResult, Usage
+from ponder.tasks.game24 import parse_prompt
+
+BYTES_PER_TOKEN = 4
+MESSAGE_OVERHEAD_TOKENS = 4  # chat-template framing per message
+TARGET = Fraction(24)
+# Above this much requested work (n * max_tokens) the search runs in a worker thread so
+# a big request cannot stall the event loop other jobs share (~1 ms per 100 tokens).
+_THREAD_THRESHOLD_TOKENS = 16_000
+
+
+def count_tokens(text: str) -> int:
+    """The sim tokenizer: one token per started 4 bytes of UTF-8."""
+    return -(-len(text.encode("utf-8")) // BYTES_PER_TOKEN)
+
+
+def truncate_to_tokens(text: str, max_tokens: int) -> str:
+    """The longest prefix of ``text`` that is at most ``max_tokens`` sim tokens."""
+    cut = text.encode("utf-8")[: max(max_tokens, 0) * BYTES_PER_TOKEN]
+    return cut.decode("utf-8", errors="ignore")  # drop a split multi-byte character
+
+
+def prompt_tokens(messages: list[Message]) -> int:
+    return sum(count_tokens(m["content"]) + MESSAGE_OVERHEAD_TOKENS for m in messages)
+
+
+# --- skills: prompt recognizers with a responder ---------------------------------------
+
+
+@dataclass
+class Draw:
+    """What one sample may do: its private dice, its token allowance, its temperature."""
+
+    rng: random.Random
+    max_tokens: int
+    temperature: float
+
+
+class Skill(Protocol):
+    """A prompt family the sim can work on. ``respond`` returns None when the messages
+    are not this skill's kind of prompt, so skills are tried in order."""
+
+    name: str
+
+    def respond(self, messages: list[Message], draw: Draw) -> str | None: ...
+
+
+# --- Game of 24: bounded randomized search --------------------------------------------
+#
+# The search is the one people use: combine two numbers (one trace line per move) until
+# three are left, then work backwards — for each number kept for last, list what the
+# other two can make and see whether any of it finishes to 24 (one trace line per kept
+# number). Moves are tried in the order a quick heuristic likes, jittered by
+# temperature; the trace must fit the token allowance, so a bigger allowance searches
+# more of the tree. Nothing here knows any puzzle's answer.
+
+_NOISE_SCALE = 1.0  # std-dev of the heuristic jitter at temperature 1
+_SLIP_HIGH, _SLIP_LOW = 0.10, 0.02  # chance of miscopying the final expression
+
+
+@dataclass(frozen=True)
+class _Item:
+    """A number on the table and how it was made."""
+
+    value: Fraction
+    expr: str
+    atom: bool = False
+
+    def wrapped(self) -> str:
+        return self.expr if self.atom else f"({self.expr})"
+
+
+def _show(value: Fraction) -> str:
+    text = str(value)  # "22" or "23/2"; six-number puzzles can make huge fractions
+    return text if len(text) <= 16 else f"~{float(value):.6g}"
+
+
+def _show_operand(value: Fraction) -> str:
+    return str(value) if value.denominator == 1 else f"({value})"
+
+
+@dataclass(frozen=True)
+class _Combo:
+    """``x op y``, already worked out."""
+
+    x: _Item
+    y: _Item
+    op: str
+    result: _Item
+
+    def text(self) -> str:
+        x, y = _show_operand(self.x.value), _show_operand(self.y.value)
+        return f"{x} {self.op} {y} = {_show(self.result.value)}"
+
+
+def _combinations(a: _Item, b: _Item) -> list[_Combo]:
+    """Every distinct value two numbers make with + - * / (division by zero skipped)."""
+    if b.value > a.value:  # larger first reads naturally: "13 - 9", "8 / 2"
+        a, b = b, a
+    ordered = [(a, b, "+"), (a, b, "*"), (a, b, "-"), (b, a, "-"), (a, b, "/"), (b, a, "/")]
+    out: list[_Combo] = []
+    seen: set[Fraction] = set()
+    for x, y, op in ordered:
+        if op == "/" and y.value == 0:
+            continue
+        if op == "+":
+            value = x.value + y.value
+        elif op == "-":
+            value = x.value - y.value
+        elif op == "*":
+            value = x.value * y.value
+        else:
+            value = x.value / y.value
+        if value not in seen:
+            seen.add(value)
+            out.append(_Combo(x, y, op, _Item(value, f"{x.wrapped()} {op} {y.wrapped()}")))
+    return out
+
+
+@dataclass(frozen=True)
+class _Move:
+    """Combine two numbers of a state; ``left`` is the state after the move."""
+
+    combo: _Combo
+    left: tuple[_Item, ...]
+
+    def line(self) -> str:
+        rest = " ".join(_show(it.value) for it in self.left)
+        return f"{self.combo.text()} (left: {rest})"
+
+
+def _moves(state: tuple[_Item, ...]) -> list[_Move]:
+    """Every way to combine two of ``state``'s numbers, one per distinct outcome."""
+    moves: list[_Move] = []
+    seen: set[tuple[Fraction, ...]] = set()
+    for i in range(len(state)):
+        for j in range(i + 1, len(state)):
+            rest = state[:i] + state[i + 1 : j] + state[j + 1 :]
+            for combo in _combinations(state[i], state[j]):
+                left = (*rest, combo.result)
+                key = tuple(sorted(it.value for it in left))
+                if key not in seen:
+                    seen.add(key)
+                    moves.append(_Move(combo, left))
+    return moves
+
+
+def _heuristic(move: _Move) -> float:
+    """How unpromising a move looks at a glance (lower is tried first): people prefer
+    whole positive numbers of moderate size, especially ones that divide 24."""
+    v = move.combo.result.value
+    cost = 0.0
+    if v <= 0:
+        cost += 2.0
+    if v.denominator != 1:
+        cost += 1.5
+    elif v > 0 and 24 % int(v) == 0:
+        cost -= 0.5
+    if v > 48:
+        cost += 0.5
+    return cost
+
+
+def _needed(last: Fraction) -> list[Fraction]:
+    """The values that finish to 24 with ``last`` (working backwards from the target)."""
+    values = [TARGET - last, TARGET + last, last - TARGET, TARGET * last]
+    if last != 0:
+        values += [TARGET / last, last / TARGET]
+    return list(dict.fromkeys(values))
+
+
+class _OutOfTokens(Exception):
+    pass
+
+
+class _Trace:
+    """The lines written so far, under a hard token allowance."""
+
+    def __init__(self, allowance: int) -> None:
+        self.lines: list[str] = []
+        self.allowance = allowance
+        self.used = 0
+
+    def write(self, line: str) -> None:
+        cost = count_tokens(line + "\n")
+        if self.used + cost > self.allowance:
+            raise _OutOfTokens
+        self.lines.append(line)
+        self.used += cost
+
+
+@dataclass
+class _Search:
+    rng: random.Random
+    noise: float
+    trace: _Trace
+    solution: _Item | None = None
+    closest: _Item | None = None  # nearest miss among the finishes actually written
+    visited: set[tuple[Fraction, ...]] = field(default_factory=set)
+
+    def jitter(self) -> float:
+        return self.noise * self.rng.gauss(0.0, 1.0) if self.noise > 0 else 0.0
+
+    def run(self, numbers: list[int]) -> bool:
+        """Search until solved, out of tokens, or out of ideas; True if it ran out of
+        tokens (rather than finishing or exhausting the tree)."""
+        state = tuple(_Item(Fraction(n), str(n), atom=True) for n in numbers)
+        try:
+            self.dfs(state)
+        except _OutOfTokens:
+            return True
+        return False
+
+    def dfs(self, state: tuple[_Item, ...]) -> bool:
+        """True once solved; gives up silently on a state it has already explored."""
+        key = tuple(sorted(it.value for it in state))
+        if key in self.visited:
+            return False
+        self.visited.add(key)
+        if len(state) <= 3:
+            return self.work_backwards(state)
+        ranked = sorted((_heuristic(m) + self.jitter(), k, m) for k, m in enumerate(_moves(state)))
+        for _, _, move in ranked:
+            self.trace.write(move.line())
+            if self.dfs(move.left):
+                return True
+        return False
+
+    def work_backwards(self, state: tuple[_Item, ...]) -> bool:
+        """Three (or fewer) numbers left: one line per choice of the number kept for
+        last, listing what the other two make and whether any of it finishes to 24."""
+        if len(state) < 3:  # a puzzle posed with fewer than three numbers
+            finals = [c.result for c in _combinations(*state)] if len(state) == 2 else [*state]
+            shown = " ".join(_show(f.value) for f in finals)
+            return self.conclude(f"they make {shown}", finals)
+        order = sorted((self.jitter(), k) for k in range(3))
+        seen: set[Fraction] = set()
+        for _, k in order:
+            last = state[k]
+            if last.value in seen:
+                continue
+            seen.add(last.value)
+            a, b = (state[i] for i in range(3) if i != k)
+            made = [c.result for c in _combinations(a, b)]
+            finals = [c.result for m in made for c in _combinations(m, last)]
+            needed = " ".join(_show(v) for v in _needed(last.value))
+            shown = " ".join(_show(m.value) for m in made)
+            head = f"{_show(last.value)} last, need one of {needed}; others make {shown}"
+            if self.conclude(head, finals):
+                return True
+        return False
+
+    def conclude(self, head: str, finals: list[_Item]) -> bool:
+        """Write the check's line; only a check that made it into the trace counts."""
+        hit = next((f for f in finals if f.value == TARGET), None)
+        self.trace.write(f"{head}; {hit.expr} = 24, solved" if hit else f"{head}; no 24")
+        for f in finals:
+            if self.closest is None or abs(f.value - TARGET) < abs(self.closest.value - TARGET):
+                self.closest = f
+        if hit is not None:
+            self.solution = hit
+            return True
+        return False
+
+
+def _slip(expr: str, rng: random.Random) -> str:
+    """Miscopy one number of ``expr`` (off by one), as a tired writer would. Changing
+    one number always changes the multiset, so the slip never passes verification."""
+    spans: list[tuple[int, int]] = []
+    i = 0
+    while i < len(expr):
+        if expr[i].isdigit():
+            j = i
+            while j < len(expr) and expr[j].isdigit():
+                j += 1
+            spans.append((i, j))
+            i = j
+        else:
+            i += 1
+    start, end = rng.choice(spans)
+    n = int(expr[start:end])
+    wrong = n + 1 if n == 1 or rng.random() < 0.5 else n - 1
+    return expr[:start] + str(wrong) + expr[end:]
+
+
+def _slip_chance(max_tokens: int) -> float:
+    # Falls from 10% at 128 tokens to 2% at 2048+ (log-linear): a model given room to
+    # think double-checks its final line more often.
+    t = min(max(math.log2(max(max_tokens, 1) / 128) / 4, 0.0), 1.0)
+    return _SLIP_HIGH + (_SLIP_LOW - _SLIP_HIGH) * t
+
+
+def _fallback_expression(numbers: list[int]) -> str:
+    return " + ".join(str(n) for n in numbers)
+
+
+def solve_game24(numbers: list[int], draw: Draw) -> str:
+    """A completion for one Game of 24 puzzle: trace, then ``Answer: <expression>``."""
+    header = f"Numbers: {' '.join(map(str, numbers))}. Target: 24."
+    # Keep room for the two closing lines, whatever expression they end up holding.
+    expr_room = sum(len(str(n)) + 6 for n in numbers)
+    closing_reserve = count_tokens(header) + 2 * count_tokens("x" * expr_room) + 16
+    trace = _Trace(max(draw.max_tokens - closing_reserve, 0))
+    search = _Search(draw.rng, draw.temperature * _NOISE_SCALE, trace)
+    ran_out = search.run(numbers)
+
+    if search.solution is not None:
+        expr = search.solution.expr
+        closing = f"Found it: {expr} = 24"
+    elif search.closest is not None:
+        expr = search.closest.expr
+        why = "Out of time" if ran_out else "Tried everything"
+        closing = f"{why}; closest: {expr} = {_show(search.closest.value)}"
+    else:
+        expr = _fallback_expression(numbers)
+        closing = "Out of time; guessing."
+    if draw.rng.random() < _slip_chance(draw.max_tokens):
+        expr = _slip(expr, draw.rng)
+    return "\n".join([header, *trace.lines, closing, f"Answer: {expr}"])
+
+
+class Game24Skill:
+    name = "game24"
+
+    def respond(self, messages: list[Message], draw: Draw) -> str | None:
+        # The newest puzzle posed by the user (or system): in a refinement conversation
+        # the last user turn may be feedback, with the puzzle further up.
+        for message in reversed(messages):
+            if message["role"] != "assistant":
+                numbers = parse_prompt(message["content"])
+                if numbers is not None:
+                    return solve_game24(numbers, draw)
+        return None
+
+
+def generic_reply(messages: list[Message], draw: Draw) -> str:
+    """For prompts no skill knows: a short, deterministic, probably-wrong reply."""
+    guess = draw.rng.randint(0, 100)
+    return f"Let me think about this.\nI am not sure; my best guess follows.\nAnswer: {guess}"
+
+
+_SKILLS: list[Skill] = [Game24Skill()]
+
+
+def register_skill(skill: Skill) -> Skill:
+    """Add a prompt family; later registrations are tried first."""
+    _SKILLS.insert(0, skill)
+    return skill
+
+
+def respond(messages: list[Message], draw: Draw) -> str:
+    for skill in _SKILLS:
+        text = skill.respond(messages, draw)
+        if text is not None:
+            return text
+    return generic_reply(messages, draw)
+
+
+# --- the provider ----------------------------------------------------------------------
+
+
+def _seed_material(messages: list[Message]) -> str:
+    return "\x1e".join(f"{m['role']}\x1f{m['content']}" for m in messages)
+
+
+def sample_rng(request: SampleRequest, index: int) -> random.Random:
+    """The dice for sample ``index`` of ``request``. At temperature 0 every sample of a
+    prompt is the same greedy answer, whatever the seed."""
+    material = _seed_material(request.messages)
+    if request.temperature <= 0:
+        key = f"greedy|{request.max_tokens}|{material}"
+    else:
+        seed = request.seed
+        if seed is None:
+            seed = int.from_bytes(hashlib.sha256(material.encode()).digest()[:8], "big")
+        key = f"{seed}|{index}|{request.max_tokens}|{request.temperature!r}|{material}"
+    return random.Random(hashlib.sha256(key.encode("utf-8")).digest())
+
+
+def _cut_at_stop(text: str, stop: list[str] | None) -> str:
+    """Like a real server: end the text before the first stop sequence."""
+    cut = len(text)
+    for marker in stop or []:
+        at = text.find(marker) if marker else -1
+        if at != -1:
+            cut = min(cut, at)
+    return text[:cut]
+
+
+def _complete(request: SampleRequest) -> list[Completion]:
+    completions = []
+    temperature = max(request.temperature, 0.0)
+    for index in range(request.n):
+        draw = Draw(sample_rng(request, index), request.max_tokens, temperature)
+        text = _cut_at_stop(respond(request.messages, draw), request.stop)
+        finish = "stop"
+        if count_tokens(text) > request.max_tokens:
+            text, finish = truncate_to_tokens(text, request.max_tokens), "length"
+        completions.append(Completion(text=text, finish_reason=finish))
+    return completions
+
+
+class SimProvider:
+    """The simulated model as a :class:`~ponder.llm.base.Provider`."""
+
+    def __init__(
+        self,
+        name: str = "sim",
+        *,
+        ttft_ms: float = 0.0,
+        tokens_per_s: float = 0.0,
+        supports_n: bool = True,
+    ) -> None:
+        self.name = name
+        self.ttft_ms = ttft_ms
+        self.tokens_per_s = tokens_per_s
+        self.supports_n = supports_n
+
+    async def sample(self, request: SampleRequest) -> SampleResult:
+        if request.n < 1:
+            raise BadRequest("n must be at least 1", status_code=400)
+        if request.n > 1 and not self.supports_n:
+            raise BadRequest("this model does not support n > 1", status_code=400)
+        if request.max_tokens < 1:
+            raise BadRequest("max_tokens must be at least 1", status_code=400)
+        if request.n * request.max_tokens > _THREAD_THRESHOLD_TOKENS:
+            completions = await asyncio.to_thread(_complete, request)
+        else:
+            completions = _complete(request)
+        lengths = [count_tokens(c.text) for c in completions]
+        delay = self.ttft_ms / 1000 if self.ttft_ms > 0 else 0.0
+        if self.tokens_per_s > 0:
+            # Samples decode in parallel: the call lasts as long as the longest one.
+            delay += max(lengths) / self.tokens_per_s
+        if delay > 0:
+            await asyncio.sleep(delay)
+        usage = Usage(prompt_tokens=prompt_tokens(request.messages), completion_tokens=sum(lengths))
+        return SampleResult(completions=completions, usage=usage, model=self.name)
+
+    async def aclose(self) -> None:
+        return None

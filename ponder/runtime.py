@@ -1,0 +1,452 @@
+"""The durable Context strategies run in (DESIGN §3).
+
+Every model and verifier call goes through a :class:`Context`. A call's journal key is
+assigned when the call is *issued* (``ctx.sample(...)`` is a plain function that returns an
+awaitable), in program order, so concurrent calls under ``asyncio.gather`` get the same
+keys on every run. A call whose key is already journaled returns its stored result at once
+and costs nothing: resuming a job means running its strategy again from the top.
+Strategies must be deterministic given the journal: randomness only from ``ctx.rng``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import random
+import re
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol, TypeVar
+
+from ponder.budget import BudgetExhausted, DeadlineExceeded, Ledger, Reservation, Spend
+from ponder.llm.base import (
+    Completion,
+    Message,
+    Provider,
+    ProviderError,
+    SampleRequest,
+    SampleResult,
+    Usage,
+    estimate_prompt_tokens,
+)
+from ponder.problem import Problem
+from ponder.tasks.base import Task
+from ponder.verifiers.base import Verdict, Verifier
+
+T = TypeVar("T")
+
+# A single sample is still worth issuing with this few completion tokens when the
+# budget cannot cover the strategy's full request.
+MIN_SAMPLE_TOKENS = 32
+
+
+class Cancelled(Exception):
+    """The client cancelled the job."""
+
+
+class LeaseLost(Exception):
+    """Another worker owns the job now (this one is a zombie): stop without writing."""
+
+
+class SliceExpired(Exception):
+    """This slice has run long enough: hand the job back and continue in a new task."""
+
+
+class NonDeterminism(Exception):
+    """A resumed strategy issued a different call than the journal recorded under a key."""
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    key: int
+    kind: str
+    digest: str
+    result: dict[str, Any]
+
+
+class Journal(Protocol):
+    """Where a Context persists what it does. Every write is fenced: it raises
+    :class:`LeaseLost` once another worker has taken the job over."""
+
+    steps: dict[int, StepRecord]
+    strategy_events: int  # strategy events already persisted by earlier runs
+
+    def begin_paid_step(self, key: int, kind: str, digest: str, reserved: Spend) -> None:
+        """Record a reservation before a billed call. Raises Cancelled if the job was
+        cancelled (nothing is recorded then)."""
+
+    def complete_paid_step(
+        self, key: int, kind: str, digest: str, result: dict[str, Any], charged: Spend
+    ) -> None:
+        """Journal a billed call's result and its charge, durably, now."""
+
+    def abandon_step(self, key: int, forfeited: Spend | None) -> None:
+        """A billed call failed; ``forfeited`` is spend to count anyway (usage unknown)."""
+
+    def record_free_step(self, key: int, kind: str, digest: str, result: dict[str, Any]) -> None:
+        """Journal an unbilled call's result (may be buffered until the next write)."""
+
+    def add_event(self, kind: str, data: dict[str, Any], *, strategy: bool) -> None: ...
+
+    def set_best(self, best: dict[str, Any]) -> None: ...
+
+    def set_progress(self, progress: dict[str, Any]) -> None: ...
+
+    def flush(self) -> None: ...
+
+    @property
+    def cancel_requested(self) -> bool: ...
+
+    @property
+    def lease_lost(self) -> bool: ...
+
+
+PriceFn = Callable[[Usage], float]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    answer: str
+    verdict: Verdict
+
+    def rank(self) -> tuple[bool, float]:
+        return (self.verdict.passed, self.verdict.score)
+
+
+_ANSWER_RE = re.compile(r"answer\s*:\s*(.+)", re.IGNORECASE)
+
+
+def generic_parse_answer(text: str) -> str | None:
+    """The text after the last ``Answer:``, else the last non-empty line."""
+    matches = _ANSWER_RE.findall(text)
+    if matches:
+        return str(matches[-1]).strip() or None
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[-1] if lines else None
+
+
+def derive_seed(seed: int, key: int) -> int:
+    digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+def _digest(kind: str, payload: dict[str, Any]) -> str:
+    raw = json.dumps([kind, payload], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+def _sample_result_to_json(result: SampleResult) -> dict[str, Any]:
+    return {
+        "completions": [asdict(c) for c in result.completions],
+        "usage": asdict(result.usage),
+        "model": result.model,
+    }
+
+
+def _completions_from_json(data: dict[str, Any]) -> list[Completion]:
+    return [Completion(**c) for c in data["completions"]]
+
+
+class Clock(Protocol):
+    def __call__(self) -> float: ...
+
+
+class Context:
+    """What a strategy sees. Build one per run (slice) with :meth:`__init__`; the runner
+    owns the lifecycle and calls :meth:`drain` when the strategy stops."""
+
+    def __init__(
+        self,
+        *,
+        problem: Problem,
+        task: Task | None,
+        provider: Provider,
+        price: PriceFn,
+        verifier: Verifier,
+        ledger: Ledger,
+        journal: Journal,
+        seed: int,
+        clock: Clock,
+        seconds_before: float = 0.0,
+        slice_seconds: float | None = None,
+    ) -> None:
+        self.problem = problem
+        self.task = task
+        self.rng = random.Random(seed)
+        self.ledger = ledger
+        self._provider = provider
+        self._price = price
+        self._verifier = verifier
+        self._journal = journal
+        self._seed = seed
+        self._clock = clock
+        self._started = clock()
+        self._seconds_before = seconds_before
+        self._slice_seconds = slice_seconds
+        self._next_key = 0
+        self._event_count = 0
+        self._best: Candidate | None = None
+        self._inflight: set[asyncio.Task[Any]] = set()
+        self._issued = 0  # billed calls this run issued (not replayed)
+        self.new_calls = 0  # billed calls this run completed
+        self.replayed_calls = 0
+
+    # ---- what strategies use -------------------------------------------------------
+
+    def messages(self) -> list[Message]:
+        return self.problem.prompt_messages()
+
+    def parse_answer(self, text: str) -> str | None:
+        if self.task is not None:
+            return self.task.parse_answer(text)
+        return generic_parse_answer(text)
+
+    def sample(
+        self,
+        messages: list[Message],
+        *,
+        n: int = 1,
+        max_tokens: int = 512,
+        temperature: float = 0.8,
+        stop: list[str] | None = None,
+    ) -> Awaitable[list[Completion]]:
+        """Ask the model for up to ``n`` completions. Fewer come back when the budget only
+        covers fewer; :class:`BudgetExhausted` is raised when it covers none."""
+        key = self._take_key()
+        payload = {
+            "messages": messages,
+            "n": n,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "stop": stop,
+        }
+        digest = _digest("sample", payload)
+        record = self._replay(key, "sample", digest)
+        if record is not None:
+            return _ready(_completions_from_json(record.result))
+        self._check_can_start()
+        prompt_tokens = estimate_prompt_tokens(messages)
+        n_eff, max_eff = self._fit(n, prompt_tokens, max_tokens)
+        per_sample_usage = Usage(prompt_tokens=prompt_tokens, completion_tokens=max_eff)
+        worst = Spend(
+            tokens=(prompt_tokens + max_eff) * n_eff,
+            calls=n_eff,
+            cost_usd=self._price(per_sample_usage) * n_eff,
+        )
+        reservation = self.ledger.reserve(worst)
+        self._issued += 1
+        try:
+            self._journal.begin_paid_step(key, "sample", digest, worst)
+        except BaseException:
+            self.ledger.release(reservation)
+            raise
+        request = SampleRequest(
+            messages=messages,
+            n=n_eff,
+            max_tokens=max_eff,
+            temperature=temperature,
+            seed=derive_seed(self._seed, key),
+            stop=stop,
+        )
+        return self._spawn(self._run_sample(key, digest, request, reservation))
+
+    def verify(self, answer: str | None) -> Awaitable[Verdict]:
+        """Check a candidate answer with the job's verifier (journaled, unbilled)."""
+        if answer is None:
+            return _ready(Verdict(False, 0.0, "no answer found in the model's output"))
+        key = self._take_key()
+        digest = _digest("verify", {"answer": answer})
+        record = self._replay(key, "verify", digest)
+        if record is not None:
+            return _ready(Verdict.from_json(record.result))
+        return self._spawn(self._run_verify(key, digest, answer))
+
+    def propose(self, answer: str | None, verdict: Verdict) -> bool:
+        """Offer a candidate; it becomes the job's best-so-far if it ranks higher (passed
+        first, then score). Returns whether it did."""
+        if answer is None:
+            return False
+        cand = Candidate(answer, verdict)
+        if self._best is not None and cand.rank() <= self._best.rank():
+            return False
+        self._best = cand
+        self._journal.set_best(self.best_json() or {})
+        self.event("best", {"answer": answer, "score": verdict.score, "verified": verdict.passed})
+        return True
+
+    @property
+    def best(self) -> Candidate | None:
+        return self._best
+
+    def best_json(self) -> dict[str, Any] | None:
+        if self._best is None:
+            return None
+        v = self._best.verdict
+        return {"answer": self._best.answer, "score": v.score, "verified": v.passed}
+
+    def event(self, kind: str, data: dict[str, Any]) -> None:
+        """Append a progress event (candidates, tree nodes, rounds) to the job's log."""
+        self._event_count += 1
+        if self._event_count <= self._journal.strategy_events:
+            return  # written by an earlier run of this job
+        self._journal.add_event(kind, data, strategy=True)
+
+    # ---- runner side --------------------------------------------------------------------
+
+    def seconds_used(self) -> float:
+        return self._seconds_before + (self._clock() - self._started)
+
+    def progress(self) -> dict[str, Any]:
+        spent = self.ledger.spent
+        best = self._best
+        return {
+            "tokens": spent.tokens,
+            "calls": spent.calls,
+            "cost_usd": round(spent.cost_usd, 8),
+            "steps": self._next_key,
+            "best_score": None if best is None else best.verdict.score,
+            "verified": bool(best and best.verdict.passed),
+        }
+
+    async def drain(self, timeout: float | None) -> None:
+        """Wait for calls still in flight so their results are journaled, not lost."""
+        pending = [t for t in self._inflight if not t.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+        for t in list(self._inflight):
+            if t.done() and not t.cancelled():
+                t.exception()  # mark retrieved: the strategy already saw or ignored it
+            elif not t.done():
+                t.cancel()
+
+    # ---- internals ----------------------------------------------------------------------
+
+    def _take_key(self) -> int:
+        self._next_key += 1
+        return self._next_key
+
+    def _replay(self, key: int, kind: str, digest: str) -> StepRecord | None:
+        record = self._journal.steps.get(key)
+        if record is None:
+            return None
+        if record.kind != kind or record.digest != digest:
+            raise NonDeterminism(
+                f"on resume, call #{key} was a {kind} call that differs from the journaled "
+                f"{record.kind} call: the strategy is not deterministic given its journal"
+            )
+        self.replayed_calls += 1
+        return record
+
+    def _check_can_start(self) -> None:
+        if self._journal.lease_lost:
+            raise LeaseLost("the job's lease was taken over by another worker")
+        if self._journal.cancel_requested:
+            raise Cancelled("the job was cancelled")
+        limit = self.ledger.limits.max_seconds
+        if limit is not None and self.seconds_used() >= limit:
+            raise DeadlineExceeded()
+        # Every slice makes at least one new call, so a job always progresses.
+        if (
+            self._slice_seconds is not None
+            and self._issued > 0
+            and self._clock() - self._started >= self._slice_seconds
+        ):
+            raise SliceExpired()
+
+    def _fit(self, n: int, prompt_tokens: int, max_tokens: int) -> tuple[int, int]:
+        per = Spend(
+            tokens=prompt_tokens + max_tokens,
+            calls=1,
+            cost_usd=self._price(Usage(prompt_tokens=prompt_tokens, completion_tokens=max_tokens)),
+        )
+        n_eff = self.ledger.affordable(per, n)
+        if n_eff > 0:
+            return n_eff, max_tokens
+        # One shorter sample may still fit: budget forcing at the cap.
+        tokens_left, _, _ = self.ledger.headroom()
+        if tokens_left is not None:
+            shorter = tokens_left - prompt_tokens
+            if MIN_SAMPLE_TOKENS <= shorter < max_tokens:
+                return 1, shorter
+        return 1, max_tokens  # the reservation will raise BudgetExhausted with the reason
+
+    def _spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        task = asyncio.ensure_future(coro)
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+        return task
+
+    def _call_timeout(self) -> float | None:
+        limit = self.ledger.limits.max_seconds
+        if limit is None:
+            return None
+        return max(0.0, limit - self.seconds_used())
+
+    async def _run_sample(
+        self, key: int, digest: str, request: SampleRequest, reservation: Reservation
+    ) -> list[Completion]:
+        try:
+            timeout = self._call_timeout()
+            if timeout is None:
+                result = await self._provider.sample(request)
+            else:
+                result = await asyncio.wait_for(self._provider.sample(request), timeout)
+        except TimeoutError:
+            self._lose(key, reservation)
+            raise DeadlineExceeded() from None
+        except ProviderError:
+            # The server refused or failed the request: nothing was billed.
+            self.ledger.release(reservation)
+            self._journal.abandon_step(key, None)
+            raise
+        except BaseException:
+            self._lose(key, reservation)
+            raise
+        actual = Spend(
+            tokens=result.usage.total_tokens,
+            calls=len(result.completions),
+            cost_usd=self._price(result.usage),
+        )
+        self.ledger.settle(reservation, actual)
+        self.new_calls += 1
+        self._journal.set_progress(self.progress())
+        self._journal.complete_paid_step(
+            key, "sample", digest, _sample_result_to_json(result), actual
+        )
+        return list(result.completions)
+
+    def _lose(self, key: int, reservation: Reservation) -> None:
+        """A billed call ended without a usable result; count its worst case as spent."""
+        self.ledger.forfeit(reservation)
+        # If this write fails, the next worker counts the pending row as spent anyway.
+        with contextlib.suppress(Exception):
+            self._journal.abandon_step(key, reservation.spend)
+
+    async def _run_verify(self, key: int, digest: str, answer: str) -> Verdict:
+        verdict = await self._verifier.verify(self.problem, answer)
+        self._journal.record_free_step(key, "verify", digest, verdict.to_json())
+        return verdict
+
+
+async def _ready_coro(value: Any) -> Any:
+    return value
+
+
+def _ready(value: Any) -> Awaitable[Any]:
+    return _ready_coro(value)
+
+
+__all__ = [
+    "BudgetExhausted",
+    "Cancelled",
+    "Candidate",
+    "Context",
+    "DeadlineExceeded",
+    "Journal",
+    "LeaseLost",
+    "NonDeterminism",
+    "SliceExpired",
+    "StepRecord",
+]

@@ -1,0 +1,62 @@
+"""Strategies by name, each with a params model whose JSON Schema ``GET /v1/strategies``
+shows. A strategy is ``async def fn(problem, ctx, **params) -> None``."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from ponder.problem import Problem
+from ponder.runtime import Context
+
+StrategyFn = Callable[..., Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class StrategySpec:
+    name: str
+    fn: StrategyFn
+    params: type[BaseModel]
+    description: str
+
+    def params_schema(self) -> dict[str, Any]:
+        return self.params.model_json_schema()
+
+    async def run(self, problem: Problem, ctx: Context, params: dict[str, Any]) -> None:
+        parsed = self.params.model_validate(params)
+        await self.fn(problem, ctx, **parsed.model_dump())
+
+
+_REGISTRY: dict[str, StrategySpec] = {}
+
+
+def register(
+    name: str, params: type[BaseModel], description: str
+) -> Callable[[StrategyFn], StrategyFn]:
+    def deco(fn: StrategyFn) -> StrategyFn:
+        _REGISTRY[name] = StrategySpec(name, fn, params, description)
+        return fn
+
+    return deco
+
+
+def _load() -> None:
+    if not _REGISTRY:
+        import strategies.best_of_n  # noqa: F401  (registers itself)
+
+
+def get_strategy(name: str) -> StrategySpec:
+    _load()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY))
+        raise KeyError(f"unknown strategy {name!r}; available strategies: {known}") from None
+
+
+def all_strategies() -> list[StrategySpec]:
+    _load()
+    return [_REGISTRY[k] for k in sorted(_REGISTRY)]

@@ -1,0 +1,106 @@
+"""The Celery application, built from Settings (no module-level app)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+
+from ponder.config import Settings
+
+RUN_JOB = "ponder.run_job"
+REAP = "ponder.reap"
+
+
+def broker_options(broker_url: str) -> tuple[str, dict[str, Any]]:
+    """Celery broker URL and transport options. ``filesystem:///DIR`` (the embedded mode)
+    keeps messages as files under DIR, so several local processes share a queue without
+    any server."""
+    if broker_url.startswith("filesystem://"):
+        base = Path(broker_url.removeprefix("filesystem://") or ".ponder/broker")
+        queue_dir = base / "queue"
+        control = base / "control"
+        for d in (queue_dir, control):
+            d.mkdir(parents=True, exist_ok=True)
+        return "filesystem://", {
+            "data_folder_in": str(queue_dir),
+            "data_folder_out": str(queue_dir),
+            "control_folder": str(control),
+            "store_processed": False,
+            "polling_interval": 0.05,
+        }
+    return broker_url, {
+        # Slices end well within this; a message unacked for longer is redelivered.
+        "visibility_timeout": 3600,
+        "priority_steps": list(range(10)),
+        "sep": ":",
+        "queue_order_strategy": "priority",
+    }
+
+
+def create_celery(settings: Settings, *, name: str = "ponder") -> Celery:
+    url, transport_options = broker_options(settings.broker_url)
+    app = Celery(name, broker=url, set_as_current=False)
+    app.conf.update(
+        broker_transport_options=transport_options,
+        broker_connection_retry_on_startup=True,
+        task_default_queue=settings.queue,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        task_send_sent_event=False,
+        # Publishing must not hang the API when Redis is down: the job row is already
+        # committed, and the reaper enqueues it once the broker is back.
+        task_publish_retry=True,
+        task_publish_retry_policy={
+            "max_retries": 2,
+            "interval_start": 0,
+            "interval_step": 0.2,
+            "interval_max": 0.5,
+        },
+        broker_connection_timeout=2.0,
+        timezone="UTC",
+        beat_schedule={
+            "reap": {"task": REAP, "schedule": settings.reaper_interval_seconds},
+        },
+    )
+    return app
+
+
+def celery_priority(job_priority: int) -> int:
+    """Job priority 0..9 (9 most urgent) to the Redis transport's 0..9 (0 first)."""
+    return 9 - max(0, min(9, job_priority))
+
+
+class Dispatcher:
+    """Sends job slices to the queue."""
+
+    def __init__(self, app: Celery, queue: str) -> None:
+        self.app = app
+        self.queue = queue
+
+    def enqueue(self, job_id: str, *, priority: int = 0, countdown: float | None = None) -> bool:
+        """Publish a slice of ``job_id``. Returns False (and logs) if the broker is down:
+        the job stays queued in Postgres and the reaper enqueues it later."""
+        try:
+            self.app.send_task(
+                RUN_JOB,
+                args=[job_id],
+                queue=self.queue,
+                priority=celery_priority(priority),
+                countdown=countdown,
+            )
+        except Exception:  # kombu raises many types for a broker that is down
+            import logging
+
+            logging.getLogger(__name__).warning(
+                "could not enqueue job %s; the reaper will retry", job_id, exc_info=True
+            )
+            return False
+        return True

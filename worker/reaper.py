@@ -1,0 +1,21 @@
+"""Re-enqueue lost work from Postgres (the source of truth): queued jobs whose task never
+started, jobs between slices whose next slice was lost, and running jobs whose lease
+expired (their worker died). Flushing Redis therefore loses no job."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from ponder.jobstore import jobs_to_requeue
+from ponder.models import utcnow
+from worker.celery_app import Dispatcher
+from worker.runner import WorkerServices
+
+
+def reap_once(svc: WorkerServices, dispatcher: Dispatcher) -> dict[str, Any]:
+    now = utcnow()
+    stale_before = now - timedelta(seconds=svc.settings.requeue_after_seconds)
+    ids = jobs_to_requeue(svc.sessions, stale_before=stale_before, now=now)
+    sent = sum(1 for job_id in ids if dispatcher.enqueue(job_id))
+    return {"requeued": len(ids), "sent": sent}

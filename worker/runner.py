@@ -1,0 +1,204 @@
+"""One slice of a job: lease → replay → run → finalize (or hand off).
+
+A slice claims the job's lease (bumping its fencing number), rebuilds the strategy's
+Context from the journal, runs the strategy from the top (journaled calls replay for
+free), and ends in one of: a terminal state written with its outbox row; a hand-off to a
+new slice (time's up, or the model server is unreachable for now); or silence (another
+worker owns the job: this one is a zombie and must not write).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.exc import DBAPIError
+
+from ponder.budget import BudgetExhausted, BudgetLimits, Ledger, Spend
+from ponder.config import Settings
+from ponder.db import make_engine, make_sessionmaker
+from ponder.jobstore import Claim, SqlJournal, claim, renew_lease
+from ponder.llm.base import Provider, ProviderError, ProviderUnavailable
+from ponder.llm.profiles import ModelProfile, build_provider, load_models_file
+from ponder.models import JobStatus, StopReason
+from ponder.problem import Problem
+from ponder.runtime import Cancelled, Context, LeaseLost, NonDeterminism, SliceExpired
+from ponder.tasks import get_task
+from ponder.verifiers import build_verifier
+from strategies.registry import get_strategy
+from worker.heartbeat import Heartbeat
+
+log = logging.getLogger(__name__)
+
+ProviderFactory = Callable[[ModelProfile], Provider]
+
+
+class WorkerServices:
+    """What a worker process needs, built once per process (after fork)."""
+
+    def __init__(
+        self, settings: Settings, *, provider_factory: ProviderFactory | None = None
+    ) -> None:
+        self.settings = settings
+        self.engine = make_engine(settings.database_url)
+        self.sessions = make_sessionmaker(self.engine)
+        self.profiles = load_models_file(settings.models_file)
+        self.loop = asyncio.new_event_loop()
+        self._provider_factory = provider_factory or build_provider
+        self._providers: dict[str, Provider] = {}
+
+    def provider(self, model: str) -> Provider:
+        if model not in self._providers:
+            self._providers[model] = self._provider_factory(self.profiles[model])
+        return self._providers[model]
+
+    def close(self) -> None:
+        for p in self._providers.values():
+            self.loop.run_until_complete(p.aclose())
+        self._providers.clear()
+        self.loop.close()
+        self.engine.dispose()
+
+
+@dataclass(frozen=True)
+class SliceOutcome:
+    kind: str  # finished | handoff | skipped | lost | retry
+    detail: str = ""
+    countdown: float | None = None
+
+    @property
+    def requeue(self) -> bool:
+        return self.kind in ("handoff", "retry")
+
+
+def run_slice(svc: WorkerServices, job_id: str, owner: str) -> SliceOutcome:
+    settings = svc.settings
+    try:
+        c = claim(svc.sessions, job_id, owner, settings.lease_seconds)
+    except DBAPIError as exc:
+        log.warning("job %s: database unavailable at claim: %s", job_id, exc)
+        return SliceOutcome("retry", "database unavailable", countdown=2.0)
+    if c is None:
+        return SliceOutcome("skipped", "not runnable or leased elsewhere")
+    journal = SqlJournal(svc.sessions, c)
+    job = c.job
+    if job.recoveries > settings.max_attempts:
+        journal.finalize(
+            status=JobStatus.FAILED,
+            stop_reason=StopReason.ERROR,
+            result=job.best,
+            error=(
+                f"the job was interrupted {job.recoveries} times (its worker was lost or its "
+                f"model server unreachable); gave up after max_attempts={settings.max_attempts}"
+            ),
+            seconds_used=job.usage_seconds,
+            progress=job.progress,
+        )
+        return SliceOutcome("finished", "max_attempts")
+
+    started = time.monotonic()
+    seconds_before = job.usage_seconds
+
+    def beat() -> bool | None:
+        used = seconds_before + (time.monotonic() - started)
+        return renew_lease(svc.sessions, job_id, c.attempt, owner, settings.lease_seconds, used)
+
+    heartbeat = Heartbeat(settings.lease_seconds / 3, beat, journal.note_heartbeat)
+    heartbeat.start()
+    try:
+        return svc.loop.run_until_complete(_run(svc, c, journal))
+    except LeaseLost:
+        return SliceOutcome("lost", "lease taken over")
+    except DBAPIError as exc:
+        # The database went away mid-slice. Our lease lapses; the task retries shortly
+        # and the reaper covers us if that publish is lost too.
+        log.warning("job %s: database error mid-slice: %s", job_id, exc)
+        return SliceOutcome("retry", "database unavailable", countdown=settings.lease_seconds)
+    finally:
+        heartbeat.stop()
+
+
+async def _run(svc: WorkerServices, c: Claim, journal: SqlJournal) -> SliceOutcome:
+    settings = svc.settings
+    job = c.job
+    problem = Problem.model_validate(job.problem)
+    task = get_task(problem.task) if problem.task else None
+    spec = get_strategy(job.strategy["name"])
+    profile = svc.profiles[job.model]
+    ledger = Ledger(
+        BudgetLimits.model_validate(job.budget),
+        Spend(job.usage_tokens, job.usage_calls, job.usage_cost_usd),
+    )
+    ctx = Context(
+        problem=problem,
+        task=task,
+        provider=svc.provider(job.model),
+        price=profile.cost_usd,
+        verifier=build_verifier(job.verifier, problem),
+        ledger=ledger,
+        journal=journal,
+        seed=job.seed,
+        clock=time.monotonic,
+        seconds_before=job.usage_seconds,
+        slice_seconds=settings.slice_seconds,
+    )
+    journal.event(
+        "started" if job.slices == 0 and c.attempt == 1 else "resumed",
+        {"attempt": c.attempt, "journaled_steps": len(c.steps), "lost_calls": c.lost_calls},
+    )
+
+    status, stop_reason, error = JobStatus.COMPLETED, StopReason.SEARCH_EXHAUSTED, None
+    try:
+        await spec.run(problem, ctx, job.strategy.get("params") or {})
+        best = ctx.best
+        if best is not None and best.verdict.passed:
+            stop_reason = StopReason.VERIFIED
+    except SliceExpired:
+        await ctx.drain(settings.drain_seconds)
+        journal.handoff(ctx.seconds_used())
+        return SliceOutcome("handoff", "slice time used up")
+    except LeaseLost:
+        raise
+    except BudgetExhausted as exc:
+        stop_reason, error = exc.stop_reason, None
+        log.info("job %s stops: %s", job.id, exc)
+    except Cancelled:
+        status, stop_reason = JobStatus.CANCELLED, StopReason.CANCELLED
+    except ProviderUnavailable as exc:
+        await ctx.drain(settings.drain_seconds)
+        journal.event("model_unavailable", {"error": str(exc)})
+        journal.handoff(ctx.seconds_used())
+        _count_recovery(svc, job.id)
+        return SliceOutcome("retry", str(exc), countdown=min(60.0, 5.0 * (2**job.recoveries)))
+    except (ProviderError, NonDeterminism) as exc:
+        status, stop_reason, error = JobStatus.FAILED, StopReason.ERROR, str(exc)
+    except DBAPIError:
+        raise
+    except Exception as exc:
+        log.exception("job %s: strategy %s failed", job.id, spec.name)
+        status, stop_reason = JobStatus.FAILED, StopReason.ERROR
+        error = f"the strategy failed: {type(exc).__name__}: {exc}"
+    await ctx.drain(settings.drain_seconds)
+    if journal.lease_lost:
+        raise LeaseLost("lease lost while finishing")
+    journal.finalize(
+        status=status,
+        stop_reason=stop_reason,
+        result=ctx.best_json(),
+        error=error,
+        seconds_used=ctx.seconds_used(),
+        progress=ctx.progress(),
+    )
+    return SliceOutcome("finished", stop_reason)
+
+
+def _count_recovery(svc: WorkerServices, job_id: str) -> None:
+    from sqlalchemy import update
+
+    from ponder.models import Job
+
+    with svc.sessions() as s, s.begin():
+        s.execute(update(Job).where(Job.id == job_id).values(recoveries=Job.recoveries + 1))
