@@ -22,7 +22,7 @@ class Problem(BaseModel):
 
     task: str | None = Field(default=None, description="Task family, e.g. `game24`.")
     input: dict[str, Any] | None = Field(
-        default=None, description="The task instance, e.g. `{\"numbers\": [4, 9, 10, 13]}`."
+        default=None, description='The task instance, e.g. `{"numbers": [4, 9, 10, 13]}`.'
     )
     prompt: str | None = Field(default=None, max_length=200_000, description="Free-form prompt.")
     messages: list[ChatMessage] | None = Field(
@@ -34,9 +34,7 @@ class Problem(BaseModel):
     def _one_form(self) -> Problem:
         forms = [self.task is not None, self.prompt is not None, self.messages is not None]
         if sum(forms) != 1:
-            raise ValueError(
-                "give exactly one of `task` (with `input`), `prompt` or `messages`"
-            )
+            raise ValueError("give exactly one of `task` (with `input`), `prompt` or `messages`")
         if self.task is not None and self.input is None:
             raise ValueError("a `task` problem needs its `input`")
         if self.messages is not None and not self.messages:

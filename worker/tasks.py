@@ -44,7 +44,7 @@ def create_worker_app(
     dispatcher = Dispatcher(app, settings.queue)
     app.ponder_services = services  # type: ignore[attr-defined]
 
-    @app.task(name=RUN_JOB, acks_late=True, reject_on_worker_lost=True)
+    @app.task(name=RUN_JOB, shared=False, acks_late=True, reject_on_worker_lost=True)
     def run_job(job_id: str) -> str:
         owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         outcome = run_slice(services.get(), job_id, owner)
@@ -52,7 +52,7 @@ def create_worker_app(
             dispatcher.enqueue(job_id, countdown=outcome.countdown)
         return outcome.kind
 
-    @app.task(name=REAP)
+    @app.task(name=REAP, shared=False)
     def reap() -> dict[str, Any]:
         from worker.reaper import reap_once
 

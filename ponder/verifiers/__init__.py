@@ -47,9 +47,7 @@ def validate_verifier_spec(spec: dict[str, Any] | None, problem: Problem) -> Non
         return
     kind = spec.get("type")
     if kind not in VERIFIER_TYPES:
-        raise ValueError(
-            f"unknown verifier type {kind!r}; available: {', '.join(VERIFIER_TYPES)}"
-        )
+        raise ValueError(f"unknown verifier type {kind!r}; available: {', '.join(VERIFIER_TYPES)}")
     extra = set(spec) - {"type"}
     if extra:
         raise ValueError(f"verifier {kind!r} takes no options; got {sorted(extra)}")

@@ -27,14 +27,26 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Protocol
 
-from ponder.llm.base import BadRequest, Completion, Message, SampleRequest, SampleResult, Usage
+from ponder.llm.base import (
+    BadRequest,
+    Completion,
+    ContextTooLong,
+    Message,
+    SampleRequest,
+    SampleResult,
+    Usage,
+)
 from ponder.tasks.game24 import parse_prompt
 
 BYTES_PER_TOKEN = 4
 MESSAGE_OVERHEAD_TOKENS = 4  # chat-template framing per message
+# Like a real server, prompt + max_tokens must fit the context; this also bounds how much
+# search (CPU) one sample can ask for.
+CONTEXT_WINDOW_TOKENS = 131_072
 TARGET = Fraction(24)
 # Above this much requested work (n * max_tokens) the search runs in a worker thread so
-# a big request cannot stall the event loop other jobs share (~1 ms per 100 tokens).
+# a big request cannot stall the event loop other jobs share (search costs roughly
+# 0.3-1.5 ms of CPU per 100 tokens of trace).
 _THREAD_THRESHOLD_TOKENS = 16_000
 
 
@@ -83,6 +95,13 @@ class Skill(Protocol):
 # temperature; the trace must fit the token allowance, so a bigger allowance searches
 # more of the tree. Nothing here knows any puzzle's answer.
 
+# Calibration (single-sample success, temperature 0.8, 100 samples on each of the ten
+# puzzles in tests/unit/test_sim_model.py, half of which need fractions):
+#   max_tokens   128   256   512  1024  2048
+#   success     0.25  0.38  0.65  0.82  0.96
+# Puzzles with many solutions (1 2 3 4) are solved at 128-256 tokens; single-solution,
+# fraction-only ones (3 3 8 8, 2 3 5 12) need 1-2k. An exhaustive 4-number search costs
+# about 3k tokens, so unsolvable puzzles end with "Tried everything" past that.
 _NOISE_SCALE = 1.0  # std-dev of the heuristic jitter at temperature 1
 _SLIP_HIGH, _SLIP_LOW = 0.10, 0.02  # chance of miscopying the final expression
 
@@ -388,22 +407,21 @@ def respond(messages: list[Message], draw: Draw) -> str:
 # --- the provider ----------------------------------------------------------------------
 
 
-def _seed_material(messages: list[Message]) -> str:
-    return "\x1e".join(f"{m['role']}\x1f{m['content']}" for m in messages)
+def _digest(text: str) -> bytes:
+    return hashlib.sha256(text.encode("utf-8")).digest()
 
 
-def sample_rng(request: SampleRequest, index: int) -> random.Random:
-    """The dice for sample ``index`` of ``request``. At temperature 0 every sample of a
-    prompt is the same greedy answer, whatever the seed."""
-    material = _seed_material(request.messages)
+def sample_rngs(request: SampleRequest) -> list[random.Random]:
+    """The private dice of each of the request's ``n`` samples. With no seed, the seed
+    comes from the prompt itself; at temperature 0 every sample of a prompt is the same
+    greedy answer, whatever the seed."""
+    prompt = _digest("\x1e".join(f"{m['role']}\x1f{m['content']}" for m in request.messages))
     if request.temperature <= 0:
-        key = f"greedy|{request.max_tokens}|{material}"
-    else:
-        seed = request.seed
-        if seed is None:
-            seed = int.from_bytes(hashlib.sha256(material.encode()).digest()[:8], "big")
-        key = f"{seed}|{index}|{request.max_tokens}|{request.temperature!r}|{material}"
-    return random.Random(hashlib.sha256(key.encode("utf-8")).digest())
+        greedy = _digest(f"greedy|{request.max_tokens}|{prompt.hex()}")
+        return [random.Random(greedy) for _ in range(request.n)]
+    seed = request.seed if request.seed is not None else int.from_bytes(prompt[:8], "big")
+    key = f"{seed}|{request.max_tokens}|{request.temperature!r}|{prompt.hex()}"
+    return [random.Random(_digest(f"{key}|{index}")) for index in range(request.n)]
 
 
 def _cut_at_stop(text: str, stop: list[str] | None) -> str:
@@ -416,11 +434,12 @@ def _cut_at_stop(text: str, stop: list[str] | None) -> str:
     return text[:cut]
 
 
-def _complete(request: SampleRequest) -> list[Completion]:
+def generate(request: SampleRequest) -> list[Completion]:
+    """The pure core of :meth:`SimProvider.sample`: the ``n`` completions, no waiting."""
     completions = []
     temperature = max(request.temperature, 0.0)
-    for index in range(request.n):
-        draw = Draw(sample_rng(request, index), request.max_tokens, temperature)
+    for rng in sample_rngs(request):
+        draw = Draw(rng, request.max_tokens, temperature)
         text = _cut_at_stop(respond(request.messages, draw), request.stop)
         finish = "stop"
         if count_tokens(text) > request.max_tokens:
@@ -452,10 +471,17 @@ class SimProvider:
             raise BadRequest("this model does not support n > 1", status_code=400)
         if request.max_tokens < 1:
             raise BadRequest("max_tokens must be at least 1", status_code=400)
+        used = prompt_tokens(request.messages)
+        if used + request.max_tokens > CONTEXT_WINDOW_TOKENS:
+            raise ContextTooLong(
+                f"prompt ({used} tokens) + max_tokens ({request.max_tokens}) exceeds the "
+                f"{CONTEXT_WINDOW_TOKENS}-token context window",
+                status_code=400,
+            )
         if request.n * request.max_tokens > _THREAD_THRESHOLD_TOKENS:
-            completions = await asyncio.to_thread(_complete, request)
+            completions = await asyncio.to_thread(generate, request)
         else:
-            completions = _complete(request)
+            completions = generate(request)
         lengths = [count_tokens(c.text) for c in completions]
         delay = self.ttft_ms / 1000 if self.ttft_ms > 0 else 0.0
         if self.tokens_per_s > 0:
@@ -463,7 +489,7 @@ class SimProvider:
             delay += max(lengths) / self.tokens_per_s
         if delay > 0:
             await asyncio.sleep(delay)
-        usage = Usage(prompt_tokens=prompt_tokens(request.messages), completion_tokens=sum(lengths))
+        usage = Usage(prompt_tokens=used, completion_tokens=sum(lengths))
         return SampleResult(completions=completions, usage=usage, model=self.name)
 
     async def aclose(self) -> None:

@@ -1,0 +1,39 @@
+# Thin wrappers: each target sets up .venv on first use (or when pyproject.toml changes).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test unit lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Run the embedded demo (no Postgres or Redis needed).
+demo: $(STAMP)
+	$(BIN)/ponder demo
+
+## Lint, type-check and run every test (needs Postgres and Redis on 127.0.0.1).
+test: $(STAMP) lint
+	$(BIN)/pytest -q
+
+## Only the fast unit tests (no services).
+unit: $(STAMP)
+	$(BIN)/pytest -q tests/unit
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+## Benchmarks: print figures, never assert timings.
+bench: $(STAMP)
+	$(BIN)/python bench/throughput.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,117 @@
+"""Request dependencies as ``Annotated`` aliases, so route signatures stay short."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.errors import ApiProblem
+from ponder.auth import tenant_for_key
+from ponder.config import Settings
+from ponder.llm.profiles import ModelProfile
+from ponder.models import Tenant
+from worker.celery_app import Dispatcher
+
+
+@dataclass(frozen=True)
+class AppContext:
+    """What one API instance is built from; lives on ``app.state.ponder``."""
+
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    dispatcher: Dispatcher
+    models: dict[str, ModelProfile]
+
+
+async def get_context(request: Request) -> AppContext:
+    context = request.app.state.ponder
+    assert isinstance(context, AppContext)
+    return context
+
+
+ContextDep = Annotated[AppContext, Depends(get_context)]
+
+
+async def get_settings(context: ContextDep) -> Settings:
+    return context.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+async def get_sessions(context: ContextDep) -> sessionmaker[Session]:
+    return context.sessions
+
+
+SessionsDep = Annotated[sessionmaker[Session], Depends(get_sessions)]
+
+
+def get_db(sessions: SessionsDep) -> Iterator[Session]:
+    """One session per request, closed (and its connection returned) afterwards."""
+    with sessions() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_db)]
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="ApiKey",
+    description=(
+        "An API key, sent as `Authorization: Bearer pk_...`. "
+        "Create one with `ponder keys create --tenant NAME`."
+    ),
+)
+
+_HOW_TO_AUTHENTICATE = "send your API key as `Authorization: Bearer <api key>`"
+
+
+def current_tenant(
+    request: Request,
+    sessions: SessionsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+) -> Tenant:
+    """The tenant whose API key the request carries, else a 401.
+
+    Uses its own short session, so a long-polling route holds no connection while it
+    waits."""
+    if credentials is None:
+        if request.headers.get("authorization"):
+            detail = f"the Authorization header is not a Bearer token; {_HOW_TO_AUTHENTICATE}"
+        else:
+            detail = f"this endpoint needs an API key; {_HOW_TO_AUTHENTICATE}"
+        raise ApiProblem(401, detail, headers={"WWW-Authenticate": "Bearer"})
+    with sessions() as session:
+        tenant = tenant_for_key(session, credentials.credentials.strip())
+    if tenant is None:
+        raise ApiProblem(
+            401,
+            "invalid API key: it is unknown or has been revoked",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+    return tenant
+
+
+CurrentTenant = Annotated[Tenant, Depends(current_tenant)]
+
+
+async def require_json(request: Request) -> None:
+    """A 415 for bodies that are not JSON (FastAPI would otherwise report a confusing
+    validation error)."""
+    content_type = request.headers.get("content-type", "")
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        got = f"Content-Type {media_type!r}" if media_type else "no Content-Type"
+        raise ApiProblem(
+            415, f"the request body must be JSON with Content-Type: application/json (got {got})"
+        )
+
+
+RequireJson = Annotated[None, Depends(require_json)]

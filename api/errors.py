@@ -1,0 +1,219 @@
+"""Every error is an RFC 9457 problem document (``application/problem+json``):
+``{type, title, status, detail}``, plus ``errors`` (one entry per invalid field) for
+validation failures. ``detail`` always says what went wrong and how to fix it."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+
+PROBLEM_JSON = "application/problem+json"
+# the largest number of field errors spelled out in ``detail`` (all are in ``errors``)
+_MAX_DETAILED_ERRORS = 8
+
+log = logging.getLogger(__name__)
+
+
+class ApiProblem(Exception):
+    """An error the API reports to the client as a problem document."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.errors = errors
+        self.headers = headers
+        self.extra = extra
+
+
+def invalid(loc: Sequence[str | int], message: str) -> ApiProblem:
+    """A 422 for one field, shaped like the framework's validation errors."""
+    where = _dotted(loc)
+    return ApiProblem(
+        422,
+        f"{where}: {message}",
+        errors=[{"loc": list(loc), "msg": message, "type": "value_error"}],
+    )
+
+
+def problem_response(
+    status: int,
+    detail: str,
+    *,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": _title(status),
+        "status": status,
+        "detail": detail,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    if extra:
+        body.update({k: v for k, v in extra.items() if k not in body})
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+# RFC 9110 names, where Python's table still has the older ones
+_TITLES = {413: "Content Too Large", 422: "Unprocessable Content"}
+
+
+def _title(status: int) -> str:
+    if status in _TITLES:
+        return _TITLES[status]
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def _dotted(loc: Sequence[str | int]) -> str:
+    return ".".join(str(part) for part in loc) or "request"
+
+
+_NOT_AN_OBJECT = frozenset({"dict_type", "model_type", "model_attributes_type"})
+_WHOLE_BODY_ERRORS = _NOT_AN_OBJECT | {"missing"}
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path (Starlette's own 405 names only the
+    first route that matched the path)."""
+    methods = []
+    for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        probe = {**request.scope, "method": method}
+        if any(route.matches(probe)[0] == Match.FULL for route in request.app.router.routes):
+            methods.append(method)
+    return ", ".join(methods)
+
+
+def describe_validation_errors(raw: Sequence[Any]) -> tuple[str, list[dict[str, Any]]]:
+    """A readable one-line summary of pydantic/FastAPI errors and a JSON-safe list of
+    them (location, message, type; never the input, which may be large or secret)."""
+    messages: list[str] = []
+    errors: list[dict[str, Any]] = []
+    for error in raw:
+        loc: tuple[str | int, ...] = tuple(error.get("loc", ()))
+        kind = str(error.get("type", "value_error"))
+        message = _message(kind, loc, error)
+        errors.append({"loc": list(loc), "msg": message, "type": kind})
+        if kind == "json_invalid" or (loc == ("body",) and kind in _WHOLE_BODY_ERRORS):
+            messages.append(message)  # already says it is about the whole body
+        else:
+            messages.append(f"{_dotted(loc)}: {message}")
+    if not messages:
+        return "the request is not valid", errors
+    shown = messages[:_MAX_DETAILED_ERRORS]
+    if len(messages) > len(shown):
+        shown.append(f"and {len(messages) - len(shown)} more (see `errors`)")
+    return "; ".join(shown), errors
+
+
+def _message(kind: str, loc: tuple[str | int, ...], error: dict[str, Any]) -> str:
+    ctx = error.get("ctx") or {}
+    if kind == "json_invalid":
+        position = f" at character {loc[1]}" if len(loc) > 1 else ""
+        reason = ctx.get("error", "syntax error")
+        return (
+            f"request body is not valid JSON ({reason}{position}); "
+            "send a JSON object with Content-Type: application/json"
+        )
+    if loc == ("body",) and kind == "missing":
+        return "request body is required: send a JSON object with Content-Type: application/json"
+    if loc == ("body",) and kind in _NOT_AN_OBJECT:
+        return "request body must be a JSON object ({...})"
+    if kind == "extra_forbidden":
+        return "unknown field; remove it (check the spelling against the API schema)"
+    message = str(error.get("msg", "invalid value"))
+    return message.removeprefix("Value error, ")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every error, expected or not, through :func:`problem_response`."""
+
+    async def on_api_problem(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ApiProblem)
+        return problem_response(
+            exc.status, exc.detail, errors=exc.errors, headers=exc.headers, extra=exc.extra
+        )
+
+    async def on_http_exception(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        generic = detail in (_title(exc.status_code), HTTPStatus(exc.status_code).phrase)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 404 and generic:
+            detail = (
+                f"no endpoint at {request.url.path}; the API lives under /v1 "
+                "(see /docs for every endpoint)"
+            )
+        elif exc.status_code == 405 and generic:
+            allowed = _allowed_methods(request) or headers.get("Allow", "")
+            if allowed:
+                headers["Allow"] = allowed
+            detail = f"{request.method} is not allowed on {request.url.path}" + (
+                f"; use {allowed}" if allowed else ""
+            )
+        elif exc.status_code == 400 and detail == "There was an error parsing the body":
+            detail = (
+                "the request body could not be read as JSON; "
+                "send a JSON object with Content-Type: application/json"
+            )
+        return problem_response(exc.status_code, detail, headers=headers or None)
+
+    async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        detail, errors = describe_validation_errors(exc.errors())
+        return problem_response(422, detail, errors=errors)
+
+    async def on_database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return problem_response(
+            503,
+            "the database is unavailable right now; retry in a few seconds",
+            headers={"Retry-After": "5"},
+        )
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        incident = uuid.uuid4().hex[:12]
+        log.error(
+            "unhandled error on %s %s (incident %s)",
+            request.method,
+            request.url.path,
+            incident,
+            exc_info=exc,
+        )
+        return problem_response(
+            500,
+            "the server hit an unexpected error; nothing about your request was at fault. "
+            f"Retry later, and quote incident {incident} if it persists.",
+            extra={"incident": incident},
+        )
+
+    app.add_exception_handler(ApiProblem, on_api_problem)
+    app.add_exception_handler(StarletteHTTPException, on_http_exception)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(OperationalError, on_database_unavailable)
+    app.add_exception_handler(SQLAlchemyTimeoutError, on_database_unavailable)
+    app.add_exception_handler(Exception, on_unexpected)

@@ -1,0 +1,132 @@
+"""Builds the API application from Settings. Nothing here runs at import time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from api.deps import AppContext
+from api.errors import PROBLEM_JSON, install_error_handlers
+from api.middleware import BodySizeLimitMiddleware
+from api.routes import health, jobs, strategies
+from api.routes import models as model_routes
+from api.schemas import ProblemDetail
+from ponder.config import Settings
+from ponder.db import make_engine, make_sessionmaker
+from ponder.llm.profiles import load_models_file
+from worker.celery_app import Dispatcher, create_celery
+
+DESCRIPTION = """\
+Ponder runs hard problems through **test-time-compute strategies** (best-of-N,
+self-consistency, refinement, search, ...) against a language model, under a hard
+per-job compute budget, and returns the best answer it found.
+
+**Flow.** `POST /v1/jobs` with a problem, a strategy, a model and a budget; you get
+`202` and a job id at once. Then either long-poll `GET /v1/jobs/{id}?wait=30` until
+the status is `completed`, `failed` or `cancelled`, or give a `webhook_url` and
+receive a signed event when the job ends. A job that runs out of budget still
+returns its best answer so far.
+
+**Auth.** Every `/v1` endpoint needs `Authorization: Bearer <api key>`. Keys belong
+to a tenant (`ponder keys create --tenant NAME`); a tenant sees only its own jobs.
+
+**Errors** are RFC 9457 problem documents (`application/problem+json`) with a
+`detail` saying what to fix; invalid fields are listed in `errors`.
+"""
+
+TAGS: list[dict[str, Any]] = [
+    {"name": "jobs", "description": "Submit jobs, follow them, cancel them."},
+    {"name": "catalog", "description": "The strategies and models a job may name."},
+    {"name": "health", "description": "Liveness and readiness probes (no auth)."},
+]
+
+
+def create_app(settings: Settings, *, dispatcher: Dispatcher | None = None) -> FastAPI:
+    """The API for ``settings``: its own engine, sessions, model profiles and queue
+    dispatcher (built from ``settings.broker_url`` unless ``dispatcher`` is given)."""
+    models = load_models_file(settings.models_file)  # a bad models file fails here, early
+    engine = make_engine(settings.database_url)
+    owns_dispatcher = dispatcher is None
+    if dispatcher is None:
+        dispatcher = Dispatcher(create_celery(settings), settings.queue)
+    context = AppContext(
+        settings=settings,
+        engine=engine,
+        sessions=make_sessionmaker(engine),
+        dispatcher=dispatcher,
+        models=models,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if owns_dispatcher:
+                context.dispatcher.app.close()
+            engine.dispose()
+
+    app = FastAPI(
+        title="Ponder",
+        summary="Spend more inference compute, get better answers.",
+        description=DESCRIPTION,
+        version="0.1.0",
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+    )
+    app.state.ponder = context
+    # the parts, for code that wants one of them directly
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = context.sessions
+    app.state.dispatcher = dispatcher
+    app.state.models = models
+
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    for module in (jobs, strategies, model_routes, health):
+        app.include_router(module.router)
+    _document_problem_responses(app)
+    return app
+
+
+def _document_problem_responses(app: FastAPI) -> None:
+    """Error responses are ``application/problem+json`` documents; say so in the schema,
+    replacing FastAPI's default 422 body."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = FastAPI.openapi(app)
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        if "ProblemDetail" not in components:
+            components.update(_problem_schemas())
+        problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemDetail"}}}
+        for path_item in schema.get("paths", {}).values():
+            for operation in path_item.values():
+                responses = operation.get("responses", {})
+                for code, response in responses.items():
+                    if code.startswith(("4", "5")):
+                        response["content"] = problem
+                if "security" in operation or any(
+                    p.get("in") == "header" for p in operation.get("parameters", [])
+                ):
+                    responses.setdefault(
+                        "401",
+                        {"description": "Missing or invalid API key.", "content": problem},
+                    )
+        for name in ("HTTPValidationError", "ValidationError"):
+            components.pop(name, None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _problem_schemas() -> dict[str, Any]:
+    schema = ProblemDetail.model_json_schema(ref_template="#/components/schemas/{model}")
+    defs: dict[str, Any] = schema.pop("$defs", {})
+    return {**defs, "ProblemDetail": schema}

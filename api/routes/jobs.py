@@ -1,0 +1,241 @@
+"""``/v1/jobs``: submit, read (with long-polling), list and cancel jobs."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+import anyio
+from fastapi import APIRouter, Header, Query, Request, Response
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from api import crud
+from api.deps import ContextDep, CurrentTenant, RequireJson, SessionDep
+from api.errors import ApiProblem, invalid
+from api.schemas import MAX_IDEMPOTENCY_KEY_CHARS, JobCreate, JobPublic, JobsPublic
+from api.submission import job_values, request_hash
+from ponder.jobstore import request_cancel
+from ponder.models import Job, JobStatus, utcnow
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such job for this API key's tenant."}
+}
+_SUBMIT_ERRORS: dict[int | str, dict[str, Any]] = {
+    409: {"description": "The Idempotency-Key was used before with a different body."},
+    413: {"description": "The body is larger than the server accepts."},
+    415: {"description": "The body is not JSON."},
+}
+_CANCEL_ERRORS: dict[int | str, dict[str, Any]] = {
+    **_NOT_FOUND,
+    409: {"description": "The job has already finished."},
+}
+
+JobStatusName = Literal["queued", "running", "completed", "failed", "cancelled"]
+
+
+def _not_found(job_id: str) -> ApiProblem:
+    shown = job_id if len(job_id) <= 64 else job_id[:64] + "..."
+    return ApiProblem(404, f"no job with id {shown!r} belongs to this API key's tenant")
+
+
+@router.post(
+    "",
+    status_code=202,
+    summary="Submit a job",
+    responses=_SUBMIT_ERRORS,
+    response_description="The accepted job, queued for a worker.",
+)
+def submit_job(
+    tenant: CurrentTenant,
+    _: RequireJson,
+    body: JobCreate,
+    session: SessionDep,
+    context: ContextDep,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=MAX_IDEMPOTENCY_KEY_CHARS,
+            description=(
+                "Makes retries safe: a second request with the same key and the same body "
+                "returns the first job (with `Idempotent-Replayed: true`); the same key "
+                "with a different body is a 409."
+            ),
+        ),
+    ] = None,
+) -> JobPublic:
+    """Validate the job, store it and queue it. Returns 202 with the job (`queued`);
+    poll `GET /v1/jobs/{id}?wait=30` or give a `webhook_url` to learn when it ends.
+
+    Everything is checked here, so a job that is accepted can run: the strategy and its
+    parameters, the task input, the model name, the verifier and the budget."""
+    digest = request_hash(body)
+    if idempotency_key is not None:
+        existing = crud.get_job_by_idempotency_key(session, tenant.id, idempotency_key)
+        if existing is not None:
+            return _replay(existing, digest, response)
+
+    values = job_values(body, context.settings, context.models)
+    now = utcnow()
+    job = Job(
+        tenant_id=tenant.id,
+        status=JobStatus.QUEUED,
+        idempotency_key=idempotency_key,
+        request_hash=digest,
+        created_at=now,
+        updated_at=now,
+        enqueued_at=now,
+        **values,
+    )
+    session.add(job)
+    try:
+        session.commit()
+    except IntegrityError:
+        # a concurrent request with the same Idempotency-Key won the insert
+        session.rollback()
+        if idempotency_key is None:
+            raise
+        existing = crud.get_job_by_idempotency_key(session, tenant.id, idempotency_key)
+        if existing is None:
+            raise
+        return _replay(existing, digest, response)
+
+    # The row is committed: if the broker is down the job stays queued and the reaper
+    # enqueues it later, so the client still gets its 202.
+    context.dispatcher.enqueue(job.id, priority=job.priority)
+    response.headers["Location"] = f"{router.prefix}/{job.id}"
+    return JobPublic.from_row(job)
+
+
+def _replay(existing: Job, digest: str, response: Response) -> JobPublic:
+    if existing.request_hash != digest:
+        raise ApiProblem(
+            409,
+            "this Idempotency-Key was already used with a different request body "
+            f"(job {existing.id}); use a new key for a new job, or resend the "
+            "original body unchanged",
+        )
+    response.headers["Idempotent-Replayed"] = "true"
+    response.headers["Location"] = f"{router.prefix}/{existing.id}"
+    return JobPublic.from_row(existing)
+
+
+@router.get("", summary="List jobs")
+def list_jobs(
+    tenant: CurrentTenant,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=200, description="Jobs per page, 1 to 200.")] = 50,
+    cursor: Annotated[
+        str | None,
+        Query(description="The `next_cursor` of the previous page; omit for the first page."),
+    ] = None,
+    status: Annotated[
+        JobStatusName | None, Query(description="Only jobs with this status.")
+    ] = None,
+    batch_id: Annotated[UUID | None, Query(description="Only jobs of this batch.")] = None,
+) -> JobsPublic:
+    """The tenant's jobs, newest first, a page at a time."""
+    after = None
+    if cursor is not None:
+        after = crud.Cursor.decode(cursor)
+        if after is None:
+            raise invalid(
+                ("query", "cursor"),
+                "not a valid cursor; pass the `next_cursor` of a previous page unchanged, "
+                "or omit it for the first page",
+            )
+    jobs, next_cursor = crud.list_jobs(
+        session,
+        tenant.id,
+        limit=limit,
+        after=after,
+        status=status,
+        batch_id=None if batch_id is None else str(batch_id),
+    )
+    return JobsPublic(
+        data=[JobPublic.from_row(job) for job in jobs],
+        next_cursor=None if next_cursor is None else next_cursor.encode(),
+    )
+
+
+def _load(sessions: sessionmaker[Session], tenant_id: str, job_id: str) -> Job | None:
+    with sessions() as session:
+        return crud.get_job(session, tenant_id, job_id)
+
+
+@router.get(
+    "/{job_id}",
+    summary="Get a job (optionally waiting for it to finish)",
+    responses=_NOT_FOUND,
+)
+async def read_job(
+    job_id: str,
+    tenant: CurrentTenant,
+    context: ContextDep,
+    request: Request,
+    wait: Annotated[
+        float,
+        Query(
+            ge=0,
+            description=(
+                "Long-poll: wait up to this many seconds for the job to reach a final "
+                "status (`completed`, `failed`, `cancelled`) before answering. "
+                "0 (default) answers at once."
+            ),
+        ),
+    ] = 0,
+) -> JobPublic:
+    """The job's status, spend, progress and (once finished) result."""
+    limit = context.settings.max_wait_seconds
+    if wait > limit:
+        raise invalid(("query", "wait"), f"must be at most {limit:g} seconds on this server")
+    deadline = time.monotonic() + wait
+    interval = context.settings.poll_interval_seconds
+    while True:
+        # the read runs in a worker thread with its own short session: no connection
+        # is held while this request sleeps
+        job = await anyio.to_thread.run_sync(_load, context.sessions, tenant.id, job_id)
+        if job is None:
+            raise _not_found(job_id)
+        remaining = deadline - time.monotonic()
+        if crud.is_terminal(job) or remaining <= 0 or await request.is_disconnected():
+            return JobPublic.from_row(job)
+        await anyio.sleep(min(interval, remaining))
+
+
+@router.post("/{job_id}/cancel", summary="Cancel a job", responses=_CANCEL_ERRORS)
+def cancel_job(
+    job_id: str, tenant: CurrentTenant, session: SessionDep, context: ContextDep
+) -> JobPublic:
+    """A queued job is cancelled at once. A running job is flagged
+    (`cancel_requested: true`) and stops before its next model call, keeping its best
+    answer so far. Cancelling a job that has already finished is a 409."""
+    job = crud.get_job(session, tenant.id, job_id)
+    if job is None:
+        raise _not_found(job_id)
+    if crud.is_terminal(job):
+        raise _already_finished(job)
+    found_id = job.id
+    session.rollback()  # end the read; request_cancel writes in its own transaction
+    request_cancel(context.sessions, found_id)
+    session.expire_all()  # read the job as request_cancel left it, not as cached
+    job = crud.get_job(session, tenant.id, found_id)
+    assert job is not None
+    if crud.is_terminal(job) and job.status != JobStatus.CANCELLED:
+        raise _already_finished(job)  # it finished while we were cancelling it
+    return JobPublic.from_row(job)
+
+
+def _already_finished(job: Job) -> ApiProblem:
+    return ApiProblem(
+        409,
+        f"job {job.id} has already finished with status {job.status!r}; "
+        "only queued or running jobs can be cancelled",
+        extra={"job_status": job.status},
+    )

@@ -1,0 +1,150 @@
+"""Checks on a submitted job that need the server's configuration (strategies, tasks,
+models, budget ceilings), and the job row it becomes. Each failure is a 422 whose
+detail names the field and what to send instead."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from api.errors import ApiProblem, describe_validation_errors, invalid
+from api.schemas import JobCreate
+from ponder.budget import BudgetLimits
+from ponder.config import Settings
+from ponder.llm.profiles import ModelProfile
+from ponder.problem import Problem
+from ponder.tasks import all_tasks, get_task
+from ponder.verifiers import validate_verifier_spec
+from strategies.registry import all_strategies, get_strategy
+
+DEFAULT_MAX_TOKENS = 50_000
+DEFAULT_MAX_CALLS = 128
+DEFAULT_MAX_SECONDS = 600.0
+
+
+def request_hash(body: JobCreate) -> str:
+    """SHA-256 of the request's canonical JSON (sorted keys, defaults filled in), so the
+    same job sent with different key order or whitespace hashes the same."""
+    canonical = json.dumps(
+        body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def job_values(
+    body: JobCreate, settings: Settings, models: dict[str, ModelProfile]
+) -> dict[str, Any]:
+    """The checked, normalized columns of the job ``body`` asks for, or an ApiProblem."""
+    strategy_params = _check_strategy(body.strategy.name, body.strategy.params)
+    _check_problem(body.problem)
+    if body.model not in models:
+        raise invalid(
+            ("body", "model"),
+            f"unknown model {body.model!r}; configured models: {', '.join(models)}",
+        )
+    try:
+        validate_verifier_spec(body.verifier, body.problem)
+    except ValueError as exc:
+        raise invalid(("body", "verifier"), str(exc)) from None
+    budget = _check_budget(body.budget, settings)
+    return {
+        "problem": body.problem.model_dump(mode="json", exclude_none=True),
+        "strategy": {"name": body.strategy.name, "params": strategy_params},
+        "verifier": body.verifier,
+        "model": body.model,
+        "budget": budget.model_dump(mode="json", exclude_none=True),
+        "priority": body.priority,
+        "meta": body.metadata,
+        "webhook_url": body.webhook_url,
+        "seed": body.seed if body.seed is not None else secrets.randbits(31),
+    }
+
+
+def _check_strategy(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    try:
+        spec = get_strategy(name)
+    except KeyError:
+        available = ", ".join(s.name for s in all_strategies())
+        raise invalid(
+            ("body", "strategy", "name"),
+            f"unknown strategy {name!r}; available strategies: {available}",
+        ) from None
+    try:
+        parsed: BaseModel = spec.params.model_validate(params)
+    except ValidationError as exc:
+        known = ", ".join(spec.params.model_fields)
+        raw = []
+        for error in exc.errors(include_url=False, include_input=False):
+            entry: dict[str, Any] = {
+                "loc": ("body", "strategy", "params", *error["loc"]),
+                "type": error["type"],
+                "msg": error["msg"],
+            }
+            if error["type"] == "extra_forbidden":
+                entry["type"] = "value_error"
+                entry["msg"] = (
+                    f"unknown parameter for strategy {name!r}; its parameters are: {known}"
+                )
+            raw.append(entry)
+        detail, errors = describe_validation_errors(raw)
+        raise ApiProblem(422, detail, errors=errors) from None
+    return parsed.model_dump(mode="json")
+
+
+def _check_problem(problem: Problem) -> None:
+    if problem.task is None:
+        return
+    try:
+        task = get_task(problem.task)
+    except KeyError:
+        known = ", ".join(sorted(all_tasks())) or "none"
+        raise invalid(
+            ("body", "problem", "task"), f"unknown task {problem.task!r}; known tasks: {known}"
+        ) from None
+    try:
+        task.validate_input(problem.input or {})
+    except ValueError as exc:
+        raise invalid(("body", "problem", "input"), str(exc)) from None
+
+
+def _check_budget(budget: BudgetLimits | None, settings: Settings) -> BudgetLimits:
+    ceilings: dict[str, float] = {
+        "max_tokens": settings.limit_max_tokens,
+        "max_calls": settings.limit_max_calls,
+        "max_cost_usd": settings.limit_max_cost_usd,
+        "max_seconds": settings.limit_max_seconds,
+    }
+    if budget is None:
+        # the defaults never exceed what the server allows
+        return BudgetLimits(
+            max_tokens=min(DEFAULT_MAX_TOKENS, settings.limit_max_tokens),
+            max_calls=min(DEFAULT_MAX_CALLS, settings.limit_max_calls),
+            max_seconds=min(DEFAULT_MAX_SECONDS, settings.limit_max_seconds),
+        )
+    problems = []
+    for field, ceiling in ceilings.items():
+        value = getattr(budget, field)
+        if value is not None and value > ceiling:
+            problems.append(
+                {
+                    "loc": ("body", "budget", field),
+                    "type": "value_error",
+                    "msg": (
+                        f"must be at most {_number(ceiling)} on this server (got {_number(value)})"
+                    ),
+                }
+            )
+    if problems:
+        detail, errors = describe_validation_errors(problems)
+        raise ApiProblem(422, detail, errors=errors)
+    return budget
+
+
+def _number(value: float) -> str:
+    if float(value).is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return repr(float(value))

@@ -1,0 +1,293 @@
+"""The ``ponder`` command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ponder.config import Settings
+
+app = typer.Typer(
+    help=(
+        "Ponder: spend more inference compute to get better answers. Submit hard problems, "
+        "let workers run test-time-compute strategies under a budget, collect the results."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+)
+sim_app = typer.Typer(help="The simulated model (runs offline; for tests, demos, benchmarks).")
+keys_app = typer.Typer(help="API keys.")
+app.add_typer(sim_app, name="sim")
+app.add_typer(keys_app, name="keys")
+
+ApiUrl = Annotated[
+    str, typer.Option("--api-url", envvar="PONDER_API_URL", help="Base URL of the Ponder API.")
+]
+ApiKey = Annotated[
+    str,
+    typer.Option("--api-key", envvar="PONDER_API_KEY", help="API key (see `ponder keys create`)."),
+]
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _ensure_sqlite_dir(url: str) -> None:
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the database schema (PONDER_DATABASE_URL) to the latest version."""
+    from ponder.migrate import upgrade
+
+    settings = _settings()
+    _ensure_sqlite_dir(settings.database_url)
+    upgrade(settings.database_url)
+    typer.echo("database is up to date")
+
+
+@app.command()
+def api(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Run the REST API server."""
+    import uvicorn
+
+    from api.main import create_app
+
+    uvicorn.run(create_app(_settings()), host=host, port=port, log_level="info")
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int, typer.Option(help="Job slices run at once (worker processes).", min=1)
+    ] = 2,
+    loglevel: Annotated[str, typer.Option(help="Log level.")] = "INFO",
+) -> None:
+    """Run a Celery worker that executes job slices."""
+    from worker.tasks import create_worker_app
+
+    settings = _settings()
+    celery = create_worker_app(settings)
+    celery.worker_main(
+        [
+            "worker",
+            f"--concurrency={concurrency}",
+            f"--queues={settings.queue}",
+            f"--loglevel={loglevel}",
+            "--without-gossip",
+            "--without-mingle",
+            f"--hostname=ponder-{os.getpid()}@%h",
+        ]
+    )
+
+
+@app.command()
+def beat(
+    loglevel: Annotated[str, typer.Option(help="Log level.")] = "INFO",
+) -> None:
+    """Run the scheduler that triggers the reaper (re-enqueues lost work) every few seconds."""
+    from worker.tasks import create_worker_app
+
+    celery = create_worker_app(_settings())
+    schedule = Path(tempfile.gettempdir()) / f"ponder-beat-{os.getpid()}"
+    celery.start(["beat", f"--schedule={schedule}", f"--loglevel={loglevel}"])
+
+
+@sim_app.command("serve")
+def sim_serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 9100,
+    latency_ms: Annotated[
+        float, typer.Option(help="Time to first token, in milliseconds.", min=0)
+    ] = 0.0,
+    tokens_per_s: Annotated[
+        float, typer.Option(help="Generation speed; 0 means instant.", min=0)
+    ] = 0.0,
+    no_n: Annotated[
+        bool, typer.Option("--no-n", help="Reject n > 1, like servers that lack it.")
+    ] = False,
+) -> None:
+    """Serve the simulated model as an OpenAI-compatible HTTP API (/v1/chat/completions)."""
+    from ponder.llm.sim.server import serve
+
+    serve(host, port, ttft_ms=latency_ms, tokens_per_s=tokens_per_s, supports_n=not no_n)
+
+
+@keys_app.command("create")
+def keys_create(
+    tenant: Annotated[str, typer.Option(help="Tenant name; created if it does not exist.")],
+) -> None:
+    """Create an API key for a tenant. The key is printed once, alone on the last line."""
+    from ponder.auth import create_api_key
+    from ponder.db import make_engine, make_sessionmaker
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    try:
+        key = create_api_key(make_sessionmaker(engine), tenant)
+    finally:
+        engine.dispose()
+    typer.echo(f"created an API key for tenant {tenant!r}; it is shown only once:", err=True)
+    typer.echo(key)
+
+
+# ---- client commands ---------------------------------------------------------------------
+
+
+def _client(api_url: str, api_key: str) -> Any:
+    import httpx
+
+    if not api_key:
+        typer.echo("error: no API key: pass --api-key or set PONDER_API_KEY", err=True)
+        raise typer.Exit(2)
+    return httpx.Client(
+        base_url=api_url.rstrip("/"),
+        headers={"Authorization": f"Bearer {api_key}"},
+        timeout=httpx.Timeout(10.0, read=90.0),
+    )
+
+
+def _check(resp: Any) -> Any:
+    if resp.status_code >= 400:
+        try:
+            detail = resp.json().get("detail", resp.text)
+        except ValueError:
+            detail = resp.text
+        typer.echo(f"error: HTTP {resp.status_code}: {detail}", err=True)
+        raise typer.Exit(1)
+    return resp.json()
+
+
+@app.command()
+def submit(
+    file: Annotated[Path, typer.Argument(help="JSON file with the job body (see README).")],
+    wait: Annotated[bool, typer.Option("--wait", help="Follow the job until it ends.")] = False,
+    api_url: ApiUrl = "http://127.0.0.1:8000",
+    api_key: ApiKey = "",
+) -> None:
+    """Submit a job; with --wait, show a progress bar of spend and best score."""
+    try:
+        body = json.loads(file.read_text())
+    except (OSError, ValueError) as exc:
+        typer.echo(f"error: cannot read a JSON job body from {file}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    with _client(api_url, api_key) as client:
+        job = _check(client.post("/v1/jobs", json=body))
+        typer.echo(f"submitted job {job['id']} ({job['status']})", err=True)
+        if wait:
+            job = _follow(client, job)
+        typer.echo(json.dumps(job, indent=2))
+        if wait and job["status"] != "completed":
+            raise typer.Exit(1)
+
+
+def _follow(client: Any, job: dict[str, Any]) -> dict[str, Any]:
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    budget = job.get("budget") or {}
+    total = budget.get("max_tokens") or budget.get("max_calls") or 1
+    unit = "tokens" if budget.get("max_tokens") else "calls"
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.total:.0f} " + unit),
+        transient=False,
+    ) as bar:
+        task = bar.add_task("queued", total=total)
+        while True:
+            job = _check(client.get(f"/v1/jobs/{job['id']}", params={"wait": 1}))
+            progress = job.get("progress") or {}
+            usage = job.get("usage") or {}
+            best = progress.get("best_score")
+            best_text = "-" if best is None else f"{best:.2f}"
+            verified = " verified" if progress.get("verified") else ""
+            bar.update(
+                task,
+                completed=min(total, usage.get(unit, 0)),
+                description=(
+                    f"{job['status']:<9} best score {best_text}{verified}  "
+                    f"${usage.get('cost_usd', 0):.4f}"
+                ),
+            )
+            if job["status"] in ("completed", "failed", "cancelled"):
+                return job
+
+
+@app.command()
+def jobs(
+    status: Annotated[str | None, typer.Option(help="Only jobs with this status.")] = None,
+    limit: Annotated[int, typer.Option(help="How many to show.", min=1, max=200)] = 20,
+    api_url: ApiUrl = "http://127.0.0.1:8000",
+    api_key: ApiKey = "",
+) -> None:
+    """List your most recent jobs."""
+    from rich.console import Console
+    from rich.table import Table
+
+    params: dict[str, Any] = {"limit": limit}
+    if status:
+        params["status"] = status
+    with _client(api_url, api_key) as client:
+        page = _check(client.get("/v1/jobs", params=params))
+    table = Table("id", "status", "stop reason", "strategy", "tokens", "answer", "verified")
+    for j in page["data"]:
+        result = j.get("result") or {}
+        table.add_row(
+            j["id"],
+            j["status"],
+            j.get("stop_reason") or "",
+            j["strategy"]["name"],
+            str(j["usage"]["tokens"]),
+            str(result.get("answer", "")),
+            str(result.get("verified", "")),
+        )
+    Console().print(table)
+
+
+@app.command()
+def show(
+    job_id: Annotated[str, typer.Argument(help="The job's id.")],
+    api_url: ApiUrl = "http://127.0.0.1:8000",
+    api_key: ApiKey = "",
+) -> None:
+    """Show one job as JSON."""
+    with _client(api_url, api_key) as client:
+        typer.echo(json.dumps(_check(client.get(f"/v1/jobs/{job_id}")), indent=2))
+
+
+@app.command()
+def demo(
+    workdir: Annotated[
+        Path | None,
+        typer.Option(help="Where to keep the demo's database and queue (default: a temp dir)."),
+    ] = None,
+    latency_ms: Annotated[
+        float, typer.Option(help="Simulated model time to first token (ms).", min=0)
+    ] = 0.0,
+) -> None:
+    """Run the whole service locally with no Postgres and no Redis: API, worker and the
+    simulated model on SQLite with a file-based queue; submit game24 problems at several
+    budgets through the real HTTP API and print what each bought."""
+    from ponder.demo import run_demo
+
+    code = run_demo(workdir, latency_ms=latency_ms)
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
