@@ -17,6 +17,7 @@ from api.schemas import ProblemDetail
 from ponder.config import Settings
 from ponder.db import make_engine, make_sessionmaker
 from ponder.llm.profiles import load_models_file
+from ponder.notify import JobNotifier
 from worker.celery_app import Dispatcher, create_celery
 
 DESCRIPTION = """\
@@ -60,11 +61,15 @@ def create_app(settings: Settings, *, dispatcher: Dispatcher | None = None) -> F
         models=models,
     )
 
+    notifier = JobNotifier(settings.database_url)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        notifier.start()
         try:
             yield
         finally:
+            await notifier.stop()
             if owns_dispatcher:
                 context.dispatcher.app.close()
             engine.dispose()
@@ -84,6 +89,7 @@ def create_app(settings: Settings, *, dispatcher: Dispatcher | None = None) -> F
     app.state.sessions = context.sessions
     app.state.dispatcher = dispatcher
     app.state.models = models
+    app.state.job_notifier = notifier
 
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)

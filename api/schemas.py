@@ -330,7 +330,9 @@ class ModelPublic(BaseModel):
     capabilities: ModelCapabilities
     price_in_per_mtok: float = Field(description="USD per million prompt tokens.")
     price_out_per_mtok: float = Field(description="USD per million completion tokens.")
-    max_concurrency: int = Field(description="Calls in flight at most, across all jobs.")
+    max_concurrency: int = Field(
+        description="Requests in flight at most to this model, per worker process."
+    )
 
 
 class FieldError(BaseModel):

@@ -193,6 +193,7 @@ def submit(
 
 
 def _follow(client: Any, job: dict[str, Any]) -> dict[str, Any]:
+    from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn
 
     budget = job.get("budget") or {}
@@ -202,6 +203,7 @@ def _follow(client: Any, job: dict[str, Any]) -> dict[str, Any]:
         TextColumn("{task.description}"),
         BarColumn(),
         TextColumn("{task.completed:.0f}/{task.total:.0f} " + unit),
+        console=Console(stderr=True),  # stdout carries only the final job JSON
         transient=False,
     ) as bar:
         task = bar.add_task("queued", total=total)

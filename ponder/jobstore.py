@@ -27,6 +27,7 @@ from ponder.models import (
     new_id,
     utcnow,
 )
+from ponder.notify import notify_job_finished
 from ponder.runtime import Cancelled, LeaseLost, StepRecord
 
 
@@ -69,15 +70,29 @@ def claim(
         if row is None:
             return None
         attempt = int(row[0])
-        pending = (
-            s.execute(select(JobStep).where(JobStep.job_id == job_id, JobStep.status == "pending"))
-            .scalars()
-            .all()
-        )
-        lost = Spend()
-        for step in pending:
-            lost = lost + Spend(step.reserved_tokens, step.reserved_calls, step.reserved_cost_usd)
-        if pending:
+        # One query for the whole journal: done results to replay, and reservations a
+        # dead worker left pending (counted as spent: their real usage is unknown).
+        rows = s.execute(
+            select(
+                JobStep.key,
+                JobStep.kind,
+                JobStep.status,
+                JobStep.digest,
+                JobStep.result,
+                JobStep.reserved_tokens,
+                JobStep.reserved_calls,
+                JobStep.reserved_cost_usd,
+            ).where(JobStep.job_id == job_id)
+        ).all()
+        steps: dict[int, StepRecord] = {}
+        lost, n_lost = Spend(), 0
+        for r in rows:
+            if r.status == "done":
+                steps[int(r.key)] = StepRecord(int(r.key), r.kind, r.digest, r.result or {})
+            else:
+                lost = lost + Spend(r.reserved_tokens, r.reserved_calls, r.reserved_cost_usd)
+                n_lost += 1
+        if n_lost:
             s.execute(delete(JobStep).where(JobStep.job_id == job_id, JobStep.status == "pending"))
             s.execute(
                 update(Job)
@@ -86,19 +101,14 @@ def claim(
                     usage_tokens=Job.usage_tokens + lost.tokens,
                     usage_calls=Job.usage_calls + lost.calls,
                     usage_cost_usd=Job.usage_cost_usd + lost.cost_usd,
-                    lost_calls=Job.lost_calls + len(pending),
+                    lost_calls=Job.lost_calls + n_lost,
                 )
             )
-        job = s.execute(select(Job).where(Job.id == job_id)).scalar_one()
-        s.refresh(job)
-        done = s.execute(
-            select(JobStep.key, JobStep.kind, JobStep.digest, JobStep.result).where(
-                JobStep.job_id == job_id, JobStep.status == "done"
-            )
-        ).all()
-        steps = {int(r.key): StepRecord(int(r.key), r.kind, r.digest, r.result or {}) for r in done}
+        job = s.execute(
+            select(Job).where(Job.id == job_id).execution_options(populate_existing=True)
+        ).scalar_one()
         s.expunge(job)
-        return Claim(job=job, attempt=attempt, owner=owner, steps=steps, lost_calls=len(pending))
+        return Claim(job=job, attempt=attempt, owner=owner, steps=steps, lost_calls=n_lost)
 
 
 def renew_lease(
@@ -175,6 +185,7 @@ class SqlJournal:
         self.job_id = claim.job.id
         self.attempt = claim.attempt
         self.owner = claim.owner
+        self.webhook_url = claim.job.webhook_url
         self.steps: dict[int, StepRecord] = claim.steps
         self.strategy_events = claim.job.strategy_events
         self._cancel = bool(claim.job.cancel_requested)
@@ -388,11 +399,18 @@ class SqlJournal:
         }[status]
 
         def outbox(s: Session) -> None:
-            job = s.execute(select(Job).where(Job.id == self.job_id)).scalar_one()
-            s.refresh(job)
+            if not self.webhook_url:
+                return
+            job = s.execute(
+                select(Job).where(Job.id == self.job_id).execution_options(populate_existing=True)
+            ).scalar_one()
             row = _outbox_row(job, event_type, job_public_summary(job))
             if row is not None:
                 s.execute(insert(WebhookDelivery).values(**row))
+
+        def finish(s: Session) -> None:
+            outbox(s)
+            notify_job_finished(s, self.job_id)
 
         self._events.append(
             (status, {"stop_reason": stop_reason, "result": result, "error": error}, False)
@@ -410,7 +428,7 @@ class SqlJournal:
                 "finished_at": now,
                 "slices": Job.slices + 1,
             },
-            outbox,
+            finish,
         )
 
 
@@ -464,6 +482,7 @@ def finalize_unclaimed(
         out = _outbox_row(job, event_type, job_public_summary(job))
         if out is not None:
             s.execute(insert(WebhookDelivery).values(**out))
+        notify_job_finished(s, job_id)
         return True
 
 

@@ -124,27 +124,39 @@ def run_slice(svc: WorkerServices, job_id: str, owner: str) -> SliceOutcome:
 async def _run(svc: WorkerServices, c: Claim, journal: SqlJournal) -> SliceOutcome:
     settings = svc.settings
     job = c.job
-    problem = Problem.model_validate(job.problem)
-    task = get_task(problem.task) if problem.task else None
-    spec = get_strategy(job.strategy["name"])
-    profile = svc.profiles[job.model]
-    ledger = Ledger(
-        BudgetLimits.model_validate(job.budget),
-        Spend(job.usage_tokens, job.usage_calls, job.usage_cost_usd),
-    )
-    ctx = Context(
-        problem=problem,
-        task=task,
-        provider=svc.provider(job.model),
-        price=profile.cost_usd,
-        verifier=build_verifier(job.verifier, problem),
-        ledger=ledger,
-        journal=journal,
-        seed=job.seed,
-        clock=time.monotonic,
-        seconds_before=job.usage_seconds,
-        slice_seconds=settings.slice_seconds,
-    )
+    try:
+        problem = Problem.model_validate(job.problem)
+        task = get_task(problem.task) if problem.task else None
+        spec = get_strategy(job.strategy["name"])
+        profile = svc.profiles[job.model]
+        ledger = Ledger(
+            BudgetLimits.model_validate(job.budget),
+            Spend(job.usage_tokens, job.usage_calls, job.usage_cost_usd),
+        )
+        ctx = Context(
+            problem=problem,
+            task=task,
+            provider=svc.provider(job.model),
+            price=profile.cost_usd,
+            verifier=build_verifier(job.verifier, problem),
+            ledger=ledger,
+            journal=journal,
+            seed=job.seed,
+            clock=time.monotonic,
+            seconds_before=job.usage_seconds,
+            slice_seconds=settings.slice_seconds,
+        )
+    except Exception as exc:  # a job that cannot even start fails with the reason
+        log.exception("job %s: cannot start", job.id)
+        journal.finalize(
+            status=JobStatus.FAILED,
+            stop_reason=StopReason.ERROR,
+            result=job.best,
+            error=f"the job could not start: {exc}",
+            seconds_used=job.usage_seconds,
+            progress=job.progress,
+        )
+        return SliceOutcome("finished", "could not start")
     journal.event(
         "started" if job.slices == 0 and c.attempt == 1 else "resumed",
         {"attempt": c.attempt, "journaled_steps": len(c.steps), "lost_calls": c.lost_calls},

@@ -18,6 +18,7 @@ from api.schemas import MAX_IDEMPOTENCY_KEY_CHARS, JobCreate, JobPublic, JobsPub
 from api.submission import job_values, request_hash
 from ponder.jobstore import request_cancel
 from ponder.models import Job, JobStatus, utcnow
+from ponder.notify import JobNotifier
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -33,6 +34,9 @@ _CANCEL_ERRORS: dict[int | str, dict[str, Any]] = {
     **_NOT_FOUND,
     409: {"description": "The job has already finished."},
 }
+
+# with notifications on, re-check this often anyway (to notice client disconnects)
+_NOTIFIED_RECHECK_SECONDS = 2.0
 
 JobStatusName = Literal["queued", "running", "completed", "failed", "cancelled"]
 
@@ -196,17 +200,27 @@ async def read_job(
     if wait > limit:
         raise invalid(("query", "wait"), f"must be at most {limit:g} seconds on this server")
     deadline = time.monotonic() + wait
-    interval = context.settings.poll_interval_seconds
-    while True:
-        # the read runs in a worker thread with its own short session: no connection
-        # is held while this request sleeps
-        job = await anyio.to_thread.run_sync(_load, context.sessions, tenant.id, job_id)
-        if job is None:
-            raise _not_found(job_id)
-        remaining = deadline - time.monotonic()
-        if crud.is_terminal(job) or remaining <= 0 or await request.is_disconnected():
-            return JobPublic.from_row(job)
-        await anyio.sleep(min(interval, remaining))
+    notifier: JobNotifier = request.app.state.job_notifier
+    async with notifier.subscribe(job_id) as finished:
+        while True:
+            # the read runs in a worker thread with its own short session: no connection
+            # is held while this request sleeps
+            job = await anyio.to_thread.run_sync(_load, context.sessions, tenant.id, job_id)
+            if job is None:
+                raise _not_found(job_id)
+            remaining = deadline - time.monotonic()
+            if crud.is_terminal(job) or remaining <= 0 or await request.is_disconnected():
+                return JobPublic.from_row(job)
+            # Woken at once by the job's notification; the timeout is a safety net (and
+            # the polling interval where notifications are unavailable, e.g. SQLite).
+            interval = (
+                _NOTIFIED_RECHECK_SECONDS
+                if notifier.connected
+                else context.settings.poll_interval_seconds
+            )
+            with anyio.move_on_after(min(interval, remaining)):
+                await finished.wait()
+            finished.clear()
 
 
 @router.post("/{job_id}/cancel", summary="Cancel a job", responses=_CANCEL_ERRORS)

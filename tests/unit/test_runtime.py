@@ -220,3 +220,19 @@ def test_slices_hand_off_and_finish(sqlite_settings: Settings) -> None:
     assert job.status == "completed"
     assert job.slices >= 6  # one model call per slice
     svc.close()
+
+
+def test_a_job_that_cannot_start_fails_with_the_reason(sqlite_settings: Settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    models = tmp_path / "models.yaml"
+    models.write_text("models:\n  - name: claude\n    provider: anthropic\n    model: claude-x\n")
+    settings = sqlite_settings.model_copy(update={"models_file": str(models)})
+    job_id = create_job(settings)
+    with _services(settings, []).sessions() as s, s.begin():
+        s.execute(update(Job).where(Job.id == job_id).values(model="claude"))
+    svc = WorkerServices(settings)
+    outcome = run_slice(svc, job_id, owner="w")
+    assert outcome.kind == "finished"
+    job = load_job(settings, job_id)
+    assert job.status == "failed"
+    assert job.error is not None and "anthropic" in job.error
+    svc.close()
