@@ -236,3 +236,28 @@ def test_a_job_that_cannot_start_fails_with_the_reason(sqlite_settings: Settings
     assert job.status == "failed"
     assert job.error is not None and "anthropic" in job.error
     svc.close()
+
+
+def test_heartbeat_keeps_the_lease_through_a_blocking_call(sqlite_settings: Settings) -> None:
+    """A model call that blocks the event loop for longer than the lease must not let
+    another worker take the job: the lease is renewed from a thread."""
+    import time
+
+    settings = sqlite_settings.model_copy(update={"lease_seconds": 0.6})
+    job_id = create_job(settings, strategy={"name": "best_of_n", "params": {"n": 1}})
+    stolen: list[object] = []
+
+    class Blocking(CountingProvider):
+        async def sample(self, request):  # type: ignore[no-untyped-def]
+            for _ in range(4):
+                time.sleep(0.5)  # blocks the loop: 2 s in all, > 3 lease lengths
+                stolen.append(claim(svc.sessions, job_id, "thief", lease_seconds=0.6))
+            return await super().sample(request)
+
+    svc = WorkerServices(settings, provider_factory=lambda p: Blocking(SimProvider(p.name)))
+    run_until_done(svc, job_id)
+    assert stolen == [None, None, None, None]
+    job = load_job(settings, job_id)
+    assert job.status == "completed"
+    assert job.recoveries == 0
+    svc.close()
