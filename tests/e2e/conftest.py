@@ -1,124 +1,16 @@
-"""Real processes: `ponder sim serve`, `ponder api`, `ponder worker`, each a subprocess."""
+"""e2e fixtures: the whole service as separate processes."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.conftest import REDIS_URL
-
-PONDER = [sys.executable, "-m", "ponder"]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_http_ok(url: str, procs: list[subprocess.Popen[bytes]], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for p in procs:
-            if p.poll() is not None:
-                raise AssertionError(f"process {p.args} exited with {p.returncode}")
-        try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{url} did not answer 200 within {timeout}s")
-
-
-@dataclass
-class Stack:
-    env: dict[str, str]
-    api_url: str
-    sim_url: str
-    logdir: Path
-    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-
-    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        log = open(self.logdir / f"{name}.log", "ab")  # noqa: SIM115 - closed by the OS at exit
-        proc = subprocess.Popen([*PONDER, *args], env=self.env, stdout=log, stderr=log)
-        self.procs[name] = proc
-        return proc
-
-    def cli(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*PONDER, *args], env=self.env, capture_output=True, text=True, timeout=timeout
-        )
-
-    def new_key(self, tenant: str) -> str:
-        out = self.cli("keys", "create", "--tenant", tenant)
-        assert out.returncode == 0, out.stderr
-        return out.stdout.strip().splitlines()[-1]
-
-    def logs(self) -> str:
-        return "\n".join(
-            f"--- {p.name} ---\n{p.read_text(errors='replace')[-4000:]}"
-            for p in sorted(self.logdir.glob("*.log"))
-        )
-
-    def stop(self) -> None:
-        for p in self.procs.values():
-            if p.poll() is None:
-                p.terminate()
-        for p in self.procs.values():
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+from tests.stack import Stack, running_stack
 
 
 @pytest.fixture
 def stack(pg_url: str, queue_name: str, tmp_path: Path) -> Iterator[Stack]:
-    sim_port, api_port = free_port(), free_port()
-    models = tmp_path / "models.yaml"
-    models.write_text(
-        "models:\n"
-        "  - name: sim-http\n"
-        "    provider: openai\n"
-        f"    base_url: http://127.0.0.1:{sim_port}/v1\n"
-        "    model: sim-1\n"
-    )
-    env = dict(os.environ)
-    env.update(
-        PONDER_DATABASE_URL=pg_url,
-        PONDER_BROKER_URL=REDIS_URL,
-        PONDER_QUEUE=queue_name,
-        PONDER_MODELS_FILE=str(models),
-        PONDER_WEBHOOK_ALLOW_PRIVATE="true",
-        PONDER_LEASE_SECONDS="6",
-        PONDER_REQUEUE_AFTER_SECONDS="5",
-        PONDER_REAPER_INTERVAL_SECONDS="1",
-    )
-    s = Stack(
-        env=env,
-        api_url=f"http://127.0.0.1:{api_port}",
-        sim_url=f"http://127.0.0.1:{sim_port}",
-        logdir=tmp_path,
-    )
-    s.start("sim", "sim", "serve", "--port", str(sim_port))
-    s.start("api", "api", "--port", str(api_port))
-    s.start("worker", "worker", "--concurrency", "2", "--loglevel", "INFO")
-    try:
-        wait_http_ok(f"{s.sim_url}/healthz", list(s.procs.values()))
-        wait_http_ok(f"{s.api_url}/readyz", list(s.procs.values()))
+    with running_stack(pg_url, queue_name, tmp_path) as s:
         yield s
-    except BaseException:
-        print(s.logs())
-        raise
-    finally:
-        s.stop()
