@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
@@ -12,7 +13,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.errors import ApiProblem
-from ponder.auth import tenant_for_key
+from ponder.auth import hash_key, tenant_for_key
 from ponder.config import Settings
 from ponder.llm.profiles import ModelProfile
 from ponder.models import Tenant
@@ -73,6 +74,33 @@ _bearer = HTTPBearer(
 _HOW_TO_AUTHENTICATE = "send your API key as `Authorization: Bearer <api key>`"
 
 
+class AuthCache:
+    """Recently verified API keys (by hash), so busy clients do not cost a database
+    lookup per request. Only successes are cached, for ``ttl`` seconds: a revoked key
+    stops working within that time; a new key works at once."""
+
+    def __init__(self, ttl: float = 5.0, max_entries: int = 10_000) -> None:
+        self._ttl = ttl
+        self._max = max_entries
+        self._entries: dict[str, tuple[float, Tenant]] = {}
+
+    def get(self, key: str) -> Tenant | None:
+        hit = self._entries.get(hash_key(key))
+        if hit is None or hit[0] < time.monotonic():
+            return None
+        return hit[1]
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def put(self, key: str, tenant: Tenant) -> None:
+        if self._ttl <= 0:
+            return
+        if len(self._entries) >= self._max:
+            self._entries.clear()
+        self._entries[hash_key(key)] = (time.monotonic() + self._ttl, tenant)
+
+
 def current_tenant(
     request: Request,
     sessions: SessionsDep,
@@ -88,8 +116,14 @@ def current_tenant(
         else:
             detail = f"this endpoint needs an API key; {_HOW_TO_AUTHENTICATE}"
         raise ApiProblem(401, detail, headers={"WWW-Authenticate": "Bearer"})
-    with sessions() as session:
-        tenant = tenant_for_key(session, credentials.credentials.strip())
+    key = credentials.credentials.strip()
+    cache: AuthCache = request.app.state.auth_cache
+    tenant = cache.get(key)
+    if tenant is None:
+        with sessions() as session:
+            tenant = tenant_for_key(session, key)
+        if tenant is not None:
+            cache.put(key, tenant)
     if tenant is None:
         raise ApiProblem(
             401,

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from api.deps import AppContext
+from api.deps import AppContext, AuthCache
 from api.errors import PROBLEM_JSON, install_error_handlers
 from api.middleware import BodySizeLimitMiddleware
 from api.routes import health, jobs, strategies
@@ -90,6 +90,7 @@ def create_app(settings: Settings, *, dispatcher: Dispatcher | None = None) -> F
     app.state.dispatcher = dispatcher
     app.state.models = models
     app.state.job_notifier = notifier
+    app.state.auth_cache = AuthCache(ttl=settings.auth_cache_seconds)
 
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     )
     max_wait_seconds: float = Field(default=60.0, ge=0, description="Longest ?wait= long-poll.")
     poll_interval_seconds: float = Field(default=0.2, gt=0)
+    auth_cache_seconds: float = Field(
+        default=5.0, ge=0, description="How long a verified API key is trusted without a lookup."
+    )
 
     # budget ceilings: a job may ask for at most this much
     limit_max_tokens: int = Field(default=10_000_000, gt=0)

@@ -333,10 +333,27 @@ def test_authorization_that_is_not_a_bearer_token(client: TestClient, authorizat
     assert_problem(response, 401, "Bearer")
 
 
-def test_revoked_key_is_a_401(client: TestClient, headers: dict[str, str]) -> None:
-    assert client.get("/v1/jobs", headers=headers).status_code == 200
+def test_revoked_key_is_a_401(pg_settings: Settings) -> None:
+    # with the key cache off, revocation takes effect at once
+    settings = pg_settings.model_copy(update={"auth_cache_seconds": 0.0})
+    with api_client(settings) as client:
+        headers = auth_headers(client, "revoked-tenant")
+        assert client.get("/v1/jobs", headers=headers).status_code == 200
+        with client.app.state.sessions() as s, s.begin():  # type: ignore[attr-defined]
+            s.execute(update(ApiKey).values(revoked_at=datetime.now(UTC)))
+        assert_problem(client.get("/v1/jobs", headers=headers), 401, "invalid API key")
+
+
+def test_revoked_key_stops_working_once_the_key_cache_expires(client: TestClient) -> None:
+    from api.deps import AuthCache
+
+    cache: AuthCache = client.app.state.auth_cache  # type: ignore[attr-defined]
+    headers = auth_headers(client, "cached-tenant")
+    assert client.get("/v1/jobs", headers=headers).status_code == 200  # now cached
     with client.app.state.sessions() as s, s.begin():  # type: ignore[attr-defined]
         s.execute(update(ApiKey).values(revoked_at=datetime.now(UTC)))
+    assert client.get("/v1/jobs", headers=headers).status_code == 200  # within the TTL
+    cache.clear()  # what the TTL's expiry does
     assert_problem(client.get("/v1/jobs", headers=headers), 401, "invalid API key")
 
 
