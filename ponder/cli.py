@@ -278,9 +278,11 @@ def demo(
         float, typer.Option(help="Simulated model time to first token (ms).", min=0)
     ] = 0.0,
 ) -> None:
-    """Run the whole service locally with no Postgres and no Redis: API, worker and the
-    simulated model on SQLite with a file-based queue; submit game24 problems at several
-    budgets through the real HTTP API and print what each bought."""
+    """Run the whole service locally, no Postgres or Redis needed.
+
+    Starts the API and a worker on SQLite with a file-based queue, submits Game of 24
+    problems at several budgets through the real HTTP API (simulated model) and prints
+    what each budget bought."""
     from ponder.demo import run_demo
 
     code = run_demo(workdir, latency_ms=latency_ms)
