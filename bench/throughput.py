@@ -27,7 +27,7 @@ from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.procs import free_port, peak_rss_mib, start, stop
+from bench.procs import peak_rss_mib, start, stop
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 REDIS = "redis://127.0.0.1:6379/8"
@@ -122,6 +122,7 @@ def bench_ponder(n: int, concurrency: int, logdir: Path) -> tuple[float, float]:
     try:
         from ponder.auth import create_api_key
         from ponder.db import make_engine, make_sessionmaker
+        from ponder.localproc import free_port, wait_http_ok
         from ponder.migrate import upgrade
 
         upgrade(url_db)
@@ -148,16 +149,7 @@ def bench_ponder(n: int, concurrency: int, logdir: Path) -> tuple[float, float]:
         )
         procs = [api, worker]
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the API did not start; see {logdir}")
-            time.sleep(0.1)
+        wait_http_ok(f"{url}/readyz", procs)
         rate = asyncio.run(_submit_all(url, key, n, parallel=32))
         rss = peak_rss_mib(worker.pid)
         return rate, rss

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,29 +18,10 @@ from typing import Any
 
 import httpx
 
+from ponder.localproc import free_port, wait_http_ok
+
 PUZZLES = [(4, 9, 10, 13), (3, 3, 8, 8), (1, 5, 5, 5), (2, 7, 7, 10)]
 BUDGETS = [1_000, 4_000, 16_000]  # max_tokens per job
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_ready(url: str, procs: list[subprocess.Popen[bytes]], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for p in procs:
-            if p.poll() is not None:
-                raise RuntimeError(f"a demo process exited early with code {p.returncode}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError("the demo API did not become ready in time")
 
 
 def run_demo(workdir: Path | None = None, *, latency_ms: float = 0.0) -> int:
@@ -77,7 +57,7 @@ def run_demo(workdir: Path | None = None, *, latency_ms: float = 0.0) -> int:
     key = create_api_key(make_sessionmaker(engine), "demo")
     engine.dispose()
 
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = open(base / "services.log", "wb")  # noqa: SIM115 - closed in finally
     cmd = [sys.executable, "-m", "ponder"]
@@ -91,7 +71,7 @@ def run_demo(workdir: Path | None = None, *, latency_ms: float = 0.0) -> int:
         ),
     ]
     try:
-        _wait_ready(url, procs)
+        wait_http_ok(f"{url}/readyz", procs)
         n_jobs = len(PUZZLES) * len(BUDGETS)
         console.print(f"API on {url}; worker running; submitting {n_jobs} jobs")
         rows = _submit_and_wait(url, key, model, console)

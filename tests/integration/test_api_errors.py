@@ -24,17 +24,6 @@ from tests.api_helpers import (
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def client(pg_settings: Settings) -> Iterator[TestClient]:
-    with api_client(pg_settings) as c:
-        yield c
-
-
-@pytest.fixture
-def headers(client: TestClient) -> dict[str, str]:
-    return auth_headers(client, "acme")
-
-
 GAME24 = {"task": "game24", "input": {"numbers": [4, 9, 10, 13]}}
 BEST_OF_N = {"name": "best_of_n", "params": {"n": 4}}
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,17 +23,6 @@ from tests.api_helpers import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def client(pg_settings: Settings) -> Iterator[TestClient]:
-    with api_client(pg_settings) as c:
-        yield c
-
-
-@pytest.fixture
-def headers(client: TestClient) -> dict[str, str]:
-    return auth_headers(client, "acme")
 
 
 def submit(client: TestClient, headers: dict[str, str], **changes: object) -> dict[str, object]:
