@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sqlalchemy import update
 from sqlalchemy.exc import DBAPIError
 
 from ponder.budget import BudgetExhausted, BudgetLimits, Ledger, Spend
@@ -23,7 +24,7 @@ from ponder.db import make_engine, make_sessionmaker
 from ponder.jobstore import Claim, SqlJournal, claim, renew_lease
 from ponder.llm.base import Provider, ProviderError, ProviderUnavailable
 from ponder.llm.profiles import ModelProfile, build_provider, load_models_file
-from ponder.models import JobStatus, StopReason
+from ponder.models import Job, JobStatus, StopReason
 from ponder.problem import Problem
 from ponder.runtime import Cancelled, Context, LeaseLost, NonDeterminism, SliceExpired
 from ponder.tasks import get_task
@@ -208,9 +209,5 @@ async def _run(svc: WorkerServices, c: Claim, journal: SqlJournal) -> SliceOutco
 
 
 def _count_recovery(svc: WorkerServices, job_id: str) -> None:
-    from sqlalchemy import update
-
-    from ponder.models import Job
-
     with svc.sessions() as s, s.begin():
         s.execute(update(Job).where(Job.id == job_id).values(recoveries=Job.recoveries + 1))

@@ -42,9 +42,7 @@ class ExactVerifier:
 def validate_verifier_spec(spec: dict[str, Any] | None, problem: Problem) -> None:
     """Raise ValueError (with what to fix) if ``spec`` cannot verify ``problem``."""
     if spec is None:
-        if problem.task is None:
-            return  # free-form: exact if expected is given, else none
-        return
+        return  # the task's own verifier; free-form: exact if expected is given, else none
     kind = spec.get("type")
     if kind not in VERIFIER_TYPES:
         raise ValueError(f"unknown verifier type {kind!r}; available: {', '.join(VERIFIER_TYPES)}")
