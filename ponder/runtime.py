@@ -211,6 +211,7 @@ class Context:
         max_tokens: int = 512,
         temperature: float = 0.8,
         stop: list[str] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> Awaitable[list[Completion]]:
         """Ask the model for up to ``n`` completions. Fewer come back when the budget only
         covers fewer; :class:`BudgetExhausted` is raised when it covers none."""
@@ -222,6 +223,8 @@ class Context:
             "temperature": temperature,
             "stop": stop,
         }
+        if extra:
+            payload["extra"] = extra
         digest = _digest("sample", payload)
         record = self._replay(key, "sample", digest)
         if record is not None:
@@ -249,6 +252,7 @@ class Context:
             temperature=temperature,
             seed=derive_seed(self._seed, key),
             stop=stop,
+            extra=dict(extra or {}),
         )
         return self._spawn(self._run_sample(key, digest, request, reservation))
 

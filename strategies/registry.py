@@ -44,8 +44,17 @@ def register(
 
 
 def _load() -> None:
-    if not _REGISTRY:
-        import strategies.best_of_n  # noqa: F401  (registers itself)
+    """Import every module of the ``strategies`` package (each registers itself)."""
+    if _REGISTRY:
+        return
+    import importlib
+    import pkgutil
+
+    import strategies
+
+    for info in pkgutil.iter_modules(strategies.__path__):
+        if info.name not in ("registry",) and not info.name.startswith("_"):
+            importlib.import_module(f"strategies.{info.name}")
 
 
 def get_strategy(name: str) -> StrategySpec:

@@ -19,6 +19,9 @@ def create_job(
     settings: Settings,
     *,
     numbers: tuple[int, ...] = (4, 9, 10, 13),
+    problem: dict[str, Any] | None = None,
+    verifier: dict[str, Any] | None = None,
+    model: str = "sim",
     strategy: dict[str, Any] | None = None,
     budget: dict[str, Any] | None = None,
     seed: int = 1234,
@@ -32,10 +35,10 @@ def create_job(
         s.flush()
         job = Job(
             tenant_id=tenant.id,
-            problem={"task": "game24", "input": {"numbers": list(numbers)}},
+            problem=problem or {"task": "game24", "input": {"numbers": list(numbers)}},
             strategy=strategy or {"name": "best_of_n", "params": {"n": 8}},
-            verifier=None,
-            model="sim",
+            verifier=verifier,
+            model=model,
             budget=budget or {"max_tokens": 50_000, "max_calls": 64},
             seed=seed,
             webhook_url=webhook_url,

@@ -27,7 +27,18 @@ def all_tasks() -> dict[str, Task]:
 
 
 def _load_builtin() -> None:
-    if not _TASKS:
-        from ponder.tasks import game24
+    """Register the ``TASK`` of every module in this package."""
+    if _TASKS:
+        return
+    import importlib
+    import pkgutil
 
-        register_task(game24.TASK)
+    import ponder.tasks as package
+
+    for info in pkgutil.iter_modules(package.__path__):
+        if info.name == "base" or info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        task = getattr(module, "TASK", None)
+        if task is not None:
+            register_task(task)

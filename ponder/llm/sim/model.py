@@ -396,7 +396,25 @@ def register_skill(skill: Skill) -> Skill:
     return skill
 
 
+def _load_skills() -> None:
+    """Import every module of :mod:`ponder.llm.sim.skills` (each registers itself)."""
+    import importlib
+    import pkgutil
+
+    from ponder.llm.sim import skills
+
+    for info in pkgutil.iter_modules(skills.__path__):
+        importlib.import_module(f"{skills.__name__}.{info.name}")
+
+
+_skills_loaded = False
+
+
 def respond(messages: list[Message], draw: Draw) -> str:
+    global _skills_loaded
+    if not _skills_loaded:
+        _skills_loaded = True
+        _load_skills()
     for skill in _SKILLS:
         text = skill.respond(messages, draw)
         if text is not None:
