@@ -362,3 +362,51 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     database: str = Field(description="`ok`, or why the database is unreachable.")
     broker: str = Field(description="`ok`, or why the message broker is unreachable.")
+
+
+class TraceStep(BaseModel):
+    """One journaled call."""
+
+    key: int = Field(description="Position of the call in the strategy's program order.")
+    kind: str = Field(description="`sample` (a model call) or `verify` (a verifier call).")
+    status: str = Field(description="`done`, or `pending` while the call is in flight.")
+    tokens: int = Field(description="Tokens the call used (prompt + completion).")
+    calls: int = Field(description="Model generations the call produced.")
+    cost_usd: float
+    started_at: datetime
+    completed_at: datetime | None
+    result: dict[str, Any] | None = Field(
+        description="What the call returned: completions and usage, or the verdict."
+    )
+
+
+class TraceEvent(BaseModel):
+    """One event the strategy or the runner emitted."""
+
+    seq: int = Field(description="Increasing per job; the SSE event id.")
+    kind: str = Field(
+        description="E.g. `started`, `candidate`, `best`, `node`, `round`, `vote`, `completed`."
+    )
+    data: dict[str, Any]
+    at: datetime
+
+
+class SpendPoint(BaseModel):
+    """Cumulative spend after one billed call completed."""
+
+    at: datetime
+    step: int
+    tokens: int
+    calls: int
+    cost_usd: float
+
+
+class JobTrace(BaseModel):
+    """Everything a job did, for debugging and for plotting spend against score."""
+
+    job_id: str
+    status: str
+    steps: list[TraceStep]
+    events: list[TraceEvent]
+    spend: list[SpendPoint]
+    truncated: bool = Field(description="True when the trace was cut at its size limit.")
