@@ -1,0 +1,71 @@
+"""Run one strategy on one problem in this process, with no database or broker: for
+benchmarks and quick experiments. The service itself always runs jobs through the
+durable runner (worker/runner.py); this is the same Context over an in-memory journal."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ponder.budget import BudgetExhausted, BudgetLimits, Ledger
+from ponder.llm.base import Provider, Usage
+from ponder.memjournal import MemoryJournal
+from ponder.problem import Problem
+from ponder.runtime import Context
+from ponder.tasks import get_task
+from ponder.verifiers import build_verifier
+
+
+@dataclass(frozen=True)
+class OfflineResult:
+    result: dict[str, Any] | None
+    stop_reason: str
+    tokens: int
+    calls: int
+    events: list[tuple[str, dict[str, Any]]]
+
+    @property
+    def verified(self) -> bool:
+        return bool(self.result and self.result.get("verified"))
+
+
+def _free(_: Usage) -> float:
+    return 0.0
+
+
+async def run_offline(
+    problem: dict[str, Any],
+    strategy: str,
+    params: dict[str, Any],
+    budget: dict[str, Any],
+    *,
+    provider: Provider,
+    seed: int,
+    verifier: dict[str, Any] | None = None,
+) -> OfflineResult:
+    from strategies.registry import get_strategy
+
+    prob = Problem.model_validate(problem)
+    journal = MemoryJournal()
+    ledger = Ledger(BudgetLimits.model_validate(budget))
+    ctx = Context(
+        problem=prob,
+        task=get_task(prob.task) if prob.task else None,
+        provider=provider,
+        price=_free,
+        verifier=build_verifier(verifier, prob),
+        ledger=ledger,
+        journal=journal,
+        seed=seed,
+        clock=time.monotonic,
+    )
+    try:
+        await get_strategy(strategy).run(prob, ctx, params)
+        best = ctx.best
+        stop_reason = "verified" if best and best.verdict.passed else "search_exhausted"
+    except BudgetExhausted as exc:
+        stop_reason = exc.stop_reason
+    await ctx.drain(None)
+    spent = ledger.spent
+    return OfflineResult(ctx.best_json(), stop_reason, spent.tokens, spent.calls, journal.events)
