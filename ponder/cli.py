@@ -24,6 +24,14 @@ sim_app = typer.Typer(help="The simulated model (runs offline; for tests, demos,
 keys_app = typer.Typer(help="API keys.")
 app.add_typer(sim_app, name="sim")
 app.add_typer(keys_app, name="keys")
+datasets_app = typer.Typer(
+    help=(
+        "Ready-made problem sets shipped with Ponder (Game of 24 puzzles ranked by "
+        "difficulty, arithmetic word problems by depth), e.g. to run as a batch."
+    ),
+    no_args_is_help=True,
+)
+app.add_typer(datasets_app, name="datasets")
 
 ApiUrl = Annotated[
     str, typer.Option("--api-url", envvar="PONDER_API_URL", help="Base URL of the Ponder API.")
@@ -140,6 +148,42 @@ def keys_create(
         engine.dispose()
     typer.echo(f"created an API key for tenant {tenant!r}; it is shown only once:", err=True)
     typer.echo(key)
+
+
+@datasets_app.command("list")
+def datasets_list() -> None:
+    """Show every shipped dataset: its name, task family, number of items and what it is."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ponder.datasets import list_datasets
+
+    table = Table("name", "task", "size", "description")
+    for d in list_datasets():
+        table.add_row(d.name, d.task, str(d.size), d.description)
+    Console(width=max(Console().width, 120)).print(table)
+
+
+@datasets_app.command("show")
+def datasets_show(
+    name: Annotated[str, typer.Argument(help="Dataset name, as shown by `ponder datasets list`.")],
+    limit: Annotated[
+        int | None, typer.Option(help="Print at most this many items (default: all).", min=0)
+    ] = None,
+) -> None:
+    """Print a dataset's items as JSON Lines, one problem per line.
+
+    Each line is a job `problem` ({"task", "input", "expected"?}) plus "id" and
+    "difficulty"; drop those two to submit it (or use it as a batch item)."""
+    from ponder.datasets import load_dataset
+
+    try:
+        items = load_dataset(name)
+    except KeyError as exc:
+        typer.echo(f"error: {exc.args[0]}", err=True)
+        raise typer.Exit(2) from None
+    for item in items if limit is None else items[:limit]:
+        typer.echo(json.dumps(item, ensure_ascii=False))
 
 
 # ---- client commands ---------------------------------------------------------------------

@@ -31,6 +31,7 @@ class StrategySpec:
 
 
 _REGISTRY: dict[str, StrategySpec] = {}
+_loaded = False  # every strategy module imported (a test may import one directly first)
 
 
 def register(
@@ -45,8 +46,10 @@ def register(
 
 def _load() -> None:
     """Import every module of the ``strategies`` package (each registers itself)."""
-    if _REGISTRY:
+    global _loaded
+    if _loaded:
         return
+    _loaded = True
     import importlib
     import pkgutil
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ponder.tasks.base import Task
 
 _TASKS: dict[str, Task] = {}
+_loaded = False
 
 
 def register_task(task: Task) -> Task:
@@ -28,8 +29,10 @@ def all_tasks() -> dict[str, Task]:
 
 def _load_builtin() -> None:
     """Register the ``TASK`` of every module in this package."""
-    if _TASKS:
+    global _loaded
+    if _loaded:
         return
+    _loaded = True
     import importlib
     import pkgutil
 

@@ -9,7 +9,9 @@ from typing import Any
 from ponder.problem import Problem
 from ponder.verifiers.base import Verdict, Verifier
 
-VERIFIER_TYPES = ("game24", "exact", "none")
+VERIFIER_TYPES = ("game24", "exact", "numeric", "none")
+# The options each verifier type accepts besides "type".
+VERIFIER_OPTIONS: dict[str, tuple[str, ...]] = {"numeric": ("rel_tol", "abs_tol")}
 
 
 class NoVerifier:
@@ -46,13 +48,27 @@ def validate_verifier_spec(spec: dict[str, Any] | None, problem: Problem) -> Non
     kind = spec.get("type")
     if kind not in VERIFIER_TYPES:
         raise ValueError(f"unknown verifier type {kind!r}; available: {', '.join(VERIFIER_TYPES)}")
-    extra = set(spec) - {"type"}
+    allowed = VERIFIER_OPTIONS.get(kind, ())
+    extra = set(spec) - {"type", *allowed}
     if extra:
-        raise ValueError(f"verifier {kind!r} takes no options; got {sorted(extra)}")
+        if not allowed:
+            raise ValueError(f"verifier {kind!r} takes no options; got {sorted(extra)}")
+        raise ValueError(
+            f"verifier {kind!r} has no option(s) {sorted(extra)}; its options are "
+            + ", ".join(allowed)
+        )
     if kind == "game24" and problem.task != "game24":
         raise ValueError("the game24 verifier needs a `game24` task problem")
     if kind == "exact" and problem.expected is None:
         raise ValueError("the exact verifier needs `problem.expected`")
+    if kind == "numeric":
+        from ponder.verifiers.numeric import NumberError, NumericVerifier, parse_expected
+
+        NumericVerifier(**{k: spec[k] for k in allowed if k in spec})  # checks the options
+        try:
+            parse_expected(problem.expected)
+        except NumberError as exc:
+            raise ValueError(str(exc)) from None
 
 
 def build_verifier(spec: dict[str, Any] | None, problem: Problem) -> Verifier:
@@ -69,4 +85,8 @@ def build_verifier(spec: dict[str, Any] | None, problem: Problem) -> Verifier:
         return Game24Verifier()
     if kind == "exact":
         return ExactVerifier()
+    if kind == "numeric":
+        from ponder.verifiers.numeric import NumericVerifier
+
+        return NumericVerifier(**{k: spec[k] for k in VERIFIER_OPTIONS["numeric"] if k in spec})
     return NoVerifier()
