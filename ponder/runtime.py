@@ -190,6 +190,7 @@ class Context:
         self._best: Candidate | None = None
         self._inflight: set[asyncio.Task[Any]] = set()
         self._issued = 0  # billed calls this run issued (not replayed)
+        self._received = Spend()  # usage of every sample result handed to the strategy
         self.new_calls = 0  # billed calls this run completed
         self.replayed_calls = 0
 
@@ -228,6 +229,7 @@ class Context:
         digest = _digest("sample", payload)
         record = self._replay(key, "sample", digest)
         if record is not None:
+            self._account(record.result)
             return _ready(_completions_from_json(record.result))
         self._check_can_start()
         prompt_tokens = estimate_prompt_tokens(messages)
@@ -283,6 +285,30 @@ class Context:
     @property
     def best(self) -> Candidate | None:
         return self._best
+
+    @property
+    def has_verifier(self) -> bool:
+        """Whether candidates can be checked (False under the ``none`` verifier)."""
+        return self._verifier.name != "none"
+
+    def budget_left(self) -> tuple[int | None, int | None, float | None]:
+        """What is left of the budget (tokens, calls, cost; None where uncapped), counting
+        only the results this strategy has received. Unlike ``ledger.headroom()`` it is
+        the same on a resumed run as on the original one, so strategies may branch on it
+        (spend lost to a crash is still enforced by the ledger's hard caps)."""
+        lim = self.ledger.limits
+        used = self._received
+        return (
+            None if lim.max_tokens is None else lim.max_tokens - used.tokens,
+            None if lim.max_calls is None else lim.max_calls - used.calls,
+            None if lim.max_cost_usd is None else lim.max_cost_usd - used.cost_usd,
+        )
+
+    def _account(self, result: dict[str, Any]) -> None:
+        usage = Usage(**result["usage"])
+        self._received = self._received + Spend(
+            usage.total_tokens, len(result["completions"]), self._price(usage)
+        )
 
     def best_json(self) -> dict[str, Any] | None:
         if self._best is None:
@@ -419,6 +445,7 @@ class Context:
         self._journal.complete_paid_step(
             key, "sample", digest, _sample_result_to_json(result), actual
         )
+        self._account(_sample_result_to_json(result))
         return list(result.completions)
 
     def _lose(self, key: int, reservation: Reservation) -> None:

@@ -23,6 +23,7 @@ import asyncio
 import hashlib
 import math
 import random
+import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Protocol
@@ -37,6 +38,7 @@ from ponder.llm.base import (
     Usage,
 )
 from ponder.tasks.game24 import parse_prompt
+from ponder.verifiers.game24 import DivisionByZero, ExpressionError, evaluate, parse_expression
 
 BYTES_PER_TOKEN = 4
 MESSAGE_OVERHEAD_TOKENS = 4  # chat-template framing per message
@@ -209,6 +211,10 @@ def _heuristic(move: _Move) -> float:
     return cost
 
 
+def _state_key(state: tuple[_Item, ...]) -> tuple[Fraction, ...]:
+    return tuple(sorted(it.value for it in state))
+
+
 def _needed(last: Fraction) -> list[Fraction]:
     """The values that finish to 24 with ``last`` (working backwards from the target)."""
     values = [TARGET - last, TARGET + last, last - TARGET, TARGET * last]
@@ -245,6 +251,9 @@ class _Search:
     solution: _Item | None = None
     closest: _Item | None = None  # nearest miss among the finishes actually written
     visited: set[tuple[Fraction, ...]] = field(default_factory=set)
+    # A continued search (see :func:`continue_game24`) does not even write the moves into
+    # positions an earlier turn already ruled out; a fresh one notices only on arrival.
+    skip_visited: bool = False
 
     def jitter(self) -> float:
         return self.noise * self.rng.gauss(0.0, 1.0) if self.noise > 0 else 0.0
@@ -261,7 +270,7 @@ class _Search:
 
     def dfs(self, state: tuple[_Item, ...]) -> bool:
         """True once solved; gives up silently on a state it has already explored."""
-        key = tuple(sorted(it.value for it in state))
+        key = _state_key(state)
         if key in self.visited:
             return False
         self.visited.add(key)
@@ -269,6 +278,8 @@ class _Search:
             return self.work_backwards(state)
         ranked = sorted((_heuristic(m) + self.jitter(), k, m) for k, m in enumerate(_moves(state)))
         for _, _, move in ranked:
+            if self.skip_visited and _state_key(move.left) in self.visited:
+                continue
             self.trace.write(move.line())
             if self.dfs(move.left):
                 return True
@@ -342,13 +353,16 @@ def _fallback_expression(numbers: list[int]) -> str:
     return " + ".join(str(n) for n in numbers)
 
 
+def _closing_reserve(header: str, numbers: list[int]) -> int:
+    """Room kept for the header and the two closing lines, whatever expression they hold."""
+    expr_room = sum(len(str(n)) + 6 for n in numbers)
+    return count_tokens(header) + 2 * count_tokens("x" * expr_room) + 16
+
+
 def solve_game24(numbers: list[int], draw: Draw) -> str:
     """A completion for one Game of 24 puzzle: trace, then ``Answer: <expression>``."""
     header = f"Numbers: {' '.join(map(str, numbers))}. Target: 24."
-    # Keep room for the two closing lines, whatever expression they end up holding.
-    expr_room = sum(len(str(n)) + 6 for n in numbers)
-    closing_reserve = count_tokens(header) + 2 * count_tokens("x" * expr_room) + 16
-    trace = _Trace(max(draw.max_tokens - closing_reserve, 0))
+    trace = _Trace(max(draw.max_tokens - _closing_reserve(header, numbers), 0))
     search = _Search(draw.rng, draw.temperature * _NOISE_SCALE, trace)
     ran_out = search.run(numbers)
 
@@ -367,10 +381,176 @@ def solve_game24(numbers: list[int], draw: Draw) -> str:
     return "\n".join([header, *trace.lines, closing, f"Answer: {expr}"])
 
 
+# --- Game of 24 across turns: budget forcing ("Wait") and the final-answer request --------
+#
+# A thinking strategy may stop the model's turn, append "Wait" (asking it to keep
+# thinking) and later ask "Final answer:". The sim then reads its own earlier turns back:
+# every position a finished branch of an earlier trace explored is ruled out, so the
+# continued search covers new ground and the search summed over the turns grows with the
+# tokens summed over them, as one long trace would. The final answer reuses the best
+# expression the traces found. Single-turn prompts never take these paths.
+
+CONTINUE_CUE = "wait"  # a user turn starting with this asks to keep thinking
+FINAL_ANSWER_CUE = "final answer"  # ... and with this, for the final answer
+
+_MOVE_LINE_RE = re.compile(r"= \S+ \(left: ([^)]*)\)$")
+_FOUND_RE = re.compile(r"^Found it: (.+) = 24$|; ([^;]+) = 24, solved$")
+_CLOSEST_RE = re.compile(r"closest: (.+) = \S+$")
+
+
+def _parse_value(text: str) -> Fraction | None:
+    try:
+        return Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        return None  # "~1.2e+07": shown approximately, cannot be matched exactly
+
+
+def _value_of(expr: str) -> Fraction | None:
+    try:
+        return evaluate(parse_expression(expr))
+    except (ExpressionError, DivisionByZero):
+        return None
+
+
+@dataclass
+class _Recall:
+    """What the sim's earlier turns of a conversation established."""
+
+    ruled_out: set[tuple[Fraction, ...]] = field(default_factory=set)
+    solution: str | None = None
+    closest: tuple[Fraction, str, Fraction] | None = None  # (distance to 24, expr, value)
+    tokens: int = 0
+
+
+def _recall(numbers: list[int], turns: list[str]) -> _Recall:
+    """Read earlier traces: positions whose branch was finished, and expressions found.
+
+    In a trace the move lines of the branch in progress when the turn ended (the last
+    line at each depth) were not finished, so they stay open; every other position a move
+    line reached was searched to the end without reaching 24."""
+    out = _Recall()
+    for text in turns:
+        out.tokens += count_tokens(text)
+        reached: list[tuple[Fraction, ...]] = []
+        path: list[tuple[Fraction, ...] | None] = []  # the open branch, one per depth
+        for line in text.splitlines():
+            found = _FOUND_RE.search(line)
+            if found is not None and out.solution is None:
+                expr = found[1] or found[2]
+                if _value_of(expr) == TARGET:  # only what the trace really worked out
+                    out.solution = expr
+            closest = _CLOSEST_RE.search(line)
+            if closest is not None:
+                value = _value_of(closest[1])
+                if value is not None:
+                    cand = (abs(value - TARGET), closest[1], value)
+                    if out.closest is None or cand[0] < out.closest[0]:
+                        out.closest = cand
+            move = _MOVE_LINE_RE.search(line)
+            if move is None:
+                continue
+            shown = move[1].split()
+            depth = len(numbers) - len(shown)
+            if depth < 1:
+                continue
+            values = [_parse_value(tok) for tok in shown]
+            key = None if None in values else tuple(sorted(v for v in values if v is not None))
+            del path[depth - 1 :]
+            path.extend([None] * (depth - 1 - len(path)))
+            path.append(key)
+            if key is not None:
+                reached.append(key)
+        open_branch = {k for k in path if k is not None}
+        out.ruled_out.update(k for k in reached if k not in open_branch)
+    return out
+
+
+def _slipped(expr: str, thought: int, rng: random.Random) -> str:
+    return _slip(expr, rng) if rng.random() < _slip_chance(thought) else expr
+
+
+def continue_game24(numbers: list[int], turns: list[str], draw: Draw) -> str:
+    """The next turn after "Wait": pick the search up where the earlier turns left it."""
+    memory = _recall(numbers, turns)
+    thought = memory.tokens + draw.max_tokens
+    if memory.solution is not None:
+        expr = memory.solution
+        lines = [f"Checking what I found: {expr} = 24, every number used once.", "Confirmed."]
+        return "\n".join([*lines, f"Answer: {_slipped(expr, thought, draw.rng)}"])
+    header = f"Continuing: {len(memory.ruled_out)} positions already ruled out."
+    trace = _Trace(max(draw.max_tokens - _closing_reserve(header, numbers), 0))
+    search = _Search(
+        draw.rng,
+        draw.temperature * _NOISE_SCALE,
+        trace,
+        visited=set(memory.ruled_out),
+        skip_visited=True,
+    )
+    ran_out = search.run(numbers)
+    best = memory.closest
+    if search.closest is not None:
+        mine = (abs(search.closest.value - TARGET), search.closest.expr, search.closest.value)
+        if best is None or mine[0] < best[0]:
+            best = mine
+    if search.solution is not None:
+        expr = search.solution.expr
+        closing = f"Found it: {expr} = 24"
+    elif best is not None:
+        expr = best[1]
+        why = "Out of time" if ran_out else "Tried everything"
+        closing = f"{why}; closest: {expr} = {_show(best[2])}"
+    else:
+        expr = _fallback_expression(numbers)
+        closing = "Out of time; guessing."
+    answer = f"Answer: {_slipped(expr, thought, draw.rng)}"
+    return "\n".join([header, *trace.lines, closing, answer])
+
+
+def final_answer_game24(numbers: list[int], turns: list[str], draw: Draw) -> str:
+    """The reply to "Final answer:": the best expression the earlier turns found."""
+    memory = _recall(numbers, turns)
+    if memory.solution is not None:
+        expr = memory.solution
+    elif memory.closest is not None:
+        expr = memory.closest[1]
+    else:
+        return solve_game24(numbers, draw)  # nothing usable was thought: answer afresh
+    return f"Answer: {_slipped(expr, memory.tokens, draw.rng)}"
+
+
+def _followup(messages: list[Message]) -> tuple[str, list[int], list[str]] | None:
+    """("continue" | "final", puzzle, earlier assistant turns) for a budget-forcing
+    follow-up to a Game of 24 puzzle, else None."""
+    if len(messages) < 3 or messages[-1]["role"] != "user":
+        return None
+    cue = messages[-1]["content"].lstrip().lower()
+    if cue.startswith(CONTINUE_CUE):
+        kind = "continue"
+    elif cue.startswith(FINAL_ANSWER_CUE):
+        kind = "final"
+    else:
+        return None
+    turns: list[str] = []
+    for message in reversed(messages[:-1]):
+        if message["role"] == "assistant":
+            turns.append(message["content"])
+            continue
+        puzzle = parse_prompt(message["content"])
+        if puzzle is not None:
+            return (kind, puzzle, turns[::-1]) if turns else None
+    return None
+
+
 class Game24Skill:
     name = "game24"
 
     def respond(self, messages: list[Message], draw: Draw) -> str | None:
+        followup = _followup(messages)
+        if followup is not None:
+            kind, puzzle, turns = followup
+            if kind == "continue":
+                return continue_game24(puzzle, turns, draw)
+            return final_answer_game24(puzzle, turns, draw)
         # The newest puzzle posed by the user (or system): in a refinement conversation
         # the last user turn may be feedback, with the puzzle further up.
         for message in reversed(messages):
