@@ -105,11 +105,16 @@ def plot(points: list[Point], out: Path) -> None:
                 [p.mean_tokens for p in pts], [p.accuracy for p in pts], marker="o", label=strategy
             )
     ax.set_xscale("log")
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("mean tokens per problem (log)")
     ax.set_ylabel("accuracy (verified)")
     ax.set_title("Test-time scaling on the simulated model")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize="small")
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120, bbox_inches="tight")
 
