@@ -18,6 +18,7 @@ from ponder.config import Settings
 from ponder.llm.profiles import ModelProfile
 from ponder.problem import Problem
 from ponder.tasks import all_tasks, get_task
+from ponder.tasks.base import get_step_task
 from ponder.verifiers import validate_verifier_spec
 from strategies.registry import all_strategies, get_strategy
 
@@ -41,6 +42,13 @@ def job_values(
     """The checked, normalized columns of the job ``body`` asks for, or an ApiProblem."""
     strategy_params = _check_strategy(body.strategy.name, body.strategy.params)
     _check_problem(body.problem)
+    if get_strategy(body.strategy.name).requires_steps and get_step_task(body.problem.task) is None:
+        raise invalid(
+            ("body", "strategy", "name"),
+            f"strategy {body.strategy.name!r} searches over reasoning steps and needs a task "
+            "with step prompts (game24); use best_of_n, self_consistency, refine, thinking "
+            "or auto for this problem",
+        )
     if body.model not in models:
         raise invalid(
             ("body", "model"),

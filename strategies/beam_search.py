@@ -50,6 +50,7 @@ class BeamSearchParams(BaseModel):
     "Step-level beam search: expand each beam with k proposed next steps, score partial "
     "solutions (model self-evaluation or the task heuristic, optional lookahead), keep the "
     "top beam_width; verify finished paths.",
+    requires_steps=True,
 )
 async def beam_search(
     problem: Problem,

@@ -117,6 +117,7 @@ class MctsParams(BaseModel):
     MctsParams,
     "Monte Carlo tree search over steps with UCT; values from model playouts, model "
     "self-evaluation or the task heuristic; verifies finished paths, stops when verified.",
+    requires_steps=True,
 )
 async def mcts(
     problem: Problem,

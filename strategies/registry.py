@@ -21,6 +21,7 @@ class StrategySpec:
     fn: StrategyFn
     params: type[BaseModel]
     description: str
+    requires_steps: bool = False  # needs a task with step prompts (see StepTask)
 
     def params_schema(self) -> dict[str, Any]:
         return self.params.model_json_schema()
@@ -35,10 +36,10 @@ _loaded = False  # every strategy module imported (a test may import one directl
 
 
 def register(
-    name: str, params: type[BaseModel], description: str
+    name: str, params: type[BaseModel], description: str, *, requires_steps: bool = False
 ) -> Callable[[StrategyFn], StrategyFn]:
     def deco(fn: StrategyFn) -> StrategyFn:
-        _REGISTRY[name] = StrategySpec(name, fn, params, description)
+        _REGISTRY[name] = StrategySpec(name, fn, params, description, requires_steps)
         return fn
 
     return deco

@@ -186,6 +186,7 @@ class TreeOfThoughtsParams(BaseModel):
     TreeOfThoughtsParams,
     "Tree of Thoughts: propose next steps, value states (sure/likely/impossible), search "
     "BFS (best `breadth` per level) or DFS (best first, prune, backtrack); verify finished paths.",
+    requires_steps=True,
 )
 async def tree_of_thoughts(
     problem: Problem,

@@ -242,6 +242,13 @@ class OpenAICompatProvider:
         # ``extra`` carries server-specific parameters (e.g. reasoning_effort); the core
         # fields above always win so the budget's max_tokens cannot be overridden.
         body = {**request.extra, **{k: v for k, v in fields.items() if v is not None}}
+        if "max_completion_tokens" in request.extra:
+            # Reasoning models take only max_completion_tokens (reasoning included) and
+            # reject max_tokens beside it; the cap stays within what the budget reserved.
+            body["max_completion_tokens"] = min(
+                int(request.extra["max_completion_tokens"]), request.max_tokens
+            )
+            del body["max_tokens"]
         return body
 
     def _headers(self) -> dict[str, str]:

@@ -44,7 +44,18 @@ class ExactVerifier:
 def validate_verifier_spec(spec: dict[str, Any] | None, problem: Problem) -> None:
     """Raise ValueError (with what to fix) if ``spec`` cannot verify ``problem``."""
     if spec is None:
-        return  # the task's own verifier; free-form: exact if expected is given, else none
+        # the task's own verifier; free-form: exact if expected is given, else none
+        if problem.task is not None and problem.expected is None:
+            from ponder.tasks import get_task
+
+            default = get_task(problem.task).default_verifier().name
+            if default in ("numeric", "exact"):
+                raise ValueError(
+                    f"{problem.task!r} problems are checked against `problem.expected` by "
+                    f"default ({default} verifier); give `expected`, or set "
+                    '`verifier` to {"type": "none"} to select answers by vote'
+                )
+        return
     kind = spec.get("type")
     if kind not in VERIFIER_TYPES:
         raise ValueError(f"unknown verifier type {kind!r}; available: {', '.join(VERIFIER_TYPES)}")

@@ -499,3 +499,22 @@ def test_unexpected_error_is_a_generic_500_problem(pg_settings: Settings) -> Non
         doc = assert_problem(response, 500, "unexpected error", "incident")
         assert "secret internals" not in response.text
         assert doc["incident"] in doc["detail"]
+
+
+def test_step_strategy_on_a_problem_without_step_prompts_is_a_422(
+    client: TestClient, headers: dict[str, str]
+) -> None:
+    for name in ("tree_of_thoughts", "beam_search", "mcts"):
+        body = {"problem": {"prompt": "What is 2 + 2?"}, "strategy": {"name": name}}
+        resp = client.post("/v1/jobs", json=body, headers=headers)
+        assert_problem(resp, 422, "step prompts")
+
+
+def test_arithmetic_problem_without_expected_and_default_verifier_is_a_422(
+    client: TestClient, headers: dict[str, str]
+) -> None:
+    problem = {"task": "arithmetic", "input": {"question": "A shop has 3 apples."}}
+    body = {"problem": problem, "strategy": {"name": "best_of_n"}}
+    assert_problem(client.post("/v1/jobs", json=body, headers=headers), 422, "expected")
+    body["verifier"] = {"type": "none"}
+    assert client.post("/v1/jobs", json=body, headers=headers).status_code == 202

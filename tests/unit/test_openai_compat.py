@@ -441,3 +441,28 @@ def test_redirects_are_reported_with_a_hint() -> None:
     assert "https://new.test/v1/chat/completions" in str(result)
     assert "base_url" in str(result)
     assert len(server.requests) == 1
+
+
+def test_max_completion_tokens_replaces_max_tokens_within_the_reserved_cap() -> None:
+    from ponder.llm.base import SampleRequest
+    from ponder.llm.openai_compat import OpenAICompatProvider
+    from ponder.llm.profiles import ModelProfile
+
+    provider = OpenAICompatProvider(
+        ModelProfile(name="o", provider="openai", base_url="http://127.0.0.1:9/v1", model="o")
+    )
+    msgs = [{"role": "user", "content": "hi"}]
+    body = provider._body(
+        SampleRequest(
+            messages=msgs,
+            max_tokens=500,
+            extra={"max_completion_tokens": 9000, "reasoning_effort": "high"},
+        ),
+        n=1,
+        seed=None,
+    )
+    assert "max_tokens" not in body
+    assert body["max_completion_tokens"] == 500
+    assert body["reasoning_effort"] == "high"
+    plain = provider._body(SampleRequest(messages=msgs, max_tokens=500), n=1, seed=None)
+    assert plain["max_tokens"] == 500 and "max_completion_tokens" not in plain
