@@ -49,11 +49,22 @@ def job_values(
             "with step prompts (game24); use best_of_n, self_consistency, refine, thinking "
             "or auto for this problem",
         )
-    if body.model not in models:
+    chat_models = ", ".join(name for name, p in models.items() if not p.is_reward)
+    profile = models.get(body.model)
+    if profile is None:
         raise invalid(
             ("body", "model"),
-            f"unknown model {body.model!r}; configured models: {', '.join(models)}",
+            f"unknown model {body.model!r}; configured models: {chat_models}",
         )
+    if profile.is_reward:
+        raise invalid(
+            ("body", "model"),
+            f"{body.model!r} is a reward model (provider {profile.provider!r}): it scores "
+            "answers and steps but cannot write them; name a chat model here (configured "
+            f"chat models: {chat_models}) and use {body.model!r} as a strategy's "
+            "reward_model (e.g. beam_search with scorer 'prm')",
+        )
+    _check_reward_model_param(strategy_params, models)
     try:
         validate_verifier_spec(body.verifier, body.problem)
     except ValueError as exc:
@@ -101,6 +112,24 @@ def _check_strategy(name: str, params: dict[str, Any]) -> dict[str, Any]:
         detail, errors = describe_validation_errors(raw)
         raise ApiProblem(422, detail, errors=errors) from None
     return parsed.model_dump(mode="json")
+
+
+def _check_reward_model_param(params: dict[str, Any], models: dict[str, ModelProfile]) -> None:
+    """A strategy's ``reward_model`` parameter must name a reward model profile."""
+    name = params.get("reward_model")
+    if not isinstance(name, str):
+        return
+    profile = models.get(name)
+    if profile is not None and profile.is_reward:
+        return
+    known = ", ".join(n for n, p in models.items() if p.is_reward) or "none"
+    what = "unknown reward model" if profile is None else "not a reward model (a chat model)"
+    raise invalid(
+        ("body", "strategy", "params", "reward_model"),
+        f"{what} {name!r}; reward model profiles: {known}"
+        if profile is None
+        else f"{name!r} is {what}; reward model profiles: {known}",
+    )
 
 
 def _check_problem(problem: Problem) -> None:

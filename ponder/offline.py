@@ -10,9 +10,11 @@ from typing import Any
 
 from ponder.budget import BudgetExhausted, BudgetLimits, Ledger
 from ponder.llm.base import Provider, Usage
+from ponder.llm.profiles import load_models_file
+from ponder.llm.reward import RewardModels
 from ponder.memjournal import MemoryJournal
 from ponder.problem import Problem
-from ponder.runtime import Context
+from ponder.runtime import Context, RewardModelLookup
 from ponder.tasks import get_task
 from ponder.verifiers import build_verifier
 
@@ -43,12 +45,17 @@ async def run_offline(
     provider: Provider,
     seed: int,
     verifier: dict[str, Any] | None = None,
+    reward_models: RewardModelLookup | None = None,
 ) -> OfflineResult:
+    """``reward_models`` (name → RewardModel) defaults to the built-in ones (``sim-prm``);
+    the caller keeps ownership of one it passes."""
     from strategies.registry import get_strategy
 
     prob = Problem.model_validate(problem)
     journal = MemoryJournal()
     ledger = Ledger(BudgetLimits.model_validate(budget))
+    own_rewards = RewardModels(load_models_file(None)) if reward_models is None else None
+    rewards = reward_models or own_rewards
     ctx = Context(
         problem=prob,
         task=get_task(prob.task) if prob.task else None,
@@ -59,6 +66,7 @@ async def run_offline(
         journal=journal,
         seed=seed,
         clock=time.monotonic,
+        reward_models=rewards,
     )
     try:
         await get_strategy(strategy).run(prob, ctx, params)
@@ -66,6 +74,9 @@ async def run_offline(
         stop_reason = "verified" if best and best.verdict.passed else "search_exhausted"
     except BudgetExhausted as exc:
         stop_reason = exc.stop_reason
-    await ctx.drain(None)
+    finally:
+        await ctx.drain(None)
+        if own_rewards is not None:
+            await own_rewards.aclose()
     spent = ledger.spent
     return OfflineResult(ctx.best_json(), stop_reason, spent.tokens, spent.calls, journal.events)

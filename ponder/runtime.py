@@ -6,6 +6,10 @@ awaitable), in program order, so concurrent calls under ``asyncio.gather`` get t
 keys on every run. A call whose key is already journaled returns its stored result at once
 and costs nothing: resuming a job means running its strategy again from the top.
 Strategies must be deterministic given the journal: randomness only from ``ctx.rng``.
+
+Three kinds of journaled call: ``sample`` (the chat model; billed to the job's budget),
+``verify`` (the job's verifier; unbilled) and ``reward`` (a reward model scoring
+partial solutions, :meth:`Context.score_steps`; unbilled).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import random
 import re
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ponder.budget import BudgetExhausted, DeadlineExceeded, Ledger, Reservation, Spend
 from ponder.llm.base import (
@@ -35,7 +39,12 @@ from ponder.problem import Problem
 from ponder.tasks.base import Task
 from ponder.verifiers.base import Verdict, Verifier
 
+if TYPE_CHECKING:
+    from ponder.llm.reward import RewardModel
+
 T = TypeVar("T")
+
+RewardModelLookup = Callable[[str], "RewardModel"]
 
 # A single sample is still worth issuing with this few completion tokens when the
 # budget cannot cover the strategy's full request.
@@ -171,6 +180,7 @@ class Context:
         clock: Clock,
         seconds_before: float = 0.0,
         slice_seconds: float | None = None,
+        reward_models: RewardModelLookup | None = None,
     ) -> None:
         self.problem = problem
         self.task = task
@@ -179,6 +189,7 @@ class Context:
         self._provider = provider
         self._price = price
         self._verifier = verifier
+        self._reward_models = reward_models
         self._journal = journal
         self._seed = seed
         self._clock = clock
@@ -268,6 +279,45 @@ class Context:
         if record is not None:
             return _ready(Verdict.from_json(record.result))
         return self._spawn(self._run_verify(key, digest, answer))
+
+    def reward_model(self, name: str) -> RewardModel:
+        """The reward model profile ``name``; ``ValueError`` saying which reward profiles
+        exist when there is none by that name (strategies call this up front to fail
+        before spending anything)."""
+        if self._reward_models is None:
+            raise ValueError(
+                f"reward model {name!r} was asked for, but this run has no reward models "
+                "configured (the Context was built without a reward_models lookup)"
+            )
+        try:
+            return self._reward_models(name)
+        except KeyError:  # a plain mapping lookup: say what exists
+            raise ValueError(f"unknown reward model {name!r}") from None
+
+    def score_steps(
+        self, paths: list[list[str]], *, reward_model: str
+    ) -> Awaitable[list[list[float]]]:
+        """Process-reward scores of partial solutions: per path, one score in [0, 1] per
+        step (see :mod:`ponder.llm.reward`), from the reward model profile
+        ``reward_model``, for the problem's prompt. Journaled like :meth:`verify` (its
+        key is taken now; a resumed run gets the journaled scores back) and unbilled."""
+        paths = [[str(step) for step in path] for path in paths]
+        model = self.reward_model(reward_model)
+        key = self._take_key()
+        digest = _digest("reward", {"reward_model": reward_model, "paths": paths})
+        record = self._replay(key, "reward", digest)
+        if record is not None:
+            return _ready([[float(x) for x in row] for row in record.result["scores"]])
+        self._check_can_start()
+        return self._spawn(self._run_reward(key, digest, model, paths))
+
+    def prompt_text(self) -> str:
+        """The problem as plain text, as reward models see it: the one message's text, or
+        ``role: text`` blocks separated by blank lines when there are several."""
+        messages = self.messages()
+        if len(messages) == 1:
+            return messages[0]["content"]
+        return "\n\n".join(f"{m['role']}: {m['content']}" for m in messages)
 
     def propose(self, answer: str | None, verdict: Verdict) -> bool:
         """Offer a candidate; it becomes the job's best-so-far if it ranks higher (passed
@@ -454,6 +504,26 @@ class Context:
         # If this write fails, the next worker counts the pending row as spent anyway.
         with contextlib.suppress(Exception):
             self._journal.abandon_step(key, reservation.spend)
+
+    async def _run_reward(
+        self, key: int, digest: str, model: RewardModel, paths: list[list[str]]
+    ) -> list[list[float]]:
+        call = model.score_steps(self.prompt_text(), paths)
+        timeout = self._call_timeout()
+        try:
+            scores = await (call if timeout is None else asyncio.wait_for(call, timeout))
+        except TimeoutError:
+            raise DeadlineExceeded() from None
+        if len(scores) != len(paths) or any(
+            len(row) != len(path) for row, path in zip(scores, paths, strict=True)
+        ):
+            raise ProviderError(
+                f"reward model {model.name!r} returned scores that do not match the paths sent "
+                f"({len(scores)} rows for {len(paths)} paths)"
+            )
+        rows = [[float(x) for x in row] for row in scores]
+        self._journal.record_free_step(key, "reward", digest, {"scores": rows})
+        return rows
 
     async def _run_verify(self, key: int, digest: str, answer: str) -> Verdict:
         verdict = await self._verifier.verify(self.problem, answer)

@@ -2,10 +2,18 @@
 
 Each level, every beam is expanded with the first ``k`` next steps the model proposes
 for it (one propose call per beam, the model's own order), each partial solution is
-scored by ``scorer`` — ``self_eval``: the mean of ``n_evaluate`` value-prompt samples;
-``heuristic``: the task's cheap heuristic, no model call — and the ``beam_width`` best
-are kept. With ``lookahead`` a state scores as the best of its one-step expansions (an
-extra propose call per candidate; the expansions are reused when the state is kept).
+scored by ``scorer`` and the ``beam_width`` best are kept:
+
+* ``self_eval``: the mean of ``n_evaluate`` value-prompt samples (billed model calls);
+* ``heuristic``: the task's cheap heuristic, no model call;
+* ``prm``: a process reward model (the profile ``reward_model``, see
+  :mod:`ponder.llm.reward`) scores every step of each candidate path in one journaled,
+  unbilled call per level, no model sampling. A path scores its *last* step's score
+  (``prm_aggregate: last``, the default: the PRM's judgement of the whole prefix) or
+  the *minimum* over its steps (``prm_aggregate: min``: the weakest step).
+
+With ``lookahead`` a state scores as the best of its one-step expansions (an extra
+propose call per candidate; the expansions are reused when the state is kept).
 Finished paths are verified and proposed as they appear; the search stops at the first
 verified one, or when no beam is left.
 """
@@ -14,7 +22,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ponder.problem import Problem
 from ponder.runtime import Context
@@ -28,9 +36,18 @@ class BeamSearchParams(BaseModel):
 
     beam_width: int = Field(default=3, ge=1, le=64, description="Partial solutions kept.")
     k: int = Field(default=4, ge=1, le=64, description="Candidate next steps per beam.")
-    scorer: Literal["self_eval", "heuristic"] = Field(
+    scorer: Literal["self_eval", "heuristic", "prm"] = Field(
         default="self_eval",
-        description="self_eval: value-prompt samples; heuristic: the task's heuristic (free).",
+        description="self_eval: value-prompt samples; heuristic: the task's heuristic (free); "
+        "prm: a process reward model's step scores (unbilled).",
+    )
+    reward_model: str | None = Field(
+        default="sim-prm",
+        description="prm: the reward model profile to score steps with (see GET /v1/models).",
+    )
+    prm_aggregate: Literal["last", "min"] = Field(
+        default="last",
+        description="prm: a path's score is its last step's score, or the minimum over steps.",
     )
     n_evaluate: int = Field(default=2, ge=1, le=16, description="self_eval samples per state.")
     lookahead: bool = Field(
@@ -43,12 +60,22 @@ class BeamSearchParams(BaseModel):
         default=4, ge=1, le=64, description="Model calls in flight at once (waves)."
     )
 
+    @model_validator(mode="after")
+    def _prm_needs_a_reward_model(self) -> BeamSearchParams:
+        if self.scorer == "prm" and not self.reward_model:
+            raise ValueError(
+                "scorer 'prm' needs reward_model: the name of a reward model profile "
+                "(e.g. 'sim-prm'; see GET /v1/models)"
+            )
+        return self
+
 
 @register(
     "beam_search",
     BeamSearchParams,
     "Step-level beam search: expand each beam with k proposed next steps, score partial "
-    "solutions (model self-evaluation or the task heuristic, optional lookahead), keep the "
+    "solutions (model self-evaluation, a process reward model or the task heuristic, "
+    "optional lookahead), keep the "
     "top beam_width; verify finished paths.",
     requires_steps=True,
 )
@@ -59,6 +86,8 @@ async def beam_search(
     beam_width: int,
     k: int,
     scorer: str,
+    reward_model: str | None,
+    prm_aggregate: str,
     n_evaluate: int,
     lookahead: bool,
     propose_max_tokens: int,
@@ -68,10 +97,18 @@ async def beam_search(
 ) -> None:
     s = StepSearch(problem, ctx, temperature=temperature, parallel=parallel)
     task = s.task
+    prm = reward_model if scorer == "prm" else None
+    if prm is not None:
+        ctx.reward_model(prm)  # an unknown profile fails the job before any spending
 
     async def score(states: list[StepState]) -> list[float]:
         if scorer == "heuristic":
             return [task.heuristic(st) for st in states]
+        if prm is not None:
+            rows = await ctx.score_steps([list(st.steps) for st in states], reward_model=prm)
+            if prm_aggregate == "min":
+                return [min(row, default=0.0) for row in rows]
+            return [row[-1] if row else 0.0 for row in rows]
         return await s.values(states, n=n_evaluate, max_tokens=evaluate_max_tokens)
 
     async def finish(found: list[tuple[str, str | None, StepState]]) -> list[float]:

@@ -24,6 +24,7 @@ from ponder.db import make_engine, make_sessionmaker
 from ponder.jobstore import Claim, SqlJournal, claim, renew_lease
 from ponder.llm.base import Provider, ProviderError, ProviderUnavailable
 from ponder.llm.profiles import ModelProfile, build_provider, load_models_file
+from ponder.llm.reward import RewardModelFactory, RewardModels
 from ponder.models import Job, JobStatus, StopReason
 from ponder.problem import Problem
 from ponder.runtime import Cancelled, Context, LeaseLost, NonDeterminism, SliceExpired
@@ -41,7 +42,11 @@ class WorkerServices:
     """What a worker process needs, built once per process (after fork)."""
 
     def __init__(
-        self, settings: Settings, *, provider_factory: ProviderFactory | None = None
+        self,
+        settings: Settings,
+        *,
+        provider_factory: ProviderFactory | None = None,
+        reward_model_factory: RewardModelFactory | None = None,
     ) -> None:
         self.settings = settings
         self.engine = make_engine(settings.database_url)
@@ -50,6 +55,8 @@ class WorkerServices:
         self.loop = asyncio.new_event_loop()
         self._provider_factory = provider_factory or build_provider
         self._providers: dict[str, Provider] = {}
+        # reward models (PRMs) by profile name, built on first use, kept like providers
+        self.reward_models = RewardModels(self.profiles, reward_model_factory)
 
     def provider(self, model: str) -> Provider:
         if model not in self._providers:
@@ -60,6 +67,7 @@ class WorkerServices:
         for p in self._providers.values():
             self.loop.run_until_complete(p.aclose())
         self._providers.clear()
+        self.loop.run_until_complete(self.reward_models.aclose())
         self.loop.close()
         self.engine.dispose()
 
@@ -146,6 +154,7 @@ async def _run(svc: WorkerServices, c: Claim, journal: SqlJournal) -> SliceOutco
             clock=time.monotonic,
             seconds_before=job.usage_seconds,
             slice_seconds=settings.slice_seconds,
+            reward_models=svc.reward_models,
         )
     except Exception as exc:  # a job that cannot even start fails with the reason
         log.exception("job %s: cannot start", job.id)

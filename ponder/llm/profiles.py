@@ -8,12 +8,19 @@ The built-in profile ``sim`` (the in-process simulated model) is always present 
 reserved: a models file may not redefine it, so ``"model": "sim"`` means the same thing
 on every deployment. To tune the simulator (latency, prices), add a profile under
 another name with ``provider: sim``.
+
+Reward models are profiles too, but not chat models: ``provider: reward`` (an HTTP
+endpoint speaking the contract in :mod:`ponder.llm.reward`; ``base_url`` required) and
+``provider: sim-reward`` (the in-process simulated reward model). A job may not name one
+as its ``model``; strategies name one as a ``reward_model`` (e.g. beam_search's ``prm``
+scorer). Build them with :func:`build_reward_model`; :func:`build_provider` refuses them.
+The built-in ``sim-prm`` (provider ``sim-reward``) is always present and reserved too.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
@@ -21,10 +28,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ponder.llm.base import Provider, Usage
 
-ProviderKind = Literal["openai", "anthropic", "sim"]
+if TYPE_CHECKING:
+    from ponder.llm.reward import RewardModel
+
+ProviderKind = Literal["openai", "anthropic", "sim", "reward", "sim-reward"]
+REWARD_PROVIDERS: frozenset[str] = frozenset({"reward", "sim-reward"})
 
 SIM_PROFILE_NAME = "sim"
 SIM_MODEL_ID = "sim-1"
+SIM_PRM_PROFILE_NAME = "sim-prm"
+SIM_REWARD_MODEL_ID = "sim-prm-1"
 DEFAULT_BASE_URLS: dict[str, str] = {
     "openai": "https://api.openai.com/v1",
     "anthropic": "https://api.anthropic.com",
@@ -48,7 +61,8 @@ class ModelProfile(BaseModel):
         description="What jobs call this model, e.g. `gpt-small` (letters, digits, `._:/-`).",
     )
     provider: ProviderKind = Field(
-        description="`openai` (any OpenAI-compatible server), `anthropic` or `sim`."
+        description="Chat models: `openai` (any OpenAI-compatible server), `anthropic` or "
+        "`sim`. Reward models: `reward` (HTTP scoring endpoint) or `sim-reward`."
     )
     base_url: str | None = Field(
         default=None,
@@ -78,13 +92,19 @@ class ModelProfile(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _sim_defaults(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("provider") == "sim" and "model" not in data:
-            return {**data, "model": SIM_MODEL_ID}
+        if isinstance(data, dict) and "model" not in data:
+            default = {"sim": SIM_MODEL_ID, "sim-reward": SIM_REWARD_MODEL_ID}.get(
+                str(data.get("provider"))
+            )
+            if default is not None:
+                return {**data, "model": default}
         return data
 
     @model_validator(mode="after")
     def _fields_fit_provider(self) -> ModelProfile:
-        if self.provider == "sim":
+        if self.is_reward:
+            self._check_reward_fields()
+        elif self.provider == "sim":
             if self.base_url is not None:
                 raise ValueError(
                     "base_url does not apply to provider 'sim' (the in-process simulator); "
@@ -101,6 +121,43 @@ class ModelProfile(BaseModel):
             if self.base_url is not None:
                 _check_http_url(self.base_url)
         return self
+
+    def _check_reward_fields(self) -> None:
+        kind = self.provider
+        if self.price_in_per_mtok or self.price_out_per_mtok:
+            raise ValueError(
+                f"price_in_per_mtok and price_out_per_mtok do not apply to provider {kind!r}: "
+                "reward model calls are not billed to a job's budget; remove them"
+            )
+        if self.ttft_ms or self.tokens_per_s:
+            raise ValueError(
+                f"ttft_ms and tokens_per_s only apply to provider 'sim', not {kind!r}; "
+                "remove them from this profile"
+            )
+        if "supports_n" in self.model_fields_set:
+            raise ValueError(f"supports_n does not apply to provider {kind!r} (not a chat model)")
+        if kind == "sim-reward":
+            if self.base_url is not None:
+                raise ValueError(
+                    "base_url does not apply to provider 'sim-reward' (the in-process "
+                    "simulated reward model); to reach one over HTTP use provider 'reward' "
+                    "with its base_url"
+                )
+            if self.api_key_env is not None:
+                raise ValueError("api_key_env does not apply to provider 'sim-reward'")
+            return
+        if self.base_url is None:
+            raise ValueError(
+                "base_url is required for provider 'reward': the reward server's root, e.g. "
+                "http://127.0.0.1:9100 (requests go to {base_url}/score and "
+                "{base_url}/score_steps)"
+            )
+        _check_http_url(self.base_url)
+
+    @property
+    def is_reward(self) -> bool:
+        """A reward model (scores answers and steps), not a chat model."""
+        return self.provider in REWARD_PROVIDERS
 
     def cost_usd(self, usage: Usage) -> float:
         """What ``usage`` costs at this profile's prices. Reasoning tokens are part of
@@ -127,6 +184,13 @@ def _check_http_url(url: str) -> None:
 
 
 SIM_PROFILE = ModelProfile(name=SIM_PROFILE_NAME, provider="sim", model=SIM_MODEL_ID)
+SIM_PRM_PROFILE = ModelProfile(
+    name=SIM_PRM_PROFILE_NAME, provider="sim-reward", model=SIM_REWARD_MODEL_ID
+)
+BUILTIN_PROFILES: dict[str, ModelProfile] = {
+    SIM_PROFILE_NAME: SIM_PROFILE,
+    SIM_PRM_PROFILE_NAME: SIM_PRM_PROFILE,
+}
 
 
 def redact_url(url: str) -> str:
@@ -145,14 +209,19 @@ def redact_url(url: str) -> str:
 
 def public_view(profile: ModelProfile) -> dict[str, Any]:
     """What ``GET /v1/models`` shows about a profile: never the key, the name of its
-    environment variable, or credentials embedded in the URL."""
+    environment variable, or credentials embedded in the URL. ``kind`` says whether a
+    job may name it as its ``model`` (``chat``) or a strategy as a ``reward_model``."""
     base_url = profile.effective_base_url
+    capabilities: dict[str, Any] = {"supports_n": profile.supports_n}
+    if profile.is_reward:
+        capabilities = {"supports_n": False, "score": True, "score_steps": True}
     return {
         "name": profile.name,
+        "kind": "reward" if profile.is_reward else "chat",
         "provider": profile.provider,
         "model": profile.model,
         "base_url": redact_url(base_url) if base_url else None,
-        "capabilities": {"supports_n": profile.supports_n},
+        "capabilities": capabilities,
         "price_in_per_mtok": profile.price_in_per_mtok,
         "price_out_per_mtok": profile.price_out_per_mtok,
         "max_concurrency": profile.max_concurrency,
@@ -160,10 +229,10 @@ def public_view(profile: ModelProfile) -> dict[str, Any]:
 
 
 def load_models_file(path: str | None) -> dict[str, ModelProfile]:
-    """The profiles a deployment offers, by name: the built-in ``sim`` first, then the
-    entries of the YAML file at ``path`` (``{models: [...]}``) in file order.
-    ``path=None`` means no file: only ``sim``."""
-    profiles: dict[str, ModelProfile] = {SIM_PROFILE_NAME: SIM_PROFILE}
+    """The profiles a deployment offers, by name: the built-ins ``sim`` and ``sim-prm``
+    first, then the entries of the YAML file at ``path`` (``{models: [...]}``) in file
+    order. ``path=None`` means no file: only the built-ins."""
+    profiles: dict[str, ModelProfile] = dict(BUILTIN_PROFILES)
     if path is None:
         return profiles
 
@@ -182,11 +251,13 @@ def load_models_file(path: str | None) -> dict[str, ModelProfile]:
             profile = ModelProfile.model_validate(entry)
         except ValidationError as exc:
             raise ModelsFileError(f"{where}: {_describe(exc)}") from None
-        if profile.name == SIM_PROFILE_NAME:
+        if profile.name in BUILTIN_PROFILES:
+            builtin = BUILTIN_PROFILES[profile.name]
+            what = "reward model" if builtin.is_reward else "model"
             raise ModelsFileError(
-                f"{where}: field 'name': 'sim' is the built-in simulated model and cannot "
-                "be redefined; give this profile another name (it may still use "
-                "provider: sim)"
+                f"{where}: field 'name': {profile.name!r} is the built-in simulated {what} "
+                "and cannot be redefined; give this profile another name (it may still use "
+                f"provider: {builtin.provider})"
             )
         if profile.name in first_seen:
             raise ModelsFileError(
@@ -266,7 +337,15 @@ def _kind(value: Any) -> str:
 
 
 def build_provider(profile: ModelProfile) -> Provider:
-    """A ready-to-use provider for ``profile``. The caller owns it and must ``aclose()`` it."""
+    """A ready-to-use provider for ``profile``. The caller owns it and must ``aclose()`` it.
+    Raises ``ValueError`` for a reward model profile (it cannot generate text)."""
+    if profile.is_reward:
+        raise ValueError(
+            f"model profile {profile.name!r} is a reward model (provider {profile.provider!r}): "
+            "it scores answers and reasoning steps but cannot generate text, so it cannot be "
+            "a job's model; name it as a strategy's reward_model (e.g. beam_search with "
+            "scorer 'prm') and give the job a chat model"
+        )
     if profile.provider == "sim":
         from ponder.llm.sim.model import SimProvider
 
@@ -285,3 +364,18 @@ def build_provider(profile: ModelProfile) -> Provider:
         "Ponder does not support yet; use an OpenAI-compatible endpoint (provider: openai) "
         "instead"
     )
+
+
+def build_reward_model(profile: ModelProfile) -> RewardModel:
+    """A ready-to-use reward model for ``profile`` (provider ``reward`` or ``sim-reward``).
+    The caller owns it and must ``aclose()`` it. Raises ``ValueError`` for a chat model."""
+    if not profile.is_reward:
+        raise ValueError(
+            f"model profile {profile.name!r} is a chat model (provider {profile.provider!r}), "
+            "not a reward model; reward models use provider 'reward' or 'sim-reward'"
+        )
+    from ponder.llm.reward import HttpRewardModel, SimRewardModel
+
+    if profile.provider == "sim-reward":
+        return SimRewardModel(profile.name, model=profile.model)
+    return HttpRewardModel(profile)

@@ -136,9 +136,9 @@ def test_submit_with_a_model_from_the_models_file(pg_settings: Settings, tmp_pat
     with api_client(settings) as client:
         headers = auth_headers(client)
         listed = client.get("/v1/models", headers=headers).json()
-        assert [m["name"] for m in listed] == ["sim", "sim-http"]
+        assert [m["name"] for m in listed] == ["sim", "sim-prm", "sim-http"]
         assert "secret" not in str(listed) and "SIM_KEY" not in str(listed)
-        assert listed[1]["base_url"] == "http://127.0.0.1:9100/v1"
+        assert listed[2]["base_url"] == "http://127.0.0.1:9100/v1"
         job = submit(client, headers, model="sim-http")
         assert job["model"] == "sim-http"
 

@@ -46,15 +46,16 @@ def load_error(tmp_path: Path, text: str) -> str:
     return message
 
 
-def test_without_a_file_only_sim_is_offered() -> None:
+def test_without_a_file_only_the_builtins_are_offered() -> None:
     profiles = load_models_file(None)
-    assert list(profiles) == ["sim"]
+    assert list(profiles) == ["sim", "sim-prm"]
     assert profiles["sim"].provider == "sim"
+    assert profiles["sim-prm"].provider == "sim-reward"  # the simulated PRM
 
 
 def test_the_design_example_parses(tmp_path: Path) -> None:
     profiles = load_models_file(write(tmp_path, DESIGN_EXAMPLE))
-    assert list(profiles) == ["sim", "sim-http"]
+    assert list(profiles) == ["sim", "sim-prm", "sim-http"]
     profile = profiles["sim-http"]
     assert profile.provider == "openai"
     assert profile.base_url == "http://127.0.0.1:9100/v1"
@@ -80,7 +81,7 @@ models:
     supports_n: false
 """
     profiles = load_models_file(write(tmp_path, text))
-    assert list(profiles) == ["sim", "gpt-small", "sim-slow"]
+    assert list(profiles) == ["sim", "sim-prm", "gpt-small", "sim-slow"]
     assert profiles["gpt-small"].effective_base_url == "https://api.openai.com/v1"
     slow = profiles["sim-slow"]
     assert (slow.model, slow.ttft_ms, slow.tokens_per_s, slow.supports_n) == (
@@ -92,8 +93,8 @@ models:
 
 
 def test_empty_models_list_is_allowed(tmp_path: Path) -> None:
-    assert list(load_models_file(write(tmp_path, "models: []\n"))) == ["sim"]
-    assert list(load_models_file(write(tmp_path, "models:\n"))) == ["sim"]
+    assert list(load_models_file(write(tmp_path, "models: []\n"))) == ["sim", "sim-prm"]
+    assert list(load_models_file(write(tmp_path, "models:\n"))) == ["sim", "sim-prm"]
 
 
 def test_sim_cannot_be_redefined(tmp_path: Path) -> None:
@@ -136,7 +137,11 @@ def test_file_shape_errors(tmp_path: Path, text: str, wording: str) -> None:
 @pytest.mark.parametrize(
     ("entry", "field", "wording"),
     [
-        ("provider: azure\n    model: m", "provider", "'openai', 'anthropic' or 'sim'"),
+        (
+            "provider: azure\n    model: m",
+            "provider",
+            "'openai', 'anthropic', 'sim', 'reward' or 'sim-reward'",
+        ),
         ("provider: openai", "model", "required but missing"),
         (
             "provider: openai\n    model: m\n    max_concurrency: 0",
@@ -215,6 +220,7 @@ def test_public_view_hides_secrets() -> None:
     view = public_view(profile)
     assert view == {
         "name": "vendor",
+        "kind": "chat",
         "provider": "openai",
         "model": "m-large",
         "base_url": "https://llm.example.com:8443/v1",

@@ -4,18 +4,23 @@ It speaks the subset of OpenAI's chat completions API that Ponder and common cli
 use, so anything that can talk to OpenAI can talk to the simulator, and Ponder's own
 HTTP provider can be tested end to end without a network or a paid key. Errors come
 back in OpenAI's shape, ``{"error": {"message", "type", "param", "code"}}``.
+
+It also serves the simulated reward model (:class:`~ponder.llm.reward.SimRewardModel`,
+model id ``sim-prm-1``) on ``POST /score`` and ``POST /score_steps``, the reward model
+contract of :mod:`ponder.llm.reward`: point a ``provider: reward`` profile's
+``base_url`` at the server's root (e.g. ``http://127.0.0.1:9100``).
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ponder.llm.base import (
@@ -27,6 +32,8 @@ from ponder.llm.base import (
     RateLimited,
     SampleRequest,
 )
+from ponder.llm.profiles import SIM_REWARD_MODEL_ID
+from ponder.llm.reward import MAX_ITEMS_PER_REQUEST, MAX_STEPS_PER_PATH, RewardModel
 
 _STARTED = int(time.time())
 MAX_N = 128
@@ -68,6 +75,32 @@ class ChatCompletionRequest(BaseModel):
     stream: bool = False
 
 
+_Text = Annotated[str, StringConstraints(max_length=200_000)]
+_Step = Annotated[str, StringConstraints(max_length=2_000)]
+
+
+class ScoreRequest(BaseModel):
+    """``POST /score``: outcome scores of whole candidate answers."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str
+    prompt: _Text
+    candidates: list[_Text] = Field(max_length=MAX_ITEMS_PER_REQUEST)
+
+
+class ScoreStepsRequest(BaseModel):
+    """``POST /score_steps``: process scores, one per step of each path."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str
+    prompt: _Text
+    paths: list[Annotated[list[_Step], Field(max_length=MAX_STEPS_PER_PATH)]] = Field(
+        max_length=MAX_ITEMS_PER_REQUEST
+    )
+
+
 class OpenAIError(Exception):
     """An error to send back in OpenAI's shape."""
 
@@ -85,9 +118,22 @@ class OpenAIError(Exception):
         self.body = {"error": {"message": message, "type": type, "param": param, "code": code}}
 
 
-def create_sim_app(provider: Provider, *, model_name: str = "sim-1") -> FastAPI:
-    """An app serving ``provider`` as the model ``model_name``. The caller keeps
-    ownership of ``provider`` (the app never closes it)."""
+def create_sim_app(
+    provider: Provider,
+    *,
+    model_name: str = "sim-1",
+    reward_model: RewardModel | None = None,
+    reward_model_name: str = SIM_REWARD_MODEL_ID,
+) -> FastAPI:
+    """An app serving ``provider`` as the model ``model_name``, and ``reward_model``
+    (default: a :class:`~ponder.llm.reward.SimRewardModel`) as the reward model
+    ``reward_model_name``. The caller keeps ownership of both (the app never closes
+    them)."""
+    if reward_model is None:
+        from ponder.llm.reward import SimRewardModel
+
+        reward_model = SimRewardModel(model=reward_model_name)
+    scorer: RewardModel = reward_model
     app = FastAPI(
         title="Ponder simulated model",
         description="OpenAI-compatible chat completions backed by Ponder's simulated model.",
@@ -126,6 +172,26 @@ def create_sim_app(provider: Provider, *, model_name: str = "sim-1") -> FastAPI:
                 {"id": model_name, "object": "model", "created": _STARTED, "owned_by": "ponder"}
             ],
         }
+
+    def check_reward_model(name: str) -> None:
+        if name != reward_model_name:
+            raise OpenAIError(
+                404,
+                f"The reward model '{name}' does not exist; this server serves "
+                f"'{reward_model_name}'.",
+                param="model",
+                code="model_not_found",
+            )
+
+    @app.post("/score")
+    async def score(body: ScoreRequest) -> dict[str, Any]:
+        check_reward_model(body.model)
+        return {"scores": await scorer.score(body.prompt, body.candidates)}
+
+    @app.post("/score_steps")
+    async def score_steps(body: ScoreStepsRequest) -> dict[str, Any]:
+        check_reward_model(body.model)
+        return {"scores": await scorer.score_steps(body.prompt, body.paths)}
 
     @app.post("/v1/chat/completions")
     async def chat_completions(body: ChatCompletionRequest) -> dict[str, Any]:
@@ -216,7 +282,9 @@ def serve(
     supports_n: bool = True,
     model_name: str = "sim-1",
 ) -> None:
-    """Run the simulator as an HTTP server until interrupted (``ponder sim serve``)."""
+    """Run the simulator as an HTTP server until interrupted (``ponder sim serve``):
+    chat completions under ``/v1`` and the simulated reward model on ``/score`` and
+    ``/score_steps``."""
     import uvicorn
 
     from ponder.llm.sim.model import SimProvider

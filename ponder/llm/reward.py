@@ -1,0 +1,472 @@
+"""Reward models: score whole answers (outcome RM) or each step of partial solutions
+(process RM, PRM) without generating text.
+
+Contract (HTTP, provider ``reward``)
+------------------------------------
+
+A reward model profile in the models file::
+
+    - name: my-prm
+      provider: reward
+      base_url: http://127.0.0.1:9100     # required; no trailing /score
+      model: math-shepherd-7b             # the id the server expects
+      api_key_env: PRM_API_KEY            # optional: sent as "Authorization: Bearer <key>"
+      timeout_s: 30                       # optional: connect/read timeout
+      max_retries: 4                      # optional
+      max_concurrency: 16                 # optional: requests in flight per process
+
+Two JSON endpoints, both ``POST``, both answering ``200`` with a JSON object:
+
+* ``{base_url}/score`` (outcome RM)::
+
+      {"model": str, "prompt": str, "candidates": [str, ...]}
+      -> {"scores": [float, ...]}            # one per candidate, same order
+
+* ``{base_url}/score_steps`` (process RM)::
+
+      {"model": str, "prompt": str, "paths": [[step, ...], ...]}
+      -> {"scores": [[float, ...], ...]}     # one list per path, one float per step
+
+Every score is a finite number in ``[0, 1]`` (higher is better); a step's score judges
+the path *up to and including* that step. ``prompt`` is the problem as plain text (for a
+task instance, the text of the prompt the strategies send the chat model). The client
+sends at most :data:`MAX_ITEMS_PER_REQUEST` candidates/paths per request (larger calls
+are split and the answers concatenated) and at most :data:`MAX_STEPS_PER_PATH` steps per
+path; servers should accept at least that much.
+
+Failures map to :mod:`ponder.llm.base`'s errors, as for chat providers: 408/409/429/5xx,
+timeouts and dropped connections are retried under :class:`RetryPolicy` (``Retry-After``
+honoured), then raise :class:`ProviderUnavailable` (:class:`RateLimited` for 429);
+401/403 raise :class:`AuthError`; other 4xx :class:`BadRequest`; a ``2xx`` whose body is
+not the shape above (not JSON, no ``scores``, a wrong count, a score outside [0, 1])
+raises :class:`ProviderUnavailable` naming what is wrong. Errors may be sent as
+``{"error": {"message": ...}}``, ``{"error": str}``, ``{"detail": ...}`` or plain text.
+
+In process (provider ``sim-reward``)
+------------------------------------
+
+:class:`SimRewardModel` (the built-in ``sim-prm`` profile) answers the same two calls
+with no server, so the whole service runs offline; ``ponder sim serve`` exposes it on
+``/score`` and ``/score_steps``. See its docstring for how it scores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import math
+import os
+import random
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from fractions import Fraction
+from typing import Any, Protocol, TypeVar
+
+import httpx
+
+from ponder.llm.base import (
+    AuthError,
+    BadRequest,
+    ProviderUnavailable,
+    RateLimited,
+)
+from ponder.llm.openai_compat import RetryPolicy, parse_retry_after
+from ponder.llm.profiles import (
+    SIM_PRM_PROFILE_NAME,
+    SIM_REWARD_MODEL_ID,
+    ModelProfile,
+    build_reward_model,
+    redact_url,
+)
+
+log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+Sleep = Callable[[float], Awaitable[None]]
+
+MAX_ITEMS_PER_REQUEST = 64
+MAX_STEPS_PER_PATH = 64
+_MAX_ERROR_CHARS = 500
+
+
+class RewardModel(Protocol):
+    """Scores answers and reasoning steps. Implementations must be safe to share between
+    concurrent coroutines on one event loop, and deterministic for the same input where
+    they can be (the Context journals results anyway)."""
+
+    name: str
+
+    async def score(self, prompt: str, candidates: list[str]) -> list[float]:
+        """One score in [0, 1] per candidate answer (outcome reward)."""
+        ...
+
+    async def score_steps(self, prompt: str, paths: list[list[str]]) -> list[list[float]]:
+        """Per path, one score in [0, 1] per step (process reward)."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+RewardModelFactory = Callable[[ModelProfile], RewardModel]
+
+
+class RewardModels:
+    """The reward models a deployment offers, looked up by profile name; each is built on
+    first use and kept (one per process, like chat providers). Calling an instance is
+    the ``reward_models`` lookup a :class:`~ponder.runtime.Context` takes."""
+
+    def __init__(
+        self, profiles: Mapping[str, ModelProfile], factory: RewardModelFactory | None = None
+    ) -> None:
+        self._profiles = profiles
+        self._factory = factory or build_reward_model
+        self._built: dict[str, RewardModel] = {}
+
+    def names(self) -> list[str]:
+        return [name for name, p in self._profiles.items() if p.is_reward]
+
+    def __call__(self, name: str) -> RewardModel:
+        """The reward model named ``name``; ``ValueError`` naming the reward profiles
+        that exist when ``name`` is unknown or a chat model."""
+        model = self._built.get(name)
+        if model is not None:
+            return model
+        known = ", ".join(self.names()) or "none"
+        profile = self._profiles.get(name)
+        if profile is None:
+            raise ValueError(f"unknown reward model {name!r}; reward model profiles: {known}")
+        if not profile.is_reward:
+            raise ValueError(
+                f"model profile {name!r} is a chat model (provider {profile.provider!r}), not a "
+                f"reward model; reward model profiles: {known}"
+            )
+        model = self._built[name] = self._factory(profile)
+        return model
+
+    async def aclose(self) -> None:
+        built, self._built = list(self._built.values()), {}
+        for model in built:
+            await model.aclose()
+
+
+# --- the HTTP client -----------------------------------------------------------------
+
+
+class HttpRewardModel:
+    """A reward model served over HTTP per the module's contract."""
+
+    def __init__(
+        self,
+        profile: ModelProfile,
+        *,
+        client: httpx.AsyncClient | None = None,
+        sleep: Sleep = asyncio.sleep,
+        retry_policy: RetryPolicy | None = None,
+    ) -> None:
+        if profile.provider != "reward" or profile.base_url is None:
+            raise ValueError(
+                f"profile {profile.name!r} is not an HTTP reward model (provider 'reward' "
+                "with a base_url)"
+            )
+        self.profile = profile
+        self.name = profile.name
+        self._root = profile.base_url.rstrip("/")
+        self._shown_root = redact_url(self._root)
+        self._sleep = sleep
+        self._policy = retry_policy or RetryPolicy(max_retries=profile.max_retries)
+        self._timeout = httpx.Timeout(profile.timeout_s, pool=None)
+        self._slots = asyncio.Semaphore(profile.max_concurrency)
+        self._api_key = os.environ.get(profile.api_key_env, "") if profile.api_key_env else ""
+        self._owns_client = client is None
+        self._client = client or httpx.AsyncClient(
+            timeout=self._timeout,
+            limits=httpx.Limits(
+                max_connections=profile.max_concurrency,
+                max_keepalive_connections=profile.max_concurrency,
+            ),
+        )
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()
+
+    async def score(self, prompt: str, candidates: list[str]) -> list[float]:
+        out: list[float] = []
+        for chunk in _chunks(candidates):
+            body = {"model": self.profile.model, "prompt": prompt, "candidates": chunk}
+            payload = await self._post("score", body)
+            scores = self._scores(payload, "score", len(chunk))
+            out.extend(self._score_value(s, "score", f"scores[{i}]") for i, s in enumerate(scores))
+        return out
+
+    async def score_steps(self, prompt: str, paths: list[list[str]]) -> list[list[float]]:
+        for index, path in enumerate(paths):
+            if len(path) > MAX_STEPS_PER_PATH:
+                raise BadRequest(
+                    f"reward model {self.name!r}: path {index} has {len(path)} steps; at most "
+                    f"{MAX_STEPS_PER_PATH} per path are sent"
+                )
+        out: list[list[float]] = []
+        for chunk in _chunks(paths):
+            body = {"model": self.profile.model, "prompt": prompt, "paths": chunk}
+            payload = await self._post("score_steps", body)
+            rows = self._scores(payload, "score_steps", len(chunk))
+            for i, (row, path) in enumerate(zip(rows, chunk, strict=True)):
+                where = f"scores[{i}]"
+                if not isinstance(row, list):
+                    raise self._malformed("score_steps", f"{where} is not a list")
+                if len(row) != len(path):
+                    raise self._malformed(
+                        "score_steps",
+                        f"{where} has {len(row)} score(s) for a path of {len(path)} step(s)",
+                    )
+                out.append(
+                    [
+                        self._score_value(s, "score_steps", f"{where}[{j}]")
+                        for j, s in enumerate(row)
+                    ]
+                )
+        return out
+
+    # ---- wire ------------------------------------------------------------------------
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+
+    async def _post(self, endpoint: str, body: dict[str, Any]) -> Any:
+        """POST ``body`` to ``{base_url}/{endpoint}`` with retries; the decoded JSON body."""
+        if self.profile.api_key_env and not self._api_key:
+            raise AuthError(
+                f"reward model {self.name!r} needs an API key in the environment variable "
+                f"{self.profile.api_key_env}, which is not set (or empty) in this process"
+            )
+        url = f"{self._root}/{endpoint}"
+        shown = f"{self._shown_root}/{endpoint}"
+        attempts = self._policy.max_retries + 1
+        for attempt in range(attempts):
+            last = attempt == attempts - 1
+            try:
+                async with self._slots:
+                    response = await self._client.post(
+                        url, json=body, headers=self._headers(), timeout=self._timeout
+                    )
+            except httpx.TimeoutException as exc:
+                if last:
+                    raise ProviderUnavailable(
+                        f"reward model {self.name!r} at {shown} did not answer within "
+                        f"{self.profile.timeout_s:g} s ({type(exc).__name__}), "
+                        f"{attempts} attempt(s)"
+                    ) from None
+                await self._backoff(attempt, None, f"timed out ({type(exc).__name__})")
+                continue
+            except httpx.TransportError as exc:
+                if last:
+                    raise ProviderUnavailable(
+                        f"reward model {self.name!r}: could not reach {shown} "
+                        f"({type(exc).__name__}: {self._scrub(str(exc)) or 'no detail'}), "
+                        f"{attempts} attempt(s)"
+                    ) from None
+                await self._backoff(attempt, None, f"connection failed ({type(exc).__name__})")
+                continue
+
+            status = response.status_code
+            if 200 <= status < 300:
+                try:
+                    return response.json()
+                except ValueError:
+                    raise self._malformed(endpoint, "the body is not JSON") from None
+            message = self._server_message(response)
+            if self._policy.should_retry_status(status):
+                if last:
+                    error_type = RateLimited if status == 429 else ProviderUnavailable
+                    what = "is rate limiting requests" if status == 429 else "keeps failing"
+                    raise error_type(
+                        f"reward model {self.name!r} at {shown} {what}: HTTP {status} after "
+                        f"{attempts} attempt(s); server said: {message}",
+                        status_code=status,
+                    )
+                await self._backoff(attempt, parse_retry_after(response.headers), f"HTTP {status}")
+                continue
+            if status in (401, 403):
+                key_hint = (
+                    f"the key in {self.profile.api_key_env}"
+                    if self.profile.api_key_env
+                    else "no key (the profile sets no api_key_env)"
+                )
+                raise AuthError(
+                    f"reward model {self.name!r} at {shown} refused the request (HTTP {status}) "
+                    f"sent with {key_hint}; server said: {message}",
+                    status_code=status,
+                )
+            raise BadRequest(
+                f"reward model {self.name!r} at {shown} rejected the request (HTTP {status}); "
+                f"server said: {message}",
+                status_code=status,
+            )
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _backoff(self, attempt: int, retry_after: float | None, why: str) -> None:
+        wait = self._policy.delay(attempt, retry_after)
+        log.warning(
+            "reward model %r: %s; retry %d/%d in %.2f s",
+            self.name,
+            why,
+            attempt + 1,
+            self._policy.max_retries,
+            wait,
+        )
+        await self._sleep(wait)
+
+    def _malformed(self, endpoint: str, why: str) -> ProviderUnavailable:
+        return ProviderUnavailable(
+            f"reward model {self.name!r} at {self._shown_root}/{endpoint} sent a response that "
+            f"does not follow the reward model contract ({why}); the server or a proxy in "
+            "front of it may be misconfigured"
+        )
+
+    def _scores(self, payload: Any, endpoint: str, expected: int) -> list[Any]:
+        if not isinstance(payload, dict):
+            raise self._malformed(endpoint, "the body is not a JSON object")
+        scores = payload.get("scores")
+        if not isinstance(scores, list):
+            raise self._malformed(endpoint, "no 'scores' list")
+        if len(scores) != expected:
+            what = "candidate(s)" if endpoint == "score" else "path(s)"
+            raise self._malformed(
+                endpoint, f"{len(scores)} score entries for {expected} {what} sent"
+            )
+        return scores
+
+    def _score_value(self, value: Any, endpoint: str, where: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self._malformed(endpoint, f"{where} is not a number")
+        number = float(value)
+        if not math.isfinite(number) or not 0.0 <= number <= 1.0:
+            raise self._malformed(endpoint, f"{where} = {number!r} is outside [0, 1]")
+        return number
+
+    def _server_message(self, response: httpx.Response) -> str:
+        message: Any = None
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        if isinstance(payload, dict):
+            error = payload.get("error")
+            if isinstance(error, dict):
+                message = error.get("message")
+            elif isinstance(error, str):
+                message = error
+            if message is None:
+                message = payload.get("message") or payload.get("detail")
+        if message is None:
+            message = response.text.strip() or response.reason_phrase or "(empty response)"
+        text = self._scrub(str(message))
+        return text[:_MAX_ERROR_CHARS] + "…" if len(text) > _MAX_ERROR_CHARS else text
+
+    def _scrub(self, text: str) -> str:
+        if self._api_key and len(self._api_key) >= 4:
+            text = text.replace(self._api_key, "[redacted]")
+        return text
+
+
+def _chunks(items: list[_T]) -> list[list[_T]]:
+    return [
+        items[start : start + MAX_ITEMS_PER_REQUEST]
+        for start in range(0, len(items), MAX_ITEMS_PER_REQUEST)
+    ]
+
+
+# --- the simulated reward model --------------------------------------------------------
+
+
+class SimRewardModel:
+    """An in-process reward model for offline runs (the built-in ``sim-prm``).
+
+    It knows the Game of 24 (the puzzle is read back out of the prompt) and judges with
+    no answer key and no search:
+
+    * ``score_steps``: each step is replayed on the numbers left; a step that does not
+      apply (an operand not left, wrong arithmetic, a wrong ``left`` list) scores 0, and
+      so does every step after it. A valid step scores the task heuristic of the numbers
+      it leaves (:func:`ponder.tasks.game24.heuristic`: exact with one or two numbers
+      left, a glance otherwise) plus Gaussian noise (sd ``noise``), clipped to [0, 1].
+    * ``score``: the expression in a candidate (after ``Answer:``, else the whole text)
+      is checked like the game24 verifier scores it (1 for 24, up to 0.5 the closer a
+      well-formed expression lands), squeezed into [0.05, 0.95], plus noise.
+
+    Prompts it does not recognize get 0.5 plus noise. The noise is seeded from the
+    prompt and the path prefix (or the candidate) only, so the same input always gets
+    the same scores, and a step's score does not depend on what else is in the batch.
+    """
+
+    def __init__(
+        self,
+        name: str = SIM_PRM_PROFILE_NAME,
+        *,
+        model: str = SIM_REWARD_MODEL_ID,
+        noise: float = 0.05,
+    ) -> None:
+        self.name = name
+        self.model = model
+        self.noise = noise
+
+    async def aclose(self) -> None:
+        pass
+
+    async def score(self, prompt: str, candidates: list[str]) -> list[float]:
+        from ponder.tasks.game24 import parse_answer, parse_prompt
+        from ponder.verifiers.game24 import check_expression
+
+        numbers = parse_prompt(prompt)
+        out = []
+        for candidate in candidates:
+            base = 0.5
+            if numbers is not None:
+                expr = parse_answer(candidate) or candidate.strip()
+                base = 0.05 + 0.9 * check_expression(numbers, expr[:200]).score
+            out.append(self._noisy(base, "score", prompt, candidate))
+        return out
+
+    async def score_steps(self, prompt: str, paths: list[list[str]]) -> list[list[float]]:
+        from ponder.tasks.game24 import heuristic, parse_prompt, parse_step
+
+        numbers = parse_prompt(prompt)
+        out: list[list[float]] = []
+        for path in paths:
+            row: list[float] = []
+            left: Sequence[Fraction] | None = (
+                None if numbers is None else [Fraction(n) for n in numbers]
+            )
+            for depth in range(len(path)):
+                tag = (prompt, *path[: depth + 1])
+                if numbers is None:
+                    row.append(self._noisy(0.5, "step", *tag))
+                    continue
+                step = None if left is None else parse_step(path[depth], left)
+                if step is None:
+                    left = None  # the path went wrong here: nothing after it counts
+                    row.append(0.0)
+                    continue
+                left = step.left
+                row.append(self._noisy(heuristic(left), "step", *tag))
+            out.append(row)
+        return out
+
+    def _noisy(self, base: float, *tag: str) -> float:
+        digest = hashlib.sha256("\x1f".join((self.model, *tag)).encode()).digest()
+        rng = random.Random(int.from_bytes(digest[:8], "big"))
+        value = base + (rng.gauss(0.0, self.noise) if self.noise > 0 else 0.0)
+        return round(min(max(value, 0.0), 1.0), 6)
+
+
+__all__ = [
+    "MAX_ITEMS_PER_REQUEST",
+    "MAX_STEPS_PER_PATH",
+    "HttpRewardModel",
+    "RewardModel",
+    "RewardModelFactory",
+    "RewardModels",
+    "SimRewardModel",
+]
