@@ -323,8 +323,18 @@ class ModelPublic(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    name: str = Field(description="What `model` to send.")
-    provider: str = Field(description="`openai` (OpenAI-compatible), `anthropic` or `sim`.")
+    name: str = Field(
+        description="What to send as a job's `model` (chat profiles) or a strategy's "
+        "`reward_model` (reward profiles)."
+    )
+    kind: str = Field(
+        description="`chat` (a model jobs sample from) or `reward` (a reward model that "
+        "scores answers or reasoning steps)."
+    )
+    provider: str = Field(
+        description="`openai` (OpenAI-compatible), `anthropic`, `sim`, `reward` (an HTTP "
+        "reward model) or `sim-reward`."
+    )
     model: str = Field(description="The model id the provider serves.")
     base_url: str | None = Field(description="The provider's API root (credentials removed).")
     capabilities: ModelCapabilities
