@@ -59,6 +59,25 @@ class Settings(BaseSettings):
     limit_max_cost_usd: float = Field(default=1_000.0, gt=0)
     limit_max_seconds: float = Field(default=86_400.0, gt=0)
 
+    # sandbox for untrusted code (the python_tests verifier)
+    sandbox_allow_unisolated: bool = Field(
+        default=False,
+        description="Run untrusted code without a network namespace when the kernel cannot "
+        "make one — unsafe; dev only.",
+    )
+    sandbox_max_processes: int = Field(
+        default=32, ge=2, le=4096, description="Processes and threads one sandboxed run may have."
+    )
+    sandbox_file_size_mb: int = Field(
+        default=16,
+        ge=1,
+        le=1024,
+        description="Largest file a sandboxed run may write (its /tmp holds 4x).",
+    )
+    sandbox_max_output_bytes: int = Field(
+        default=65_536, ge=1024, description="stdout/stderr kept per stream of a sandboxed run."
+    )
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")

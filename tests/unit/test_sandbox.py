@@ -1,0 +1,244 @@
+"""The sandbox itself: real subprocesses, each attack contained, the caller unharmed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from ponder import sandbox
+from ponder.sandbox import (
+    IsolationStatus,
+    SandboxLimits,
+    SandboxUnavailable,
+    isolation_status,
+    run_python,
+    run_python_async,
+)
+
+FAST = SandboxLimits(wall_s=1.0, max_processes=16)
+
+
+def sandbox_processes() -> list[int]:
+    """Live processes running as a sandbox uid (fresh uids are ≥ 1,000,000)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("Uid:") and int(line.split()[1]) >= 1_000_000:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.fixture(autouse=True)
+def _needs_isolation_and_leaves_nothing() -> object:
+    status = isolation_status()
+    assert status.available, f"the sandbox cannot isolate on this machine: {status.reason}"
+    yield
+    deadline = time.monotonic() + 2.0
+    while sandbox_processes() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sandbox_processes() == [], "a sandboxed process outlived its run"
+
+
+def still_works() -> None:
+    result = run_python("print(6 * 7)", limits=FAST)
+    assert (result.exit_code, result.stdout, result.killed_by) == (0, "42\n", None)
+
+
+def test_plain_run_and_report_file() -> None:
+    code = (
+        "import sys\n"
+        "print('args', sys.argv[1:])\n"
+        "open('.ponder-report', 'w').write(open('data.txt').read().upper())\n"
+    )
+    result = run_python(code, limits=FAST, files={"data.txt": "hello"}, argv=["a", "b"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "args ['a', 'b']\n"
+    assert result.report == "HELLO"
+    assert result.isolated and not result.timed_out and not result.truncated
+
+
+def test_infinite_loop_is_killed_at_the_wall_clock() -> None:
+    start = time.monotonic()
+    result = run_python("while True:\n    pass\n", limits=FAST)
+    assert result.timed_out and result.killed_by == "timeout"
+    assert time.monotonic() - start < 3.0
+    still_works()
+
+
+def test_cpu_limit_kills_a_spinning_program() -> None:
+    result = run_python("while True:\n    pass\n", limits=SandboxLimits(wall_s=4.0, cpu_s=1.0))
+    assert result.killed_by == "cpu", result
+    assert result.wall_s < 3.5
+    still_works()
+
+
+def test_memory_hog_gets_memory_error() -> None:
+    code = "x = []\nwhile True:\n    x.append(bytearray(10**7))\n"
+    result = run_python(code, limits=SandboxLimits(wall_s=3.0, memory_mb=128))
+    assert result.exit_code == 1 and "MemoryError" in result.stderr
+    still_works()
+
+
+def test_fork_bomb_is_contained() -> None:
+    code = (
+        "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
+    )
+    result = run_python(code, limits=FAST)
+    assert result.timed_out
+    # the process limit held: no more program processes than allowed
+    assert result.processes_at_kill is not None
+    assert 1 <= result.processes_at_kill <= FAST.max_processes
+    still_works()
+
+
+def test_huge_file_is_refused() -> None:
+    code = "with open('big', 'wb') as f:\n    f.write(b'x' * (64 << 20))\n"
+    result = run_python(code, limits=SandboxLimits(wall_s=3.0, file_size_mb=4, memory_mb=512))
+    assert result.exit_code == 1 and "File too large" in result.stderr
+    # many files: the working directory is a tmpfs of disk_mb
+    code = "i = 0\nwhile True:\n    open(f'f{i}', 'wb').write(b'x' * (1 << 20))\n    i += 1\n"
+    result = run_python(code, limits=SandboxLimits(wall_s=3.0, file_size_mb=4, disk_mb=8))
+    assert result.exit_code == 1 and "No space left on device" in result.stderr
+    still_works()
+
+
+def test_no_network_and_it_fails_fast() -> None:
+    code = (
+        "import socket, time\n"
+        "print(sorted(n for _, n in socket.if_nameindex()))\n"
+        "for addr in [('127.0.0.1', 80), ('8.8.8.8', 53), ('1.1.1.1', 443)]:\n"
+        "    s = socket.socket()\n"
+        "    s.settimeout(5)\n"
+        "    t = time.monotonic()\n"
+        "    try:\n"
+        "        s.connect(addr)\n"
+        "        print('connected', addr)\n"
+        "    except OSError as e:\n"
+        "        print(e.errno, round(time.monotonic() - t, 2))\n"
+        "u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+        "try:\n"
+        "    u.sendto(b'x', ('8.8.8.8', 53))\n"
+        "    print('sent')\n"
+        "except OSError as e:\n"
+        "    print(e.errno)\n"
+    )
+    result = run_python(code, limits=FAST)
+    lines = result.stdout.splitlines()
+    assert lines[0] == "['lo']"  # a fresh network namespace: only a loopback, down
+    for line in lines[1:4]:
+        errno, seconds = line.split()
+        assert int(errno) == 101 and float(seconds) < 0.5  # ENETUNREACH, at once
+    assert lines[4] == "101"  # nothing leaves, UDP either
+    still_works()
+
+
+def test_files_outside_the_working_directory() -> None:
+    project_file = str(Path(sandbox.__file__).resolve())
+    code = (
+        "import os\n"
+        f"print(os.path.exists({project_file!r}))\n"
+        "print(os.getcwd(), os.listdir('.'))\n"
+        "print(sorted(os.listdir('/home')), os.listdir('/run'), os.listdir('/var/tmp'))\n"
+        "print(len(open('/etc/passwd').read()) > 0)\n"
+        "try:\n"
+        "    open('/etc/shadow').read()\n"
+        "    print('shadow readable')\n"
+        "except OSError as e:\n"
+        "    print(type(e).__name__)\n"
+        "try:\n"
+        "    open('/etc/ponder-sandbox-test', 'w')\n"
+        "    print('etc writable')\n"
+        "except OSError as e:\n"
+        "    print(type(e).__name__)\n"
+        "print(sorted(p for p in os.listdir('/proc') if p.isdigit()))\n"
+    )
+    result = run_python(code, limits=FAST)
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "False"  # the project is hidden (empty tmpfs over it)
+    assert lines[1] == "/tmp []"  # a fresh, empty tmpfs working directory
+    assert lines[2] == "[] [] []"
+    # documented: world-readable system files stay readable, root-only ones do not
+    assert lines[3] == "True"
+    assert lines[4] == "PermissionError"
+    assert lines[5] == "PermissionError"
+    assert lines[6] == "['1', '2']"  # its own PID namespace: pid 1 and itself
+    still_works()
+
+
+def test_empty_environment_and_not_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PONDER_SECRET_FOR_TEST", "s3cret")
+    code = "import os, sys\nprint(sorted(os.environ))\nprint(os.getuid(), os.getgroups())\n"
+    code += "print(sys.flags.isolated, sys.flags.no_site)\n"
+    result = run_python(code, limits=FAST)
+    env, ids, flags = result.stdout.splitlines()
+    assert set(eval(env)) <= {"LC_CTYPE"}  # PEP 538 may set the locale; nothing else
+    uid = int(ids.split()[0])
+    assert uid >= 1_000_000 and ids.endswith("[]")
+    assert flags == "1 1"
+
+
+def test_megabytes_of_output_are_truncated() -> None:
+    limits = SandboxLimits(wall_s=3.0, max_output_bytes=1000)
+    result = run_python("import sys\nsys.stdout.write('y' * 3_000_000)\n", limits=limits)
+    assert result.exit_code == 0 and result.truncated and result.stdout == "y" * 1000
+    limits = SandboxLimits(wall_s=3.0, output_kill_bytes=1 << 20)
+    result = run_python("while True:\n    print('x' * 10000)\n", limits=limits)
+    assert result.killed_by == "output" and len(result.stdout) == limits.max_output_bytes
+    still_works()
+
+
+def test_escaped_children_die_with_the_run() -> None:
+    code = (
+        "import os, time\n"
+        "if os.fork() == 0:\n"
+        "    os.setsid()\n"
+        "    if os.fork() == 0:\n"
+        "        time.sleep(60)\n"
+        "    os._exit(0)\n"
+        "print('parent exits')\n"
+    )
+    result = run_python(code, limits=FAST)
+    assert result.exit_code == 0
+    # the autouse fixture checks that no sandbox process outlived the run
+
+
+def test_cancelling_a_run_kills_it() -> None:
+    async def main() -> None:
+        task = asyncio.ensure_future(
+            run_python_async("import time\ntime.sleep(30)\n", limits=SandboxLimits(wall_s=30))
+        )
+        await asyncio.sleep(0.5)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+
+
+def test_refuses_without_isolation_unless_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        sandbox, "isolation_status", lambda: IsolationStatus(False, None, "simulated: no netns")
+    )
+    with pytest.raises(SandboxUnavailable, match="simulated: no netns"):
+        run_python("print(1)", limits=FAST)
+    before = set(Path(tempfile.gettempdir()).glob("ponder-sandbox-*"))
+    result = run_python("import os\nprint(os.getcwd())", limits=FAST, allow_unisolated=True)
+    assert result.exit_code == 0 and not result.isolated
+    workdir = result.stdout.strip()
+    assert workdir.startswith(tempfile.gettempdir()) and not os.path.exists(workdir)
+    assert set(Path(tempfile.gettempdir()).glob("ponder-sandbox-*")) == before
+    # the unisolated fallback still enforces the wall clock
+    result = run_python("while True:\n    pass\n", limits=FAST, allow_unisolated=True)
+    assert result.timed_out and not result.isolated
