@@ -341,7 +341,7 @@ class ModelPublic(BaseModel):
     price_in_per_mtok: float = Field(description="USD per million prompt tokens.")
     price_out_per_mtok: float = Field(description="USD per million completion tokens.")
     max_concurrency: int = Field(
-        description="Requests in flight at most to this model, per worker process."
+        description="Requests in flight at most to this model, across all workers."
     )
 
 

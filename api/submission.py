@@ -66,7 +66,7 @@ def job_values(
         )
     _check_reward_model_param(strategy_params, models)
     try:
-        validate_verifier_spec(body.verifier, body.problem)
+        validate_verifier_spec(body.verifier, body.problem, models)
     except ValueError as exc:
         raise invalid(("body", "verifier"), str(exc)) from None
     budget = _check_budget(body.budget, settings)

@@ -7,9 +7,17 @@ keys on every run. A call whose key is already journaled returns its stored resu
 and costs nothing: resuming a job means running its strategy again from the top.
 Strategies must be deterministic given the journal: randomness only from ``ctx.rng``.
 
-Three kinds of journaled call: ``sample`` (the chat model; billed to the job's budget),
+Three kinds of journaled call: ``sample`` (a chat model; billed to the job's budget),
 ``verify`` (the job's verifier; unbilled) and ``reward`` (a reward model scoring
-partial solutions, :meth:`Context.score_steps`; unbilled).
+answers, :meth:`Context.score`, or partial solutions, :meth:`Context.score_steps`;
+unbilled).
+
+Verifiers that call models go through the same machinery: under an ``llm_judge``
+verifier, :meth:`Context.verify` issues the judge's request as a billed ``sample`` call
+on the judge model's provider (at that profile's prices; the journaled result carries
+the verdict under ``"judge"``), and under a ``reward_model`` verifier it is a
+:meth:`Context.score` call. Either way the key is taken when ``verify`` is called and a
+resumed run gets the journaled verdict back without calling anything.
 """
 
 from __future__ import annotations
@@ -38,13 +46,21 @@ from ponder.llm.base import (
 from ponder.problem import Problem
 from ponder.tasks.base import Task
 from ponder.verifiers.base import Verdict, Verifier
+from ponder.verifiers.llm_judge import JudgeRequest, LlmJudgeVerifier
+from ponder.verifiers.reward_model import RewardModelVerifier
 
 if TYPE_CHECKING:
     from ponder.llm.reward import RewardModel
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 RewardModelLookup = Callable[[str], "RewardModel"]
+PriceFn = Callable[[Usage], float]
+# model profile name -> its provider / its prices (for calls to models other than the
+# job's own, e.g. an llm_judge verifier's judge)
+ProviderLookup = Callable[[str], Provider]
+PriceLookup = Callable[[str], PriceFn]
 
 # A single sample is still worth issuing with this few completion tokens when the
 # budget cannot cover the strategy's full request.
@@ -110,9 +126,6 @@ class Journal(Protocol):
 
     @property
     def lease_lost(self) -> bool: ...
-
-
-PriceFn = Callable[[Usage], float]
 
 
 @dataclass(frozen=True)
@@ -181,7 +194,13 @@ class Context:
         seconds_before: float = 0.0,
         slice_seconds: float | None = None,
         reward_models: RewardModelLookup | None = None,
+        providers: ProviderLookup | None = None,
+        prices: PriceLookup | None = None,
     ) -> None:
+        """``providers`` and ``prices`` look up other chat models by profile name (an
+        ``llm_judge`` verifier's judge); without them only the job's own model (by its
+        provider's name) can judge. A verifier's model is looked up now, so a job whose
+        judge or reward model does not exist fails before spending anything."""
         self.problem = problem
         self.task = task
         self.rng = random.Random(seed)
@@ -190,6 +209,8 @@ class Context:
         self._price = price
         self._verifier = verifier
         self._reward_models = reward_models
+        self._providers = providers
+        self._prices = prices
         self._journal = journal
         self._seed = seed
         self._clock = clock
@@ -204,6 +225,11 @@ class Context:
         self._received = Spend()  # usage of every sample result handed to the strategy
         self.new_calls = 0  # billed calls this run completed
         self.replayed_calls = 0
+        self._judge: tuple[Provider, PriceFn] | None = None
+        if isinstance(verifier, LlmJudgeVerifier):
+            self._judge = self._chat_model(verifier.model)
+        elif isinstance(verifier, RewardModelVerifier):
+            self.reward_model(verifier.model)
 
     # ---- what strategies use -------------------------------------------------------
 
@@ -211,8 +237,13 @@ class Context:
         return self.problem.prompt_messages()
 
     def parse_answer(self, text: str) -> str | None:
+        """The candidate answer in a completion: the task's parser; for verifiers that
+        read whole completions (code checked by tests), all of it; else the text after
+        the last ``Answer:``."""
         if self.task is not None:
             return self.task.parse_answer(text)
+        if getattr(self._verifier, "reads_whole_completion", False):
+            return text if text.strip() else None
         return generic_parse_answer(text)
 
     def sample(
@@ -240,39 +271,32 @@ class Context:
         digest = _digest("sample", payload)
         record = self._replay(key, "sample", digest)
         if record is not None:
-            self._account(record.result)
+            self._account(record.result, self._price)
             return _ready(_completions_from_json(record.result))
-        self._check_can_start()
-        prompt_tokens = estimate_prompt_tokens(messages)
-        n_eff, max_eff = self._fit(n, prompt_tokens, max_tokens)
-        per_sample_usage = Usage(prompt_tokens=prompt_tokens, completion_tokens=max_eff)
-        worst = Spend(
-            tokens=(prompt_tokens + max_eff) * n_eff,
-            calls=n_eff,
-            cost_usd=self._price(per_sample_usage) * n_eff,
-        )
-        reservation = self.ledger.reserve(worst)
-        self._issued += 1
-        try:
-            self._journal.begin_paid_step(key, "sample", digest, worst)
-        except BaseException:
-            self.ledger.release(reservation)
-            raise
-        request = SampleRequest(
-            messages=messages,
-            n=n_eff,
-            max_tokens=max_eff,
+        request, reservation = self._issue(
+            key,
+            digest,
+            messages,
+            n=n,
+            max_tokens=max_tokens,
             temperature=temperature,
-            seed=derive_seed(self._seed, key),
             stop=stop,
-            extra=dict(extra or {}),
+            extra=extra,
+            price=self._price,
         )
         return self._spawn(self._run_sample(key, digest, request, reservation))
 
     def verify(self, answer: str | None) -> Awaitable[Verdict]:
-        """Check a candidate answer with the job's verifier (journaled, unbilled)."""
+        """Check a candidate answer with the job's verifier (journaled; unbilled, except
+        that an ``llm_judge`` verifier's model call is billed like any other)."""
         if answer is None:
             return _ready(Verdict(False, 0.0, "no answer found in the model's output"))
+        if isinstance(self._verifier, LlmJudgeVerifier):
+            return self._verify_by_judge(self._verifier, answer)
+        if isinstance(self._verifier, RewardModelVerifier):
+            verifier = self._verifier
+            scores = self.score([answer], reward_model=verifier.model)
+            return _mapped(scores, lambda s: verifier.verdict(s[0]))
         key = self._take_key()
         digest = _digest("verify", {"answer": answer})
         record = self._replay(key, "verify", digest)
@@ -293,6 +317,20 @@ class Context:
             return self._reward_models(name)
         except KeyError:  # a plain mapping lookup: say what exists
             raise ValueError(f"unknown reward model {name!r}") from None
+
+    def score(self, candidates: list[str], *, reward_model: str) -> Awaitable[list[float]]:
+        """Outcome-reward scores of whole answers: one score in [0, 1] per candidate (see
+        :mod:`ponder.llm.reward`), from the reward model profile ``reward_model``, for
+        the problem's prompt. Journaled like :meth:`score_steps` and unbilled."""
+        candidates = [str(c) for c in candidates]
+        model = self.reward_model(reward_model)
+        key = self._take_key()
+        digest = _digest("reward", {"reward_model": reward_model, "candidates": candidates})
+        record = self._replay(key, "reward", digest)
+        if record is not None:
+            return _ready([float(x) for x in record.result["scores"]])
+        self._check_can_start()
+        return self._spawn(self._run_score(key, digest, model, candidates))
 
     def score_steps(
         self, paths: list[list[str]], *, reward_model: str
@@ -354,10 +392,10 @@ class Context:
             None if lim.max_cost_usd is None else lim.max_cost_usd - used.cost_usd,
         )
 
-    def _account(self, result: dict[str, Any]) -> None:
+    def _account(self, result: dict[str, Any], price: PriceFn) -> None:
         usage = Usage(**result["usage"])
         self._received = self._received + Spend(
-            usage.total_tokens, len(result["completions"]), self._price(usage)
+            usage.total_tokens, len(result["completions"]), price(usage)
         )
 
     def best_json(self) -> dict[str, Any] | None:
@@ -435,11 +473,115 @@ class Context:
         ):
             raise SliceExpired()
 
-    def _fit(self, n: int, prompt_tokens: int, max_tokens: int) -> tuple[int, int]:
+    def _chat_model(self, name: str) -> tuple[Provider, PriceFn]:
+        """The provider and prices of chat model profile ``name``; ValueError if none."""
+        own = name == self._provider.name
+        if self._providers is None:
+            if own:
+                return self._provider, self._price
+            raise ValueError(
+                f"the verifier's model {name!r} was asked for, but this run has no providers "
+                "configured besides the job's own model (the Context was built without a "
+                "providers lookup)"
+            )
+        try:
+            provider = self._providers(name)
+        except KeyError:
+            raise ValueError(
+                f"unknown judge model {name!r}: no model profile has that name"
+            ) from None
+        if self._prices is not None:
+            price = self._prices(name)
+        elif own:
+            price = self._price
+        else:
+            raise ValueError(f"no prices for the verifier's model {name!r}")
+        return provider, price
+
+    def _verify_by_judge(self, judge: LlmJudgeVerifier, answer: str) -> Awaitable[Verdict]:
+        assert self._judge is not None
+        provider, price = self._judge
+        req: JudgeRequest = judge.judge_request(self.problem, answer)
+        key = self._take_key()
+        payload = {
+            "messages": req.messages,
+            "n": 1,
+            "max_tokens": req.max_tokens,
+            "temperature": req.temperature,
+            "stop": None,
+            "judge": req.model,
+        }
+        digest = _digest("sample", payload)
+        record = self._replay(key, "sample", digest)
+        if record is not None:
+            self._account(record.result, price)
+            stored = (record.result.get("judge") or {}).get("verdict")
+            if isinstance(stored, dict):
+                return _ready(Verdict.from_json(stored))
+            completions = _completions_from_json(record.result)
+            return _ready(judge.parse(completions[0].text if completions else ""))
+        request, reservation = self._issue(
+            key,
+            digest,
+            req.messages,
+            n=1,
+            max_tokens=req.max_tokens,
+            temperature=req.temperature,
+            stop=None,
+            extra=None,
+            price=price,
+        )
+        return self._spawn(
+            self._run_judge(key, digest, request, reservation, judge, provider, price)
+        )
+
+    def _issue(
+        self,
+        key: int,
+        digest: str,
+        messages: list[Message],
+        *,
+        n: int,
+        max_tokens: int,
+        temperature: float,
+        stop: list[str] | None,
+        extra: dict[str, Any] | None,
+        price: PriceFn,
+    ) -> tuple[SampleRequest, Reservation]:
+        """Start a billed call: reserve its worst case and journal it as pending.
+        Raises BudgetExhausted (nothing reserved) when the budget covers no sample."""
+        self._check_can_start()
+        prompt_tokens = estimate_prompt_tokens(messages)
+        n_eff, max_eff = self._fit(n, prompt_tokens, max_tokens, price)
+        per_sample_usage = Usage(prompt_tokens=prompt_tokens, completion_tokens=max_eff)
+        worst = Spend(
+            tokens=(prompt_tokens + max_eff) * n_eff,
+            calls=n_eff,
+            cost_usd=price(per_sample_usage) * n_eff,
+        )
+        reservation = self.ledger.reserve(worst)
+        self._issued += 1
+        try:
+            self._journal.begin_paid_step(key, "sample", digest, worst)
+        except BaseException:
+            self.ledger.release(reservation)
+            raise
+        request = SampleRequest(
+            messages=messages,
+            n=n_eff,
+            max_tokens=max_eff,
+            temperature=temperature,
+            seed=derive_seed(self._seed, key),
+            stop=stop,
+            extra=dict(extra or {}),
+        )
+        return request, reservation
+
+    def _fit(self, n: int, prompt_tokens: int, max_tokens: int, price: PriceFn) -> tuple[int, int]:
         per = Spend(
             tokens=prompt_tokens + max_tokens,
             calls=1,
-            cost_usd=self._price(Usage(prompt_tokens=prompt_tokens, completion_tokens=max_tokens)),
+            cost_usd=price(Usage(prompt_tokens=prompt_tokens, completion_tokens=max_tokens)),
         )
         n_eff = self.ledger.affordable(per, n)
         if n_eff > 0:
@@ -467,12 +609,57 @@ class Context:
     async def _run_sample(
         self, key: int, digest: str, request: SampleRequest, reservation: Reservation
     ) -> list[Completion]:
+        result = await self._call_model(key, request, reservation, self._provider)
+        self._complete(key, digest, reservation, result, self._price, {})
+        return list(result.completions)
+
+    async def _run_judge(
+        self,
+        key: int,
+        digest: str,
+        request: SampleRequest,
+        reservation: Reservation,
+        judge: LlmJudgeVerifier,
+        provider: Provider,
+        price: PriceFn,
+    ) -> Verdict:
+        result = await self._call_model(key, request, reservation, provider)
+        verdict = judge.parse(result.completions[0].text if result.completions else "")
+        extra = {"judge": {"model": judge.model, "verdict": verdict.to_json()}}
+        self._complete(key, digest, reservation, result, price, extra)
+        return verdict
+
+    def _complete(
+        self,
+        key: int,
+        digest: str,
+        reservation: Reservation,
+        result: SampleResult,
+        price: PriceFn,
+        extra: dict[str, Any],
+    ) -> None:
+        """Settle a billed call's reservation at its real usage and journal its result."""
+        actual = Spend(
+            tokens=result.usage.total_tokens,
+            calls=len(result.completions),
+            cost_usd=price(result.usage),
+        )
+        self.ledger.settle(reservation, actual)
+        self.new_calls += 1
+        self._journal.set_progress(self.progress())
+        data = {**_sample_result_to_json(result), **extra}
+        self._journal.complete_paid_step(key, "sample", digest, data, actual)
+        self._account(data, price)
+
+    async def _call_model(
+        self, key: int, request: SampleRequest, reservation: Reservation, provider: Provider
+    ) -> SampleResult:
         try:
             timeout = self._call_timeout()
             if timeout is None:
-                result = await self._provider.sample(request)
+                result = await provider.sample(request)
             else:
-                result = await asyncio.wait_for(self._provider.sample(request), timeout)
+                result = await asyncio.wait_for(provider.sample(request), timeout)
         except TimeoutError:
             self._lose(key, reservation)
             raise DeadlineExceeded() from None
@@ -484,19 +671,7 @@ class Context:
         except BaseException:
             self._lose(key, reservation)
             raise
-        actual = Spend(
-            tokens=result.usage.total_tokens,
-            calls=len(result.completions),
-            cost_usd=self._price(result.usage),
-        )
-        self.ledger.settle(reservation, actual)
-        self.new_calls += 1
-        self._journal.set_progress(self.progress())
-        self._journal.complete_paid_step(
-            key, "sample", digest, _sample_result_to_json(result), actual
-        )
-        self._account(_sample_result_to_json(result))
-        return list(result.completions)
+        return result
 
     def _lose(self, key: int, reservation: Reservation) -> None:
         """A billed call ended without a usable result; count its worst case as spent."""
@@ -525,6 +700,28 @@ class Context:
         self._journal.record_free_step(key, "reward", digest, {"scores": rows})
         return rows
 
+    async def _run_score(
+        self, key: int, digest: str, model: RewardModel, candidates: list[str]
+    ) -> list[float]:
+        call = model.score(self.prompt_text(), candidates)
+        timeout = self._call_timeout()
+        try:
+            scores = await (call if timeout is None else asyncio.wait_for(call, timeout))
+        except TimeoutError:
+            raise DeadlineExceeded() from None
+        if len(scores) != len(candidates):
+            raise ProviderError(
+                f"reward model {model.name!r} returned {len(scores)} score(s) for "
+                f"{len(candidates)} candidate(s)"
+            )
+        values = [float(x) for x in scores]
+        if not all(0.0 <= x <= 1.0 for x in values):  # also rejects NaN
+            raise ProviderError(
+                f"reward model {model.name!r} returned a score outside [0, 1]: {values}"
+            )
+        self._journal.record_free_step(key, "reward", digest, {"scores": values})
+        return values
+
     async def _run_verify(self, key: int, digest: str, answer: str) -> Verdict:
         verdict = await self._verifier.verify(self.problem, answer)
         self._journal.record_free_step(key, "verify", digest, verdict.to_json())
@@ -537,6 +734,10 @@ async def _ready_coro(value: Any) -> Any:
 
 def _ready(value: Any) -> Awaitable[Any]:
     return _ready_coro(value)
+
+
+async def _mapped(awaitable: Awaitable[T], fn: Callable[[T], U]) -> U:
+    return fn(await awaitable)
 
 
 __all__ = [

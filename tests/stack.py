@@ -77,7 +77,13 @@ def running_stack(
     *,
     sim_args: tuple[str, ...] = (),
     worker_concurrency: int = 2,
+    extra_models: str = "",
+    workers: int = 1,
 ) -> Iterator[Stack]:
+    """The service as processes: sim, api and ``workers`` workers (named ``worker``,
+    ``worker2``, ...). ``extra_models`` is YAML appended to the models file's list (each
+    entry indented by two spaces, like ``sim-http``), e.g. a profile with its own limits
+    on the same sim server (``{sim_port}`` in it is replaced with the server's port)."""
     sim_port, api_port = free_port(), free_port()
     models = tmp_path / "models.yaml"
     models.write_text(
@@ -85,7 +91,7 @@ def running_stack(
         "  - name: sim-http\n"
         "    provider: openai\n"
         f"    base_url: http://127.0.0.1:{sim_port}/v1\n"
-        "    model: sim-1\n"
+        "    model: sim-1\n" + extra_models.replace("{sim_port}", str(sim_port))
     )
     env = dict(os.environ)
     env.update(
@@ -106,7 +112,9 @@ def running_stack(
     )
     s.start("sim", "sim", "serve", "--port", str(sim_port), *sim_args)
     s.start("api", "api", "--port", str(api_port))
-    s.start("worker", "worker", "--concurrency", str(worker_concurrency), "--loglevel", "INFO")
+    for index in range(workers):
+        name = "worker" if index == 0 else f"worker{index + 1}"
+        s.start(name, "worker", "--concurrency", str(worker_concurrency), "--loglevel", "INFO")
     try:
         wait_http_ok(f"{s.sim_url}/healthz", list(s.procs.values()))
         wait_http_ok(f"{s.api_url}/readyz", list(s.procs.values()))

@@ -23,6 +23,7 @@ from ponder.config import Settings
 from ponder.db import make_engine, make_sessionmaker
 from ponder.jobstore import Claim, SqlJournal, claim, renew_lease
 from ponder.llm.base import Provider, ProviderError, ProviderUnavailable
+from ponder.llm.limits import Limiter, build_limiter
 from ponder.llm.profiles import ModelProfile, build_provider, load_models_file
 from ponder.llm.reward import RewardModelFactory, RewardModels
 from ponder.models import Job, JobStatus, StopReason
@@ -53,7 +54,13 @@ class WorkerServices:
         self.sessions = make_sessionmaker(self.engine)
         self.profiles = load_models_file(settings.models_file)
         self.loop = asyncio.new_event_loop()
-        self._provider_factory = provider_factory or build_provider
+        # One limiter per process: max_concurrency holds across every worker process
+        # (Redis-backed on the broker's Redis; in-process in the embedded mode).
+        self.limiter: Limiter = build_limiter(settings.broker_url)
+        limiter = self.limiter
+        self._provider_factory: ProviderFactory = provider_factory or (
+            lambda profile: build_provider(profile, limiter=limiter)
+        )
         self._providers: dict[str, Provider] = {}
         # reward models (PRMs) by profile name, built on first use, kept like providers
         self.reward_models = RewardModels(self.profiles, reward_model_factory)
@@ -68,6 +75,7 @@ class WorkerServices:
             self.loop.run_until_complete(p.aclose())
         self._providers.clear()
         self.loop.run_until_complete(self.reward_models.aclose())
+        self.loop.run_until_complete(self.limiter.aclose())
         self.loop.close()
         self.engine.dispose()
 
@@ -155,6 +163,8 @@ async def _run(svc: WorkerServices, c: Claim, journal: SqlJournal) -> SliceOutco
             seconds_before=job.usage_seconds,
             slice_seconds=settings.slice_seconds,
             reward_models=svc.reward_models,
+            providers=svc.provider,
+            prices=lambda name: svc.profiles[name].cost_usd,
         )
     except Exception as exc:  # a job that cannot even start fails with the reason
         log.exception("job %s: cannot start", job.id)

@@ -4,14 +4,19 @@ llama.cpp, Ollama, the Ponder simulator, ...).
 What callers can rely on:
 
 * one pooled ``httpx.AsyncClient`` per provider, at most ``max_concurrency`` requests
-  in flight, so a provider is cheap to share between concurrent coroutines;
+  in flight, so a provider is cheap to share between concurrent coroutines; with a
+  :class:`~ponder.llm.limits.Limiter` (the worker passes a Redis-backed one), at most
+  ``max_concurrency`` across every worker process too;
 * transient failures (408, 409, 429, 5xx, timeouts, dropped connections) are retried
   with capped exponential backoff and full jitter, honouring ``Retry-After``; what is
   left is raised as a typed :class:`~ponder.llm.base.ProviderError`;
 * servers that cannot return several samples per request (``n > 1``) get ``n``
   concurrent single-sample requests instead, and the provider remembers that;
 * the API key is read once from the environment variable the profile names and never
-  appears in a log line or an exception message.
+  appears in a log line or an exception message;
+* ``request.extra`` passes server-specific parameters through (``logprobs``,
+  ``top_logprobs``, ``reasoning_effort``, ``max_completion_tokens``, ...); usage counts
+  ``completion_tokens_details.reasoning_tokens`` as ``Usage.reasoning_tokens``.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import os
 import random
 import re
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -40,6 +46,7 @@ from ponder.llm.base import (
     SampleResult,
     Usage,
 )
+from ponder.llm.limits import Limiter
 from ponder.llm.profiles import ModelProfile, redact_url
 
 log = logging.getLogger(__name__)
@@ -137,6 +144,7 @@ class OpenAICompatProvider:
         client: httpx.AsyncClient | None = None,
         sleep: Sleep = asyncio.sleep,
         retry_policy: RetryPolicy | None = None,
+        limiter: Limiter | None = None,
     ) -> None:
         base_url = profile.effective_base_url
         if base_url is None:  # pragma: no cover - profiles always have one for openai
@@ -149,6 +157,7 @@ class OpenAICompatProvider:
         self._policy = retry_policy or RetryPolicy(max_retries=profile.max_retries)
         self._timeout = httpx.Timeout(profile.timeout_s, pool=None)
         self._slots = asyncio.Semaphore(profile.max_concurrency)
+        self._limiter = limiter
         self._supports_n = profile.supports_n
         self._api_key = os.environ.get(profile.api_key_env, "") if profile.api_key_env else ""
         self._owns_client = client is None
@@ -256,6 +265,12 @@ class OpenAICompatProvider:
             return {}
         return {"Authorization": f"Bearer {self._api_key}"}
 
+    def _limit(self) -> AbstractAsyncContextManager[None]:
+        """A slot of the profile's deployment-wide concurrency limit (if any)."""
+        if self._limiter is None:
+            return nullcontext()
+        return self._limiter.slot(self.name, self.profile.max_concurrency)
+
     async def _post(self, request: SampleRequest, *, n: int, seed: int | None) -> SampleResult:
         """One logical call, with retries. Raises :class:`_NUnsupported` when the server
         refuses ``n > 1``."""
@@ -264,7 +279,7 @@ class OpenAICompatProvider:
         for attempt in range(attempts):
             last = attempt == attempts - 1
             try:
-                async with self._slots:
+                async with self._slots, self._limit():
                     response = await self._client.post(
                         self._url, json=body, headers=self._headers(), timeout=self._timeout
                     )

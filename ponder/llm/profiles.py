@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from ponder.llm.base import Provider, Usage
 
 if TYPE_CHECKING:
+    from ponder.llm.limits import Limiter
     from ponder.llm.reward import RewardModel
 
 ProviderKind = Literal["openai", "anthropic", "sim", "reward", "sim-reward"]
@@ -210,10 +211,19 @@ def redact_url(url: str) -> str:
 def public_view(profile: ModelProfile) -> dict[str, Any]:
     """What ``GET /v1/models`` shows about a profile: never the key, the name of its
     environment variable, or credentials embedded in the URL. ``kind`` says whether a
-    job may name it as its ``model`` (``chat``) or a strategy as a ``reward_model``."""
+    job may name it as its ``model`` (``chat``) or a strategy as a ``reward_model``.
+    ``max_concurrency`` holds across all worker processes of the deployment."""
     base_url = profile.effective_base_url
     capabilities: dict[str, Any] = {"supports_n": profile.supports_n}
-    if profile.is_reward:
+    if profile.provider == "anthropic":
+        # The Messages API has no ``n`` (samples are concurrent requests); reasoning is
+        # extended thinking, thinking.budget_tokens >= 1024 and below max_tokens.
+        capabilities = {
+            "supports_n": False,
+            "reasoning": "thinking",
+            "thinking_budget_min": 1024,
+        }
+    elif profile.is_reward:
         capabilities = {"supports_n": False, "score": True, "score_steps": True}
     return {
         "name": profile.name,
@@ -336,9 +346,11 @@ def _kind(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
-def build_provider(profile: ModelProfile) -> Provider:
+def build_provider(profile: ModelProfile, *, limiter: Limiter | None = None) -> Provider:
     """A ready-to-use provider for ``profile``. The caller owns it and must ``aclose()`` it.
-    Raises ``ValueError`` for a reward model profile (it cannot generate text)."""
+    ``limiter`` (see :mod:`ponder.llm.limits`) makes ``max_concurrency`` hold across
+    processes for HTTP providers. Raises ``ValueError`` for a reward model profile (it
+    cannot generate text)."""
     if profile.is_reward:
         raise ValueError(
             f"model profile {profile.name!r} is a reward model (provider {profile.provider!r}): "
@@ -355,15 +367,13 @@ def build_provider(profile: ModelProfile) -> Provider:
             tokens_per_s=profile.tokens_per_s,
             supports_n=profile.supports_n,
         )
-    if profile.provider == "openai":
-        from ponder.llm.openai_compat import OpenAICompatProvider
+    if profile.provider == "anthropic":
+        from ponder.llm.anthropic import AnthropicProvider
 
-        return OpenAICompatProvider(profile)
-    raise NotImplementedError(
-        f"model profile {profile.name!r} uses provider 'anthropic', which this version of "
-        "Ponder does not support yet; use an OpenAI-compatible endpoint (provider: openai) "
-        "instead"
-    )
+        return AnthropicProvider(profile, limiter=limiter)
+    from ponder.llm.openai_compat import OpenAICompatProvider
+
+    return OpenAICompatProvider(profile, limiter=limiter)
 
 
 def build_reward_model(profile: ModelProfile) -> RewardModel:

@@ -364,6 +364,8 @@ class PythonTestsVerifier:
 
     name = "python_tests"
     OPTIONS = OPTIONS
+    # the candidate is the whole completion: its code is taken from a fenced block
+    reads_whole_completion = True
 
     def __init__(
         self,

@@ -242,9 +242,12 @@ def test_build_provider_picks_the_implementation() -> None:
     assert provider.name == "o"
     asyncio.run(provider.aclose())
 
+    from ponder.llm.anthropic import AnthropicProvider
+
     anthropic = ModelProfile(name="a", provider="anthropic", model="claude")
-    with pytest.raises(NotImplementedError, match="anthropic"):
-        build_provider(anthropic)
+    built = build_provider(anthropic)
+    assert isinstance(built, AnthropicProvider)
+    asyncio.run(built.aclose())
 
 
 def test_build_provider_for_sim_uses_the_profile_latency() -> None:

@@ -224,17 +224,18 @@ def test_slices_hand_off_and_finish(sqlite_settings: Settings) -> None:
 
 def test_a_job_that_cannot_start_fails_with_the_reason(sqlite_settings: Settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
     models = tmp_path / "models.yaml"
-    models.write_text("models:\n  - name: claude\n    provider: anthropic\n    model: claude-x\n")
+    # a reward model is not a chat model: a job naming one cannot start
+    models.write_text("models:\n  - name: prm\n    provider: sim-reward\n    model: prm-1\n")
     settings = sqlite_settings.model_copy(update={"models_file": str(models)})
     job_id = create_job(settings)
     with _services(settings, []).sessions() as s, s.begin():
-        s.execute(update(Job).where(Job.id == job_id).values(model="claude"))
+        s.execute(update(Job).where(Job.id == job_id).values(model="prm"))
     svc = WorkerServices(settings)
     outcome = run_slice(svc, job_id, owner="w")
     assert outcome.kind == "finished"
     job = load_job(settings, job_id)
     assert job.status == "failed"
-    assert job.error is not None and "anthropic" in job.error
+    assert job.error is not None and "reward model" in job.error
     svc.close()
 
 

@@ -164,6 +164,18 @@ def create_sim_app(
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    # Chat completion requests being answered now, the most ever at once, and the
+    # total: tests use them to check that concurrency limits hold across workers.
+    inflight = {"now": 0, "max": 0, "total": 0}
+
+    @app.get("/debug/inflight")
+    async def debug_inflight() -> dict[str, int]:
+        return {
+            "inflight": inflight["now"],
+            "max_inflight": inflight["max"],
+            "requests": inflight["total"],
+        }
+
     @app.get("/v1/models")
     async def list_models() -> dict[str, Any]:
         return {
@@ -229,6 +241,9 @@ def create_sim_app(
             stop=stop,
             **fields,
         )
+        inflight["now"] += 1
+        inflight["total"] += 1
+        inflight["max"] = max(inflight["max"], inflight["now"])
         try:
             result = await provider.sample(request)
         except ContextTooLong as exc:
@@ -241,6 +256,8 @@ def create_sim_app(
             raise OpenAIError(429, str(exc), type="rate_limit_error") from exc
         except ProviderError as exc:
             raise OpenAIError(503, str(exc), type="server_error") from exc
+        finally:
+            inflight["now"] -= 1
 
         choices = []
         for index, completion in enumerate(result.completions):

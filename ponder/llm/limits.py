@@ -1,0 +1,282 @@
+"""Per-profile concurrency limits shared by every worker process.
+
+A model profile's ``max_concurrency`` caps the requests in flight to that model across
+the whole deployment, not per process: each HTTP request a provider sends first takes a
+*slot* from a :class:`Limiter`::
+
+    async with limiter.slot("gpt-small", 8):
+        response = await client.post(...)
+
+Two implementations:
+
+* :class:`RedisLimiter` — a counting semaphore in Redis (the broker's Redis, under its
+  own key prefix). Each profile is a sorted set ``{prefix}{profile}`` of holder ids
+  scored by the time their lease expires (Redis server time, so worker clocks may
+  differ). Taking a slot drops expired holders and adds this one if fewer than
+  ``limit`` live holders remain, in one optimistic transaction (WATCH/MULTI/EXEC, so it
+  needs no server-side scripting and runs on fakeredis too); a full semaphore is polled
+  with short jittered sleeps. A holder renews its lease while its call runs, so a slow
+  call keeps its slot, and a worker killed mid-call frees its slots when their lease
+  runs out (``lease_s``, 30 s by default). Releasing is idempotent.
+* :class:`LocalLimiter` — the same contract within one process, for the embedded mode
+  (no Redis).
+
+Redis is transport only: if it cannot be reached while a slot is taken, the call goes
+ahead (with a logged warning) under the provider's per-process cap, rather than
+failing paid work because the limiter's bookkeeping is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PREFIX = "ponder:sem:"
+DEFAULT_LEASE_S = 30.0
+_WARN_EVERY_S = 30.0
+
+
+class Limiter(Protocol):
+    """Hands out at most ``limit`` concurrent slots per ``name``."""
+
+    def slot(self, name: str, limit: int) -> AbstractAsyncContextManager[None]:
+        """Wait for a free slot of ``name`` (at most ``limit`` held at once) and hold it
+        for the ``async with`` block."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+def _check_limit(limit: int) -> None:
+    if limit < 1:
+        raise ValueError(f"a concurrency limit must be at least 1, got {limit}")
+
+
+# --- in-process ------------------------------------------------------------------------
+
+
+class LocalLimiter:
+    """In-process slots (the embedded mode): one ``asyncio.Semaphore`` per name and
+    limit, on the event loop that first waits on it."""
+
+    def __init__(self) -> None:
+        self._semaphores: dict[tuple[str, int], asyncio.Semaphore] = {}
+        self._held: dict[str, int] = {}
+
+    def held(self, name: str) -> int:
+        """Slots of ``name`` held right now."""
+        return self._held.get(name, 0)
+
+    @contextlib.asynccontextmanager
+    async def slot(self, name: str, limit: int) -> AsyncIterator[None]:
+        _check_limit(limit)
+        semaphore = self._semaphores.setdefault((name, limit), asyncio.Semaphore(limit))
+        async with semaphore:
+            self._held[name] = self._held.get(name, 0) + 1
+            try:
+                yield
+            finally:
+                self._held[name] -= 1
+
+    async def aclose(self) -> None:
+        return None
+
+
+# --- Redis -----------------------------------------------------------------------------
+
+
+class RedisLimiter:
+    """A Redis-backed counting semaphore with lease expiry (see the module docs).
+
+    ``client`` is a ``redis.asyncio.Redis``; the limiter closes it on :meth:`aclose`
+    only when it created it (:meth:`from_url`). ``poll_s`` bounds the jittered sleep
+    between attempts while a semaphore is full; ``renew_s`` (default ``lease_s / 3``) is
+    how often a held slot's lease is extended.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        lease_s: float = DEFAULT_LEASE_S,
+        poll_s: float = 0.05,
+        renew_s: float | None = None,
+        owns_client: bool = False,
+    ) -> None:
+        if lease_s <= 0 or poll_s <= 0:
+            raise ValueError("lease_s and poll_s must be positive")
+        self._redis = client
+        self.prefix = prefix
+        self.lease_s = lease_s
+        self.poll_s = poll_s
+        self.renew_s = renew_s if renew_s is not None else lease_s / 3
+        self._owns_client = owns_client
+        self._holder_base = f"{socket.gethostname()}:{os.getpid()}"
+        self._last_warning = -_WARN_EVERY_S
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> RedisLimiter:
+        """A limiter on the Redis at ``url`` (e.g. the Celery broker URL)."""
+        import redis.asyncio
+
+        client = redis.asyncio.Redis.from_url(
+            url, socket_connect_timeout=5, socket_timeout=5, health_check_interval=30
+        )
+        return cls(client, owns_client=True, **kwargs)
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}{name}"
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._redis.aclose()
+
+    async def holders(self, name: str) -> list[str]:
+        """The live (unexpired) holders of ``name``'s slots, for checks and debugging."""
+        now_ms = await self._now_ms(self._redis)
+        members = await self._redis.zrangebyscore(self.key(name), f"({now_ms}", "+inf")
+        return [m.decode() if isinstance(m, bytes) else str(m) for m in members]
+
+    @contextlib.asynccontextmanager
+    async def slot(self, name: str, limit: int) -> AsyncIterator[None]:
+        _check_limit(limit)
+        key = self.key(name)
+        holder = f"{self._holder_base}:{uuid.uuid4().hex}"
+        held = await self._acquire(key, holder, limit)
+        renewer = asyncio.ensure_future(self._renew_loop(key, holder, limit)) if held else None
+        try:
+            yield
+        finally:
+            if renewer is not None:
+                renewer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await renewer
+            if held:
+                await asyncio.shield(self._release(key, holder))
+
+    async def _acquire(self, key: str, holder: str, limit: int) -> bool:
+        """Wait until ``holder`` holds a slot; False when Redis failed (fail open)."""
+        delay = min(0.005, self.poll_s)
+        while True:
+            try:
+                if await self.try_acquire(key, holder, limit):
+                    return True
+            except Exception as exc:  # Redis down: go ahead under the per-process cap
+                if _is_redis_error(exc):
+                    self._warn(key, exc)
+                    return False
+                raise
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            delay = min(self.poll_s, delay * 2)
+
+    async def try_acquire(self, key: str, holder: str, limit: int) -> bool:
+        """One attempt: drop expired holders, then add (or, if it already holds a live
+        slot, renew) ``holder`` if fewer than ``limit`` live holders remain. Atomic
+        (WATCH/MULTI/EXEC); a concurrent change makes it try again at once."""
+        from redis.exceptions import WatchError
+
+        lease_ms = int(self.lease_s * 1000)
+        for _ in range(16):
+            async with self._redis.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(key)
+                    now_ms = await self._now_ms(pipe)
+                    mine = await pipe.zscore(key, holder)
+                    live = await pipe.zcount(key, f"({now_ms}", "+inf")
+                    if (mine is None or mine <= now_ms) and live >= limit:
+                        await pipe.unwatch()
+                        return False
+                    pipe.multi()
+                    pipe.zremrangebyscore(key, "-inf", now_ms)
+                    pipe.zadd(key, {holder: now_ms + lease_ms})
+                    pipe.pexpire(key, lease_ms)
+                    await pipe.execute()
+                    return True
+                except WatchError:
+                    await asyncio.sleep(0.001 * random.random())
+        return False  # heavy contention: let the caller sleep and retry
+
+    async def release(self, key: str, holder: str) -> None:
+        """Give the slot back (idempotent: releasing twice, or an expired slot, is fine)."""
+        await self._redis.zrem(key, holder)
+
+    async def _release(self, key: str, holder: str) -> None:
+        try:
+            await self.release(key, holder)
+        except Exception as exc:  # the lease runs out on its own
+            if not _is_redis_error(exc):
+                raise
+            self._warn(key, exc)
+
+    async def _renew_loop(self, key: str, holder: str, limit: int) -> None:
+        while True:
+            await asyncio.sleep(self.renew_s)
+            try:
+                renewed = await self.try_acquire(key, holder, limit)
+            except Exception as exc:
+                if not _is_redis_error(exc):
+                    raise
+                self._warn(key, exc)
+                continue
+            if not renewed:
+                log.warning(
+                    "concurrency slot %s of %s expired while its call was still running "
+                    "(the event loop stalled for over %.0f s?) and the slots are taken; "
+                    "the call goes on",
+                    holder,
+                    key,
+                    self.lease_s,
+                )
+
+    @staticmethod
+    async def _now_ms(conn: Any) -> int:
+        seconds, micros = await conn.time()
+        return int(seconds) * 1000 + int(micros) // 1000
+
+    def _warn(self, key: str, exc: BaseException) -> None:
+        now = time.monotonic()
+        if now - self._last_warning >= _WARN_EVERY_S:
+            self._last_warning = now
+            log.warning(
+                "concurrency limiter: Redis unavailable for %s (%s: %s); calls go ahead "
+                "under the per-process limit only",
+                key,
+                type(exc).__name__,
+                exc,
+            )
+
+
+def _is_redis_error(exc: BaseException) -> bool:
+    from redis.exceptions import RedisError
+
+    return isinstance(exc, RedisError | OSError)
+
+
+def build_limiter(broker_url: str, *, prefix: str = DEFAULT_PREFIX) -> Limiter:
+    """The limiter a worker process uses: Redis-backed when the broker is Redis (the
+    same server, keys under ``prefix``), else in-process (the embedded mode)."""
+    if broker_url.startswith(("redis://", "rediss://", "unix://")):
+        return RedisLimiter.from_url(broker_url, prefix=prefix)
+    return LocalLimiter()
+
+
+__all__ = [
+    "DEFAULT_LEASE_S",
+    "DEFAULT_PREFIX",
+    "Limiter",
+    "LocalLimiter",
+    "RedisLimiter",
+    "build_limiter",
+]

@@ -1,0 +1,181 @@
+"""The ``json_schema`` verifier: the answer must be JSON valid against a schema.
+
+Spec: ``{"type": "json_schema", "schema": {...}}`` (any JSON Schema draft jsonschema
+knows; ``$schema`` picks it, else the latest). The schema is checked at submit time
+(``check_schema``; its ``pattern`` regexes under the same rules as the regex verifier).
+
+The answer is read as JSON: the content of its first fenced block (```` ```json ````
+or plain ```` ``` ````) when it has one, else the whole answer. Scores: 1.0 valid; 0.5
+JSON that breaks the schema (the feedback names the first error's path, like
+``$.items[2].price``, and its message); 0.0 not JSON. Adversarial answers are bounded:
+at most :data:`MAX_ANSWER_CHARS` characters and :data:`MAX_DEPTH` levels of nesting are
+read, and validation runs in the time-bounded checker process (a schema ``pattern`` may
+backtrack; a ``$ref`` to a URL is an error, never a network request).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from ponder.problem import Problem
+from ponder.verifiers.base import Verdict
+from ponder.verifiers.regex import CHECKER, BoundedChecker, CheckerError, CheckTimeout
+
+OPTIONS = ("schema",)
+MAX_ANSWER_CHARS = 100_000
+MAX_SCHEMA_CHARS = 100_000
+MAX_DEPTH = 64
+VALIDATE_TIMEOUT_S = 2.0
+
+
+def extract_json_text(answer: str) -> str:
+    """The JSON part of ``answer``: its first fenced code block, else all of it. Plain
+    string scanning (no regex), linear in the answer's length."""
+    start = answer.find("```")
+    if start != -1:
+        body = answer.find("\n", start + 3)
+        if body != -1:
+            end = answer.find("```", body + 1)
+            if end != -1:
+                return answer[body + 1 : end].strip()
+    return answer.strip()
+
+
+def depth(value: Any) -> int:
+    """How deeply ``value`` nests arrays and objects (iteratively: no recursion)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            deepest = max(deepest, level)
+            stack.extend((v, level + 1) for v in item.values())
+        elif isinstance(item, list):
+            deepest = max(deepest, level)
+            stack.extend((v, level + 1) for v in item)
+    return deepest
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_json(text: str) -> Any:
+    """Strict JSON (no NaN/Infinity); ValueError saying why not."""
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("it is nested too deeply") from None
+    except ValueError as exc:
+        raise ValueError(str(exc)[:200]) from None
+
+
+def check_options(spec: dict[str, Any]) -> dict[str, Any]:
+    """The constructor arguments ``spec`` asks for; ValueError saying what is wrong."""
+    if "schema" not in spec:
+        raise ValueError('the json_schema verifier needs a "schema" (a JSON Schema object)')
+    schema = spec["schema"]
+    if not isinstance(schema, dict | bool):
+        raise ValueError(f"'schema' must be a JSON Schema object, got {type(schema).__name__}")
+    try:
+        size = len(json.dumps(schema, allow_nan=False))
+    except (ValueError, TypeError, RecursionError):
+        raise ValueError("'schema' must be plain JSON (no NaN or Infinity)") from None
+    if size > MAX_SCHEMA_CHARS:
+        raise ValueError(f"'schema' is {size} characters of JSON; at most {MAX_SCHEMA_CHARS}")
+    if depth(schema) > MAX_DEPTH:
+        raise ValueError(f"'schema' nests more than {MAX_DEPTH} levels deep")
+    from jsonschema.exceptions import SchemaError  # type: ignore[import-untyped]
+    from jsonschema.validators import validator_for  # type: ignore[import-untyped]
+
+    try:
+        cls = validator_for(schema)
+        cls.check_schema(schema)
+    except SchemaError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "(the top level)"
+        raise ValueError(
+            f"'schema' is not a valid JSON Schema: at {where}: {exc.message[:300]}"
+        ) from None
+    except RecursionError:
+        raise ValueError("'schema' is nested too deeply to check") from None
+    _check_patterns(schema)
+    return {"schema": schema}
+
+
+def _check_patterns(schema: Any) -> None:
+    """Schema regexes (``pattern``, ``patternProperties``) under the regex verifier's
+    submit-time rules."""
+    from ponder.verifiers.regex import compile_pattern
+
+    stack: list[Any] = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            pattern = node.get("pattern")
+            if isinstance(pattern, str):
+                compile_pattern(pattern, what="'pattern' in the schema")
+            props = node.get("patternProperties")
+            if isinstance(props, dict):
+                for key in props:
+                    compile_pattern(key, what="key of 'patternProperties' in the schema")
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
+class JsonSchemaVerifier:
+    """Passes when the answer is JSON valid against ``schema``."""
+
+    name = "json_schema"
+
+    def __init__(
+        self,
+        schema: dict[str, Any] | bool,
+        *,
+        checker: BoundedChecker | None = None,
+        timeout_s: float = VALIDATE_TIMEOUT_S,
+    ) -> None:
+        self.schema = schema
+        self._checker = checker or CHECKER
+        self._timeout = timeout_s
+
+    async def verify(self, problem: Problem, answer: str) -> Verdict:
+        if len(answer) > MAX_ANSWER_CHARS:
+            return Verdict(
+                False,
+                0.0,
+                f"the answer is {len(answer)} characters long; at most {MAX_ANSWER_CHARS} "
+                "are read as JSON",
+            )
+        try:
+            instance = parse_json(extract_json_text(answer))
+        except ValueError as exc:
+            return Verdict(False, 0.0, f"the answer is not valid JSON: {exc}")
+        if depth(instance) > MAX_DEPTH:
+            return Verdict(False, 0.0, f"the answer's JSON nests more than {MAX_DEPTH} levels deep")
+        if isinstance(instance, float) and not math.isfinite(instance):  # pragma: no cover
+            return Verdict(False, 0.0, "the answer is not valid JSON")
+        request = {"op": "json_schema", "schema": self.schema, "instance": instance}
+        try:
+            reply = await self._checker.acall(request, self._timeout)
+        except CheckTimeout:
+            return Verdict(
+                False,
+                0.5,
+                f"valid JSON, but checking it against the schema took longer than "
+                f"{self._timeout:g} s and was stopped",
+            )
+        except CheckerError as exc:
+            return Verdict(False, 0.5, f"valid JSON, but it could not be checked: {exc}")
+        if "error" in reply:
+            return Verdict(False, 0.5, f"valid JSON, but it could not be checked: {reply['error']}")
+        if reply.get("valid"):
+            return Verdict(True, 1.0, "valid against the schema")
+        return Verdict(
+            False,
+            0.5,
+            f"valid JSON, but not valid against the schema: at {reply.get('path', '$')}: "
+            f"{reply.get('message', '')}",
+        )

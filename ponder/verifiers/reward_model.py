@@ -1,0 +1,69 @@
+"""The ``reward_model`` verifier: an outcome reward model scores the answer.
+
+Spec: ``{"type": "reward_model", "model": "<reward profile>", "pass_threshold": 0.5}``.
+``model`` must name a reward model profile (provider ``reward`` or ``sim-reward``;
+checked at submit time). The answer is scored with the model's ``score`` call (the
+HTTP contract in :mod:`ponder.llm.reward`: ``POST {base_url}/score``) for the problem's
+prompt; the verdict's score is the model's, and it passes when that is at least
+``pass_threshold``. The call goes through :meth:`ponder.runtime.Context.score`
+(journaled, replayed on resume, not billed: reward models carry no prices), so outside
+a Context this verifier cannot run (:meth:`verify` raises).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ponder.problem import Problem
+from ponder.verifiers.base import Verdict
+
+OPTIONS = ("model", "pass_threshold")
+DEFAULT_PASS_THRESHOLD = 0.5
+
+
+def check_options(spec: dict[str, Any]) -> dict[str, Any]:
+    """The constructor arguments ``spec`` asks for; ValueError saying what is wrong."""
+    model = spec.get("model")
+    if not isinstance(model, str) or not model:
+        raise ValueError(
+            'the reward_model verifier needs "model": the name of a reward model profile'
+        )
+    threshold = spec.get("pass_threshold", DEFAULT_PASS_THRESHOLD)
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, int | float)
+        or not math.isfinite(threshold)
+        or not 0.0 <= threshold <= 1.0
+    ):
+        raise ValueError(
+            f"verifier option 'pass_threshold' must be a number from 0 to 1, got {threshold!r}"
+        )
+    return {"model": model, "pass_threshold": float(threshold)}
+
+
+class RewardModelVerifier:
+    """Passes when the reward model scores the answer at least ``pass_threshold``."""
+
+    name = "reward_model"
+
+    def __init__(self, model: str, pass_threshold: float = DEFAULT_PASS_THRESHOLD) -> None:
+        self.model = model
+        self.pass_threshold = pass_threshold
+
+    def verdict(self, score: float) -> Verdict:
+        """The verdict for the reward model's ``score`` of an answer."""
+        score = min(max(float(score), 0.0), 1.0)
+        passed = score >= self.pass_threshold
+        return Verdict(
+            passed,
+            score,
+            f"reward model {self.model!r} scored {score:.3f} ("
+            f"{'passes' if passed else 'below'} the threshold {self.pass_threshold:g})",
+        )
+
+    async def verify(self, problem: Problem, answer: str) -> Verdict:
+        raise RuntimeError(
+            "the reward_model verifier calls a reward model, so it runs only through a "
+            "job's Context (ctx.verify), which journals the calls"
+        )
