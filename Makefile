@@ -34,6 +34,7 @@ lint: $(STAMP)
 ## Benchmarks: print figures, never assert timings.
 bench: $(STAMP)
 	$(BIN)/python bench/scaling.py
+	$(BIN)/python bench/verifiers.py
 	$(BIN)/python bench/throughput.py
 
 clean:
