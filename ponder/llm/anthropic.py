@@ -29,7 +29,8 @@ import asyncio
 import logging
 import os
 import re
-from contextlib import AbstractAsyncContextManager, nullcontext
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any
 
 import httpx
@@ -40,13 +41,13 @@ from ponder.llm.base import (
     Completion,
     ContextTooLong,
     ProviderUnavailable,
-    RateLimited,
     SampleRequest,
     SampleResult,
     Usage,
 )
+from ponder.llm.http import Endpoint, post_with_retries
 from ponder.llm.limits import Limiter
-from ponder.llm.openai_compat import RetryPolicy, Sleep, parse_retry_after
+from ponder.llm.openai_compat import RetryPolicy, Sleep
 from ponder.llm.profiles import ModelProfile, redact_url
 
 log = logging.getLogger(__name__)
@@ -208,68 +209,31 @@ class AnthropicProvider:
 
     async def _post(self, body: dict[str, Any]) -> SampleResult:
         """One message, with retries."""
-        attempts = self._policy.max_retries + 1
-        for attempt in range(attempts):
-            last = attempt == attempts - 1
-            try:
-                async with self._slots, self._limit():
-                    response = await self._client.post(
-                        self._url, json=body, headers=self._headers(), timeout=self._timeout
-                    )
-            except httpx.TimeoutException as exc:
-                if last:
-                    raise ProviderUnavailable(
-                        f"model {self.name!r} at {self._shown_url} did not answer within "
-                        f"{self.profile.timeout_s:g} s ({type(exc).__name__}), "
-                        f"{attempts} attempt(s)"
-                    ) from None
-                await self._backoff(attempt, None, f"timed out ({type(exc).__name__})")
-                continue
-            except httpx.TransportError as exc:
-                if last:
-                    raise ProviderUnavailable(
-                        f"model {self.name!r}: could not reach {self._shown_url} "
-                        f"({type(exc).__name__}: {self._scrub(str(exc)) or 'no detail'}), "
-                        f"{attempts} attempt(s)"
-                    ) from None
-                await self._backoff(attempt, None, f"connection failed ({type(exc).__name__})")
-                continue
-
-            status = response.status_code
-            if status < 300:
-                return self._parse(response)
-            message = self._server_message(response)
-            if self._policy.should_retry_status(status):
-                if last:
-                    if status == 429:
-                        error_type: type[ProviderUnavailable] = RateLimited
-                        what = "is rate limiting requests"
-                    elif status == 529:
-                        error_type, what = ProviderUnavailable, "is overloaded"
-                    else:
-                        error_type, what = ProviderUnavailable, "keeps failing"
-                    raise error_type(
-                        f"model {self.name!r} at {self._shown_url} {what}: HTTP {status} "
-                        f"after {attempts} attempt(s); server said: {message}",
-                        status_code=status,
-                    )
-                retry_after = parse_retry_after(response.headers)
-                await self._backoff(attempt, retry_after, f"HTTP {status}")
-                continue
-            raise self._client_error(status, message, response)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def _backoff(self, attempt: int, retry_after: float | None, why: str) -> None:
-        wait = self._policy.delay(attempt, retry_after)
-        log.warning(
-            "model %r: %s; retry %d/%d in %.2f s",
-            self.name,
-            why,
-            attempt + 1,
-            self._policy.max_retries,
-            wait,
+        response = await post_with_retries(
+            self._client,
+            self._url,
+            body=body,
+            headers=self._headers(),
+            timeout=self._timeout,
+            policy=self._policy,
+            sleep=self._sleep,
+            slot=self._slot,
+            endpoint=Endpoint(
+                f"model {self.name!r}",
+                self._shown_url,
+                self.profile.timeout_s,
+                self._scrub,
+                self._server_message,
+            ),
         )
-        await self._sleep(wait)
+        if response.status_code < 300:
+            return self._parse(response)
+        raise self._client_error(response.status_code, self._server_message(response), response)
+
+    @asynccontextmanager
+    async def _slot(self) -> AsyncIterator[None]:
+        async with self._slots, self._limit():
+            yield
 
     # --- errors ------------------------------------------------------------------------
 

@@ -27,8 +27,8 @@ import logging
 import os
 import random
 import re
-from collections.abc import Awaitable, Callable, Mapping
-from contextlib import AbstractAsyncContextManager, nullcontext
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -41,11 +41,11 @@ from ponder.llm.base import (
     Completion,
     ContextTooLong,
     ProviderUnavailable,
-    RateLimited,
     SampleRequest,
     SampleResult,
     Usage,
 )
+from ponder.llm.http import Endpoint, post_with_retries
 from ponder.llm.limits import Limiter
 from ponder.llm.profiles import ModelProfile, redact_url
 
@@ -275,63 +275,36 @@ class OpenAICompatProvider:
         """One logical call, with retries. Raises :class:`_NUnsupported` when the server
         refuses ``n > 1``."""
         body = self._body(request, n=n, seed=seed)
-        attempts = self._policy.max_retries + 1
-        for attempt in range(attempts):
-            last = attempt == attempts - 1
-            try:
-                async with self._slots, self._limit():
-                    response = await self._client.post(
-                        self._url, json=body, headers=self._headers(), timeout=self._timeout
-                    )
-            except httpx.TimeoutException as exc:
-                if last:
-                    raise ProviderUnavailable(
-                        f"model {self.name!r} at {self._shown_url} did not answer within "
-                        f"{self.profile.timeout_s:g} s ({type(exc).__name__}), "
-                        f"{attempts} attempt(s)"
-                    ) from None
-                await self._backoff(attempt, None, f"timed out ({type(exc).__name__})")
-                continue
-            except httpx.TransportError as exc:
-                if last:
-                    raise ProviderUnavailable(
-                        f"model {self.name!r}: could not reach {self._shown_url} "
-                        f"({type(exc).__name__}: {self._scrub(str(exc)) or 'no detail'}), "
-                        f"{attempts} attempt(s)"
-                    ) from None
-                await self._backoff(attempt, None, f"connection failed ({type(exc).__name__})")
-                continue
-
-            status = response.status_code
-            if status < 300:
-                return self._parse(response, n=n)
-            message = self._server_message(response)
-            if self._policy.should_retry_status(status):
-                if last:
-                    error_type = RateLimited if status == 429 else ProviderUnavailable
-                    what = "is rate limiting requests" if status == 429 else "keeps failing"
-                    raise error_type(
-                        f"model {self.name!r} at {self._shown_url} {what}: HTTP {status} "
-                        f"after {attempts} attempt(s); server said: {message}",
-                        status_code=status,
-                    )
-                retry_after = parse_retry_after(response.headers)
-                await self._backoff(attempt, retry_after, f"HTTP {status}")
-                continue
-            raise self._client_error(status, message, n=n, response=response)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def _backoff(self, attempt: int, retry_after: float | None, why: str) -> None:
-        wait = self._policy.delay(attempt, retry_after)
-        log.warning(
-            "model %r: %s; retry %d/%d in %.2f s",
-            self.name,
-            why,
-            attempt + 1,
-            self._policy.max_retries,
-            wait,
+        response = await post_with_retries(
+            self._client,
+            self._url,
+            body=body,
+            headers=self._headers(),
+            timeout=self._timeout,
+            policy=self._policy,
+            sleep=self._sleep,
+            slot=self._slot,
+            endpoint=self._endpoint,
         )
-        await self._sleep(wait)
+        status = response.status_code
+        if status < 300:
+            return self._parse(response, n=n)
+        raise self._client_error(status, self._server_message(response), n=n, response=response)
+
+    @asynccontextmanager
+    async def _slot(self) -> AsyncIterator[None]:
+        async with self._slots, self._limit():
+            yield
+
+    @property
+    def _endpoint(self) -> Endpoint:
+        return Endpoint(
+            f"model {self.name!r}",
+            self._shown_url,
+            self.profile.timeout_s,
+            self._scrub,
+            self._server_message,
+        )
 
     def _client_error(
         self, status: int, message: str, *, n: int, response: httpx.Response

@@ -68,9 +68,9 @@ from ponder.llm.base import (
     AuthError,
     BadRequest,
     ProviderUnavailable,
-    RateLimited,
 )
-from ponder.llm.openai_compat import RetryPolicy, parse_retry_after
+from ponder.llm.http import Endpoint, post_with_retries
+from ponder.llm.openai_compat import RetryPolicy
 from ponder.llm.profiles import (
     SIM_PRM_PROFILE_NAME,
     SIM_REWARD_MODEL_ID,
@@ -243,80 +243,46 @@ class HttpRewardModel:
             )
         url = f"{self._root}/{endpoint}"
         shown = f"{self._shown_root}/{endpoint}"
-        attempts = self._policy.max_retries + 1
-        for attempt in range(attempts):
-            last = attempt == attempts - 1
+        response = await post_with_retries(
+            self._client,
+            url,
+            body=body,
+            headers=self._headers(),
+            timeout=self._timeout,
+            policy=self._policy,
+            sleep=self._sleep,
+            slot=lambda: self._slots,
+            endpoint=Endpoint(
+                f"reward model {self.name!r}",
+                shown,
+                self.profile.timeout_s,
+                self._scrub,
+                self._server_message,
+            ),
+        )
+        status = response.status_code
+        if 200 <= status < 300:
             try:
-                async with self._slots:
-                    response = await self._client.post(
-                        url, json=body, headers=self._headers(), timeout=self._timeout
-                    )
-            except httpx.TimeoutException as exc:
-                if last:
-                    raise ProviderUnavailable(
-                        f"reward model {self.name!r} at {shown} did not answer within "
-                        f"{self.profile.timeout_s:g} s ({type(exc).__name__}), "
-                        f"{attempts} attempt(s)"
-                    ) from None
-                await self._backoff(attempt, None, f"timed out ({type(exc).__name__})")
-                continue
-            except httpx.TransportError as exc:
-                if last:
-                    raise ProviderUnavailable(
-                        f"reward model {self.name!r}: could not reach {shown} "
-                        f"({type(exc).__name__}: {self._scrub(str(exc)) or 'no detail'}), "
-                        f"{attempts} attempt(s)"
-                    ) from None
-                await self._backoff(attempt, None, f"connection failed ({type(exc).__name__})")
-                continue
-
-            status = response.status_code
-            if 200 <= status < 300:
-                try:
-                    return response.json()
-                except ValueError:
-                    raise self._malformed(endpoint, "the body is not JSON") from None
-            message = self._server_message(response)
-            if self._policy.should_retry_status(status):
-                if last:
-                    error_type = RateLimited if status == 429 else ProviderUnavailable
-                    what = "is rate limiting requests" if status == 429 else "keeps failing"
-                    raise error_type(
-                        f"reward model {self.name!r} at {shown} {what}: HTTP {status} after "
-                        f"{attempts} attempt(s); server said: {message}",
-                        status_code=status,
-                    )
-                await self._backoff(attempt, parse_retry_after(response.headers), f"HTTP {status}")
-                continue
-            if status in (401, 403):
-                key_hint = (
-                    f"the key in {self.profile.api_key_env}"
-                    if self.profile.api_key_env
-                    else "no key (the profile sets no api_key_env)"
-                )
-                raise AuthError(
-                    f"reward model {self.name!r} at {shown} refused the request (HTTP {status}) "
-                    f"sent with {key_hint}; server said: {message}",
-                    status_code=status,
-                )
-            raise BadRequest(
-                f"reward model {self.name!r} at {shown} rejected the request (HTTP {status}); "
-                f"server said: {message}",
+                return response.json()
+            except ValueError:
+                raise self._malformed(endpoint, "the body is not JSON") from None
+        message = self._server_message(response)
+        if status in (401, 403):
+            key_hint = (
+                f"the key in {self.profile.api_key_env}"
+                if self.profile.api_key_env
+                else "no key (the profile sets no api_key_env)"
+            )
+            raise AuthError(
+                f"reward model {self.name!r} at {shown} refused the request (HTTP {status}) "
+                f"sent with {key_hint}; server said: {message}",
                 status_code=status,
             )
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def _backoff(self, attempt: int, retry_after: float | None, why: str) -> None:
-        wait = self._policy.delay(attempt, retry_after)
-        log.warning(
-            "reward model %r: %s; retry %d/%d in %.2f s",
-            self.name,
-            why,
-            attempt + 1,
-            self._policy.max_retries,
-            wait,
+        raise BadRequest(
+            f"reward model {self.name!r} at {shown} rejected the request (HTTP {status}); "
+            f"server said: {message}",
+            status_code=status,
         )
-        await self._sleep(wait)
 
     def _malformed(self, endpoint: str, why: str) -> ProviderUnavailable:
         return ProviderUnavailable(

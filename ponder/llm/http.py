@@ -1,0 +1,104 @@
+"""The retry loop every HTTP client of a model server shares (chat providers, reward
+models): timeouts, dropped connections and retryable statuses (408/409/429/5xx) are
+retried under a :class:`~ponder.llm.openai_compat.RetryPolicy`, honouring
+``Retry-After``; what is left for the caller is a 2xx or a client error to interpret."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from ponder.llm.base import ProviderUnavailable, RateLimited
+
+if TYPE_CHECKING:
+    from ponder.llm.openai_compat import RetryPolicy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Who is being called, for messages a user reads (never with credentials)."""
+
+    who: str  # e.g. "model 'gpt'" or "reward model 'prm'"
+    shown_url: str
+    timeout_s: float
+    scrub: Callable[[str], str]  # removes secrets from text
+    server_message: Callable[[httpx.Response], str]
+
+
+_WHAT = {429: "is rate limiting requests", 529: "is overloaded"}
+
+
+async def post_with_retries(
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    body: dict[str, Any],
+    headers: dict[str, str],
+    timeout: httpx.Timeout,
+    policy: RetryPolicy,
+    sleep: Callable[[float], Awaitable[None]],
+    slot: Callable[[], AbstractAsyncContextManager[Any]],
+    endpoint: Endpoint,
+) -> httpx.Response:
+    """POST ``body`` until a response that should not be retried; raise
+    :class:`ProviderUnavailable` (:class:`RateLimited` for 429) once retries run out.
+    ``slot`` is held around each request only, never during backoff."""
+    attempts = policy.max_retries + 1
+
+    async def backoff(attempt: int, retry_after: float | None, why: str) -> None:
+        wait = policy.delay(attempt, retry_after)
+        log.warning(
+            "%s: %s; retry %d/%d in %.2f s",
+            endpoint.who,
+            why,
+            attempt + 1,
+            policy.max_retries,
+            wait,
+        )
+        await sleep(wait)
+
+    for attempt in range(attempts):
+        last = attempt == attempts - 1
+        try:
+            async with slot():
+                response = await client.post(url, json=body, headers=headers, timeout=timeout)
+        except httpx.TimeoutException as exc:
+            if last:
+                raise ProviderUnavailable(
+                    f"{endpoint.who} at {endpoint.shown_url} did not answer within "
+                    f"{endpoint.timeout_s:g} s ({type(exc).__name__}), {attempts} attempt(s)"
+                ) from None
+            await backoff(attempt, None, f"timed out ({type(exc).__name__})")
+            continue
+        except httpx.TransportError as exc:
+            if last:
+                detail = endpoint.scrub(str(exc)) or "no detail"
+                raise ProviderUnavailable(
+                    f"{endpoint.who}: could not reach {endpoint.shown_url} "
+                    f"({type(exc).__name__}: {detail}), {attempts} attempt(s)"
+                ) from None
+            await backoff(attempt, None, f"connection failed ({type(exc).__name__})")
+            continue
+
+        status = response.status_code
+        if status < 300 or not policy.should_retry_status(status):
+            return response
+        if last:
+            error_type = RateLimited if status == 429 else ProviderUnavailable
+            raise error_type(
+                f"{endpoint.who} at {endpoint.shown_url} {_WHAT.get(status, 'keeps failing')}: "
+                f"HTTP {status} after {attempts} attempt(s); server said: "
+                f"{endpoint.server_message(response)}",
+                status_code=status,
+            )
+        from ponder.llm.openai_compat import parse_retry_after
+
+        await backoff(attempt, parse_retry_after(response.headers), f"HTTP {status}")
+    raise AssertionError("unreachable")  # pragma: no cover
