@@ -1,0 +1,132 @@
+"""``/v1/jobs/{id}/events``: the job's events live, as Server-Sent Events."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import anyio
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import StreamingResponse
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from api import crud
+from api.deps import ContextDep, CurrentTenant
+from api.errors import ApiProblem
+from ponder.models import Job, JobEvent
+from ponder.notify import JobNotifier
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+# how often a live stream looks for new events, and sends a keep-alive comment
+POLL_SECONDS = 0.25
+KEEPALIVE_SECONDS = 15.0
+BATCH = 500
+
+
+def _read(
+    sessions: sessionmaker[Session], tenant_id: str, job_id: str, after: int
+) -> tuple[Job | None, list[JobEvent]]:
+    with sessions() as session:
+        job = crud.get_job(session, tenant_id, job_id)
+        if job is None:
+            return None, []
+        events = list(
+            session.execute(
+                select(JobEvent)
+                .where(JobEvent.job_id == job.id, JobEvent.seq > after)
+                .order_by(JobEvent.seq)
+                .limit(BATCH)
+            ).scalars()
+        )
+        return job, events
+
+
+def _frame(event: JobEvent) -> str:
+    data: dict[str, Any] = {
+        "seq": event.seq,
+        "kind": event.kind,
+        "data": event.data,
+        "at": event.created_at.isoformat(),
+    }
+    return f"id: {event.seq}\nevent: {event.kind}\ndata: {json.dumps(data)}\n\n"
+
+
+@router.get(
+    "/{job_id}/events",
+    summary="Follow a job's events live (Server-Sent Events)",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "One SSE message per event; the stream ends with the job.",
+        },
+        404: {"description": "No such job for this API key's tenant."},
+    },
+)
+async def stream_events(
+    job_id: str,
+    tenant: CurrentTenant,
+    context: ContextDep,
+    request: Request,
+    last_event_id: Annotated[
+        str | None,
+        Header(description="Resume after this event id (browsers send it on reconnect)."),
+    ] = None,
+    after: Annotated[
+        int | None, Query(ge=0, description="Resume after this event id (as a query).")
+    ] = None,
+) -> StreamingResponse:
+    """Every event of the job in order (`started`, `candidate`, `best`, `node`, `round`,
+    `vote`, …, then `completed`, `failed` or `cancelled`), each as an SSE message whose
+    `id` is the event's sequence number and whose `data` is JSON. Already-written events
+    come first; the stream then follows the job live and ends when it has ended.
+    Reconnect with `Last-Event-ID` (or `?after=`) to resume without repeats."""
+    start = after or 0
+    if last_event_id is not None:
+        if not last_event_id.strip().isdigit():
+            raise ApiProblem(
+                422, "header Last-Event-ID: must be the integer id of an event you received"
+            )
+        start = max(start, int(last_event_id))
+    job, first = await anyio.to_thread.run_sync(_read, context.sessions, tenant.id, job_id, start)
+    if job is None:
+        raise ApiProblem(404, f"no job with id {job_id[:64]!r} belongs to this API key's tenant")
+    notifier: JobNotifier = request.app.state.job_notifier
+
+    async def body() -> AsyncIterator[str]:
+        last, events, current = start, first, job
+        quiet = 0.0
+        async with notifier.subscribe(current.id) as finished:
+            while True:
+                for event in events:
+                    yield _frame(event)
+                    last = event.seq
+                if events:
+                    quiet = 0.0
+                elif crud.is_terminal(current):
+                    return  # the terminal event is written with the status change
+                if len(events) < BATCH:
+                    if await request.is_disconnected():
+                        return
+                    with anyio.move_on_after(POLL_SECONDS):
+                        await finished.wait()
+                    finished.clear()
+                    quiet += POLL_SECONDS
+                    if quiet >= KEEPALIVE_SECONDS:
+                        quiet = 0.0
+                        yield ": keep-alive\n\n"
+                found, events = await anyio.to_thread.run_sync(
+                    _read, context.sessions, tenant.id, current.id, last
+                )
+                if found is None:
+                    return
+                current = found
+
+    return StreamingResponse(
+        body(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
