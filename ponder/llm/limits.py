@@ -155,14 +155,18 @@ class RedisLimiter:
         key = self.key(name)
         holder = f"{self._holder_base}:{uuid.uuid4().hex}"
         held = await self._acquire(key, holder, limit)
-        renewer = asyncio.ensure_future(self._renew_loop(key, holder, limit)) if held else None
+        # The renewer is asked to stop, never cancelled: cancelling a redis-py coroutine
+        # in the middle of a command can leave its connection unusable (seen as a hang).
+        stop = asyncio.Event()
+        renewer = (
+            asyncio.ensure_future(self._renew_loop(key, holder, limit, stop)) if held else None
+        )
         try:
             yield
         finally:
+            stop.set()
             if renewer is not None:
-                renewer.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await renewer
+                await asyncio.shield(renewer)
             if held:
                 await asyncio.shield(self._release(key, holder))
 
@@ -220,9 +224,12 @@ class RedisLimiter:
                 raise
             self._warn(key, exc)
 
-    async def _renew_loop(self, key: str, holder: str, limit: int) -> None:
+    async def _renew_loop(self, key: str, holder: str, limit: int, stop: asyncio.Event) -> None:
         while True:
-            await asyncio.sleep(self.renew_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.renew_s)
+            if stop.is_set():
+                return
             try:
                 renewed = await self.try_acquire(key, holder, limit)
             except Exception as exc:

@@ -53,7 +53,8 @@ def make_limiter(request: pytest.FixtureRequest) -> Iterator[MakeLimiter]:
 
 def run(coro: Awaitable[Any]) -> Any:
     async def main() -> Any:
-        return await coro
+        # a stuck limiter fails the test instead of hanging the suite
+        return await asyncio.wait_for(coro, 60)
 
     return asyncio.run(main())
 
