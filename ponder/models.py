@@ -205,10 +205,68 @@ class WebhookDelivery(Base):
     webhook_id: Mapped[str] = mapped_column(String(64), unique=True)
     url: Mapped[str] = mapped_column(Text)
     payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
-    status: Mapped[str] = mapped_column(String(16), default="pending")
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # DeliveryStatus
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # all attempts; fences sends
+    # failed attempts since the last (re)delivery: the index into the retry schedule
+    retries: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     last_status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class DeliveryStatus:
+    PENDING = "pending"  # waiting for its next attempt (or being sent)
+    DELIVERED = "delivered"  # a 2xx answer
+    FAILED = "failed"  # retries used up
+    DISABLED = "disabled"  # the target answered 410 Gone: nothing more is sent to it
+    ALL = (PENDING, DELIVERED, FAILED, DISABLED)
+
+
+class WebhookAttempt(Base):
+    """One HTTP attempt of a delivery: the log behind ``GET /v1/jobs/{id}/deliveries``."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (UniqueConstraint("delivery_id", "number", name="uq_webhook_attempts_number"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[str] = mapped_column(
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE")
+    )
+    number: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    latency_ms: Mapped[float] = mapped_column(Float)
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # when the next attempt was scheduled for, after this one (None: no more attempts)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class WebhookSecret(Base):
+    """A tenant's signing secret (``whsec_`` + base64). Every secret not yet expired signs
+    each delivery, so a rotation sends both signatures until the old secret expires. The
+    secret is stored as is: the service must be able to sign with it."""
+
+    __tablename__ = "webhook_secrets"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    secret: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class DisabledWebhookTarget(Base):
+    """A URL that answered 410 Gone: deliveries to it stop until a redelivery re-enables it."""
+
+    __tablename__ = "webhook_disabled_targets"
+
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    url_hash: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the URL
+    url: Mapped[str] = mapped_column(Text)
+    disabled_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    reason: Mapped[str] = mapped_column(Text)
