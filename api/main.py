@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from api.deps import AppContext, AuthCache
 from api.errors import PROBLEM_JSON, install_error_handlers
 from api.middleware import BodySizeLimitMiddleware
-from api.routes import events, health, jobs, strategies, trace
+from api.routes import events, health, jobs, strategies, trace, webhooks
 from api.routes import models as model_routes
 from api.schemas import ProblemDetail
 from ponder.config import Settings
@@ -94,7 +94,7 @@ def create_app(settings: Settings, *, dispatcher: Dispatcher | None = None) -> F
 
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
-    for module in (jobs, trace, events, strategies, model_routes, health):
+    for module in (jobs, trace, events, webhooks, strategies, model_routes, health):
         app.include_router(module.router)
     _document_problem_responses(app)
     return app

@@ -20,6 +20,7 @@ from ponder.problem import Problem
 from ponder.tasks import all_tasks, get_task
 from ponder.tasks.base import get_step_task
 from ponder.verifiers import validate_verifier_spec
+from ponder.webhooks.ssrf import ForbiddenAddress, check_target_url
 from strategies.registry import all_strategies, get_strategy
 
 DEFAULT_MAX_TOKENS = 50_000
@@ -70,6 +71,14 @@ def job_values(
     except ValueError as exc:
         raise invalid(("body", "verifier"), str(exc)) from None
     budget = _check_budget(body.budget, settings)
+    if body.webhook_url is not None:
+        try:
+            check_target_url(body.webhook_url, allow_private=settings.webhook_allow_private)
+        except ForbiddenAddress as exc:
+            raise invalid(
+                ("body", "webhook_url"),
+                f"webhooks may not be sent there: {exc}; give a public http(s) URL",
+            ) from None
     return {
         "problem": body.problem.model_dump(mode="json", exclude_none=True),
         "strategy": {"name": body.strategy.name, "params": strategy_params},

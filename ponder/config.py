@@ -25,6 +25,25 @@ class Settings(BaseSettings):
     webhook_allow_private: bool = Field(
         default=False, description="Allow webhook targets on private/loopback addresses (dev only)."
     )
+    webhook_timeout_seconds: float = Field(
+        default=15.0, gt=0, description="How long one webhook attempt may take."
+    )
+    webhook_retry_schedule: list[float] = Field(
+        default=[5, 300, 1800, 7200, 18000, 36000, 36000],
+        description="Seconds to wait before each retry of a failed webhook delivery, as a "
+        "JSON list; after the last one the delivery is marked failed.",
+    )
+    webhook_retry_jitter: float = Field(
+        default=0.2, ge=0, le=1, description="Each retry delay varies by up to this fraction."
+    )
+    webhook_max_retry_after_seconds: float = Field(
+        default=86_400.0, gt=0, description="Longest Retry-After a webhook receiver is granted."
+    )
+    webhook_secret_grace_seconds: float = Field(
+        default=86_400.0,
+        ge=0,
+        description="After a secret rotation, how long the old secret keeps signing too.",
+    )
     queue: str = Field(default="ponder", description="Celery queue that job slices go to.")
 
     # durable execution

@@ -23,12 +23,11 @@ from ponder.models import (
     JobEvent,
     JobStatus,
     JobStep,
-    WebhookDelivery,
-    new_id,
     utcnow,
 )
 from ponder.notify import notify_job_finished
 from ponder.runtime import Cancelled, LeaseLost, StepRecord
+from ponder.webhooks.outbox import add_delivery
 
 
 @dataclass(frozen=True)
@@ -134,26 +133,6 @@ def renew_lease(
     return None if row is None else bool(row[0])
 
 
-def _outbox_row(job: Job, event_type: str, data: dict[str, Any]) -> dict[str, Any] | None:
-    if not job.webhook_url:
-        return None
-    now = utcnow()
-    msg_id = "msg_" + new_id().replace("-", "")
-    return {
-        "id": new_id(),
-        "tenant_id": job.tenant_id,
-        "job_id": job.id,
-        "event_type": event_type,
-        "webhook_id": msg_id,
-        "url": job.webhook_url,
-        "payload": {"type": event_type, "timestamp": now.isoformat(), "data": data},
-        "status": "pending",
-        "attempts": 0,
-        "next_attempt_at": now,
-        "created_at": now,
-    }
-
-
 def job_public_summary(job: Job) -> dict[str, Any]:
     """The job fields webhooks and terminal events carry."""
     return {
@@ -186,6 +165,7 @@ class SqlJournal:
         self.attempt = claim.attempt
         self.owner = claim.owner
         self.webhook_url = claim.job.webhook_url
+        self.deliveries: list[str] = []  # outbox rows written by finalize, to send now
         self.steps: dict[int, StepRecord] = claim.steps
         self.strategy_events = claim.job.strategy_events
         self._cancel = bool(claim.job.cancel_requested)
@@ -404,9 +384,16 @@ class SqlJournal:
             job = s.execute(
                 select(Job).where(Job.id == self.job_id).execution_options(populate_existing=True)
             ).scalar_one()
-            row = _outbox_row(job, event_type, job_public_summary(job))
-            if row is not None:
-                s.execute(insert(WebhookDelivery).values(**row))
+            self.deliveries.append(
+                add_delivery(
+                    s,
+                    tenant_id=job.tenant_id,
+                    url=self.webhook_url,
+                    event_type=event_type,
+                    data=job_public_summary(job),
+                    job_id=job.id,
+                )
+            )
 
         def finish(s: Session) -> None:
             outbox(s)
@@ -440,10 +427,14 @@ def finalize_unclaimed(
     stop_reason: str,
     error: str | None,
     only_if: Any = None,
+    deliveries: list[str] | None = None,
 ) -> bool:
     """Terminate a job nobody is running (cancel while queued, reaper giving up), with its
     best-so-far as the result and its outbox row, atomically. ``only_if`` adds a condition
-    that must still hold (checked in the same UPDATE). Returns whether it applied."""
+    that must still hold (checked in the same UPDATE). Returns whether it applied; the ids
+    of outbox rows written are appended to ``deliveries``."""
+    if deliveries is None:
+        deliveries = []
     now = utcnow()
     event_type = {JobStatus.FAILED: "job.failed", JobStatus.CANCELLED: "job.cancelled"}[status]
     cond = and_(Job.id == job_id, Job.status.not_in(list(JobStatus.TERMINAL)))
@@ -479,16 +470,25 @@ def finalize_unclaimed(
                 data={"stop_reason": stop_reason, "result": job.result, "error": error},
             )
         )
-        out = _outbox_row(job, event_type, job_public_summary(job))
-        if out is not None:
-            s.execute(insert(WebhookDelivery).values(**out))
+        if job.webhook_url:
+            deliveries.append(
+                add_delivery(
+                    s,
+                    tenant_id=job.tenant_id,
+                    url=job.webhook_url,
+                    event_type=event_type,
+                    data=job_public_summary(job),
+                    job_id=job.id,
+                )
+            )
         notify_job_finished(s, job_id)
         return True
 
 
-def request_cancel(sessions: sessionmaker[Session], job_id: str) -> None:
+def request_cancel(sessions: sessionmaker[Session], job_id: str) -> list[str]:
     """Cancel a job: at once if nobody runs it, else flag it for its worker, which stops
-    before its next model call."""
+    before its next model call. Returns the ids of webhook deliveries to send now."""
+    deliveries: list[str] = []
     if finalize_unclaimed(
         sessions,
         job_id,
@@ -496,14 +496,16 @@ def request_cancel(sessions: sessionmaker[Session], job_id: str) -> None:
         stop_reason="cancelled",
         error=None,
         only_if=and_(Job.status == JobStatus.QUEUED, Job.lease_owner.is_(None)),
+        deliveries=deliveries,
     ):
-        return
+        return deliveries
     with sessions() as s, s.begin():
         s.execute(
             update(Job)
             .where(Job.id == job_id, Job.status.not_in(list(JobStatus.TERMINAL)))
             .values(cancel_requested=True, updated_at=utcnow())
         )
+    return deliveries
 
 
 def jobs_to_requeue(

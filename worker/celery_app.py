@@ -11,6 +11,7 @@ from ponder.config import Settings
 
 RUN_JOB = "ponder.run_job"
 REAP = "ponder.reap"
+DELIVER = "ponder.deliver_webhook"
 
 
 def broker_options(broker_url: str) -> tuple[str, dict[str, Any]]:
@@ -101,6 +102,28 @@ class Dispatcher:
 
             logging.getLogger(__name__).warning(
                 "could not enqueue job %s; the reaper will retry", job_id, exc_info=True
+            )
+            return False
+        return True
+
+    def enqueue_delivery(self, delivery_id: str, *, countdown: float | None = None) -> bool:
+        """Publish one attempt of a webhook delivery, ahead of job slices. Returns False
+        if the broker is down: the reaper sends the delivery later."""
+        try:
+            self.app.send_task(
+                DELIVER,
+                args=[delivery_id],
+                queue=self.queue,
+                priority=celery_priority(9),
+                countdown=countdown,
+            )
+        except Exception:
+            import logging
+
+            logging.getLogger(__name__).warning(
+                "could not enqueue webhook delivery %s; the reaper will retry",
+                delivery_id,
+                exc_info=True,
             )
             return False
         return True

@@ -1,6 +1,7 @@
 """Re-enqueue lost work from Postgres (the source of truth): queued jobs whose task never
 started, jobs between slices whose next slice was lost, and running jobs whose lease
-expired (their worker died). Flushing Redis therefore loses no job."""
+expired (their worker died); and webhook deliveries that are due (retries) or whose task
+was lost. Flushing Redis therefore loses no job and no webhook."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 from ponder.jobstore import jobs_to_requeue
 from ponder.models import utcnow
+from ponder.webhooks.delivery import due_deliveries
 from worker.celery_app import Dispatcher
 from worker.runner import WorkerServices
 
@@ -18,4 +20,7 @@ def reap_once(svc: WorkerServices, dispatcher: Dispatcher) -> dict[str, Any]:
     stale_before = now - timedelta(seconds=svc.settings.requeue_after_seconds)
     ids = jobs_to_requeue(svc.sessions, stale_before=stale_before, now=now)
     sent = sum(1 for job_id in ids if dispatcher.enqueue(job_id))
-    return {"requeued": len(ids), "sent": sent}
+    deliveries = due_deliveries(svc.sessions, now=now, stale_before=stale_before)
+    for delivery_id in deliveries:
+        dispatcher.enqueue_delivery(delivery_id)
+    return {"requeued": len(ids), "sent": sent, "deliveries": len(deliveries)}

@@ -5,13 +5,21 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from datetime import timedelta
 from typing import Any
 
+import httpx
 from celery import Celery
 
 from ponder.config import Settings
-from worker.celery_app import REAP, RUN_JOB, Dispatcher, create_celery
+from ponder.models import utcnow
+from ponder.webhooks.delivery import deliver, take_unsent
+from ponder.webhooks.ssrf import guarded_client
+from worker.celery_app import DELIVER, REAP, RUN_JOB, Dispatcher, create_celery
 from worker.runner import ProviderFactory, WorkerServices, run_slice
+
+# A retry due within this many seconds is sent with a countdown; later ones by the reaper.
+SHORT_RETRY_SECONDS = 60.0
 
 
 class _LazyServices:
@@ -35,6 +43,24 @@ class _LazyServices:
         self._svc = None
 
 
+class _WebhookClient:
+    """The guarded HTTP client webhook deliveries go out on, one per worker process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._client: httpx.Client | None = None
+        self._pid = 0
+
+    def get(self) -> httpx.Client:
+        if self._client is None or self._pid != os.getpid():
+            self._client = guarded_client(
+                allow_private=self._settings.webhook_allow_private,
+                timeout=self._settings.webhook_timeout_seconds,
+            )
+            self._pid = os.getpid()
+        return self._client
+
+
 def create_worker_app(
     settings: Settings, *, provider_factory: ProviderFactory | None = None
 ) -> Celery:
@@ -43,6 +69,7 @@ def create_worker_app(
     services = _LazyServices(settings, provider_factory)
     dispatcher = Dispatcher(app, settings.queue)
     app.ponder_services = services  # type: ignore[attr-defined]
+    webhooks = _WebhookClient(settings)
 
     @app.task(name=RUN_JOB, shared=False, acks_late=True, reject_on_worker_lost=True)
     def run_job(job_id: str) -> str:
@@ -50,7 +77,22 @@ def create_worker_app(
         outcome = run_slice(services.get(), job_id, owner)
         if outcome.requeue:
             dispatcher.enqueue(job_id, countdown=outcome.countdown)
+        elif outcome.kind == "finished":
+            for delivery_id in take_unsent(services.get().sessions, job_id=job_id):
+                dispatcher.enqueue_delivery(delivery_id)
         return outcome.kind
+
+    @app.task(name=DELIVER, shared=False, acks_late=True, reject_on_worker_lost=True)
+    def deliver_webhook(delivery_id: str) -> str:
+        svc = services.get()
+        outcome = deliver(svc.sessions, delivery_id, settings=settings, client=webhooks.get())
+        # short waits are timed by the broker; long ones are picked up by the reaper
+        if outcome.next_in is not None and outcome.next_in <= SHORT_RETRY_SECONDS:
+            for again in take_unsent(
+                svc.sessions, ids=[delivery_id], now=utcnow() + timedelta(seconds=outcome.next_in)
+            ):
+                dispatcher.enqueue_delivery(again, countdown=outcome.next_in)
+        return outcome.status
 
     @app.task(name=REAP, shared=False)
     def reap() -> dict[str, Any]:

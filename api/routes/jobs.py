@@ -19,6 +19,7 @@ from api.submission import job_values, request_hash
 from ponder.jobstore import request_cancel
 from ponder.models import Job, JobStatus, utcnow
 from ponder.notify import JobNotifier
+from ponder.webhooks.delivery import take_unsent
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -237,7 +238,10 @@ def cancel_job(
         raise _already_finished(job)
     found_id = job.id
     session.rollback()  # end the read; request_cancel writes in its own transaction
-    request_cancel(context.sessions, found_id)
+    for delivery_id in take_unsent(
+        context.sessions, ids=request_cancel(context.sessions, found_id)
+    ):
+        context.dispatcher.enqueue_delivery(delivery_id)
     session.expire_all()  # read the job as request_cancel left it, not as cached
     job = crud.get_job(session, tenant.id, found_id)
     assert job is not None

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from ponder.llm.base import ProviderUnavailable, RateLimited
+from ponder.retry_after import parse_retry_after
 
 if TYPE_CHECKING:
     from ponder.llm.openai_compat import RetryPolicy
@@ -98,7 +99,5 @@ async def post_with_retries(
                 f"{endpoint.server_message(response)}",
                 status_code=status,
             )
-        from ponder.llm.openai_compat import parse_retry_after
-
         await backoff(attempt, parse_retry_after(response.headers), f"HTTP {status}")
     raise AssertionError("unreachable")  # pragma: no cover

@@ -22,15 +22,13 @@ What callers can rely on:
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
 import os
 import random
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -96,35 +94,6 @@ class RetryPolicy:
             return min(retry_after, self.max_retry_after_s)
         ceiling = min(self.cap_s, self.base_s * 2.0 ** min(max(attempt, 0), 60))
         return ceiling * rand()
-
-
-def parse_retry_after(headers: Mapping[str, str], *, now: datetime | None = None) -> float | None:
-    """The wait a server asked for, in seconds: ``retry-after-ms`` (OpenAI), else
-    ``Retry-After`` as seconds or as an HTTP date. None when absent or unreadable."""
-    lowered = {key.lower(): value for key, value in headers.items()}
-    milliseconds = lowered.get("retry-after-ms")
-    if milliseconds is not None:
-        try:
-            value = float(milliseconds) / 1000
-        except ValueError:
-            pass
-        else:
-            if value >= 0:
-                return value
-    header = lowered.get("retry-after")
-    if header is None:
-        return None
-    try:
-        return max(float(header), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(header)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max((when - (now or datetime.now(UTC))).total_seconds(), 0.0)
 
 
 # --- the provider -------------------------------------------------------------------

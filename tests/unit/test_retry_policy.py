@@ -9,7 +9,8 @@ from email.utils import format_datetime
 
 import pytest
 
-from ponder.llm.openai_compat import RetryPolicy, parse_retry_after
+from ponder.llm.openai_compat import RetryPolicy
+from ponder.retry_after import parse_retry_after
 
 
 def test_defaults_live_in_one_place() -> None:
