@@ -25,11 +25,18 @@ class Stack:
     logdir: Path
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
-    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        """Start ``ponder ARGS`` in its own process group (so a test can kill -9 it whole)."""
+    def start(
+        self, name: str, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start ``ponder ARGS`` in its own process group (so a test can kill -9 it whole),
+        with ``env`` added to the stack's environment."""
         log = open(self.logdir / f"{name}.log", "ab")  # noqa: SIM115 - closed by the OS at exit
         proc = subprocess.Popen(
-            [*PONDER, *args], env=self.env, stdout=log, stderr=log, start_new_session=True
+            [*PONDER, *args],
+            env={**self.env, **(env or {})},
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
         )
         self.procs[name] = proc
         return proc
@@ -79,11 +86,14 @@ def running_stack(
     worker_concurrency: int = 2,
     extra_models: str = "",
     workers: int = 1,
+    broker_url: str = REDIS_URL,
+    env_overrides: dict[str, str] | None = None,
 ) -> Iterator[Stack]:
     """The service as processes: sim, api and ``workers`` workers (named ``worker``,
-    ``worker2``, ...). ``extra_models`` is YAML appended to the models file's list (each
-    entry indented by two spaces, like ``sim-http``), e.g. a profile with its own limits
-    on the same sim server (``{sim_port}`` in it is replaced with the server's port)."""
+    ``worker2``, ...), with the Redis at ``broker_url`` as broker. ``extra_models`` is
+    YAML appended to the models file's list (each entry indented by two spaces, like
+    ``sim-http``), e.g. a profile with its own limits on the same sim server
+    (``{sim_port}`` in it is replaced with the server's port)."""
     sim_port, api_port = free_port(), free_port()
     models = tmp_path / "models.yaml"
     models.write_text(
@@ -96,7 +106,7 @@ def running_stack(
     env = dict(os.environ)
     env.update(
         PONDER_DATABASE_URL=pg_url,
-        PONDER_BROKER_URL=REDIS_URL,
+        PONDER_BROKER_URL=broker_url,
         PONDER_QUEUE=queue_name,
         PONDER_MODELS_FILE=str(models),
         PONDER_WEBHOOK_ALLOW_PRIVATE="true",
@@ -104,6 +114,7 @@ def running_stack(
         PONDER_REQUEUE_AFTER_SECONDS="5",
         PONDER_REAPER_INTERVAL_SECONDS="1",
     )
+    env.update(env_overrides or {})
     s = Stack(
         env=env,
         api_url=f"http://127.0.0.1:{api_port}",
