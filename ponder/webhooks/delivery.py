@@ -46,8 +46,8 @@ from ponder.retry_after import parse_retry_after
 from ponder.webhooks import signing
 from ponder.webhooks.ssrf import ForbiddenAddress
 
-# A claimed attempt is given this long beyond its timeout before it is due again.
-CLAIM_MARGIN_SECONDS = 30.0
+# A claimed attempt is due again after this many times its timeout (its sender died).
+CLAIM_TIMEOUTS = 2.0
 RESPONSE_SNIPPET_BYTES = 300
 
 
@@ -268,7 +268,7 @@ def deliver(
     """Make one attempt of a due, pending delivery and record it."""
     rng = rng or random.Random()
     now = clock()
-    window = timedelta(seconds=settings.webhook_timeout_seconds + CLAIM_MARGIN_SECONDS)
+    window = timedelta(seconds=settings.webhook_timeout_seconds * CLAIM_TIMEOUTS)
     with sessions() as s, s.begin():
         row = s.execute(
             update(WebhookDelivery)

@@ -21,6 +21,7 @@ import standardwebhooks
 
 from ponder.localproc import free_port
 from tests.stack import running_stack
+from tests.webhook_receiver import Receiver, parse_plan
 
 pytestmark = pytest.mark.chaos
 
@@ -144,3 +145,49 @@ def test_every_event_is_delivered_through_a_failing_receiver(
         for before, after in itertools.pairwise(attempts):
             if before["status"] == 429:
                 assert after["at"] - before["at"] >= 0.95
+
+
+def test_a_worker_killed_while_sending_a_webhook_is_covered_by_the_reaper(
+    pg_url: str, queue_name: str, tmp_path: Path
+) -> None:
+    """kill -9 the worker while the receiver holds the request open: the claim lapses,
+    the reaper hands the delivery to another worker, and the receiver gets the event
+    again with the same webhook-id (at-least-once; it drops the duplicate)."""
+    receiver = Receiver(parse_plan("200@30x1,200"))
+    hook = receiver.start() + "/hooks/ponder"
+    with running_stack(
+        pg_url,
+        queue_name,
+        tmp_path,
+        worker_concurrency=1,
+        env_overrides={"PONDER_WEBHOOK_TIMEOUT_SECONDS": "3"},
+    ) as stack:
+        stack.start("beat", "beat", "--loglevel", "INFO")
+        key = stack.new_key("hooks")
+        with httpx.Client(
+            base_url=stack.api_url, headers={"Authorization": f"Bearer {key}"}, timeout=30
+        ) as api:
+            resp = api.post("/v1/jobs", json=_job(hook, [4, 9, 10, 13]))
+            assert resp.status_code == 202, resp.text
+            job_id = resp.json()["id"]
+            receiver.wait_for(1, timeout=60)  # the worker is now mid-request
+            stack.kill9("worker")
+            stack.start("worker2", "worker", "--concurrency", "1", "--loglevel", "INFO")
+            requests = receiver.wait_for(2, timeout=60)
+            [delivery] = _until(
+                "the delivery marked delivered",
+                lambda: [
+                    d
+                    for d in api.get(f"/v1/jobs/{job_id}/deliveries").json()["deliveries"]
+                    if d["status"] == "delivered"
+                ],
+                30,
+                stack.logs,
+            )
+    receiver.stop()
+    assert requests[0]["headers"]["webhook-id"] == requests[1]["headers"]["webhook-id"]
+    assert requests[1]["headers"]["webhook-id"] == delivery["webhook_id"]
+    assert delivery["attempts"] == 2
+    # the killed attempt never got to log itself; the second did
+    assert [a["number"] for a in delivery["attempt_log"]] == [2]
+    assert delivery["attempt_log"][0]["status_code"] == 200
