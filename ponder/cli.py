@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -221,7 +223,8 @@ def submit(
     api_url: ApiUrl = "http://127.0.0.1:8000",
     api_key: ApiKey = "",
 ) -> None:
-    """Submit a job; with --wait, show a progress bar of spend and best score."""
+    """Submit a job; with --wait, follow its live events with a progress bar of spend and
+    best score (on stderr), then print the finished job as JSON (on stdout)."""
     try:
         body = json.loads(file.read_text())
     except (OSError, ValueError) as exc:
@@ -237,13 +240,71 @@ def submit(
             raise typer.Exit(1)
 
 
+TERMINAL_STATUSES = ("completed", "failed", "cancelled")
+# Following a job: give up after the API has been unreachable this long; read the job's
+# spend at most this often; reconnect after this much silence on the event stream (the
+# API sends a keep-alive comment every 15 s).
+RECONNECT_GIVE_UP_SECONDS = 300.0
+REFRESH_SECONDS = 0.5
+STREAM_READ_TIMEOUT_SECONDS = 60.0
+
+
+class _ApiUnavailable(Exception):
+    """The API answered 5xx (e.g. 503 while its database restarts): try again shortly."""
+
+
+@dataclass(frozen=True)
+class _SseMessage:
+    id: str | None
+    event: str
+    data: str
+
+
+def _sse_messages(lines: Iterable[str]) -> Iterator[_SseMessage | None]:
+    """Server-Sent Events from a stream's lines; None for each comment (keep-alive)."""
+    event_id: str | None = None
+    event, data = "message", list[str]()
+    for line in lines:
+        if not line:
+            if data:
+                yield _SseMessage(event_id, event, "\n".join(data))
+            event_id, event, data = None, "message", []
+        elif line.startswith(":"):
+            yield None
+        else:
+            name, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if name == "id":
+                event_id = value
+            elif name == "event":
+                event = value
+            elif name == "data":
+                data.append(value)
+
+
+def _get_job(client: Any, path: str) -> dict[str, Any]:
+    resp = client.get(path)
+    if resp.status_code >= 500:
+        raise _ApiUnavailable(f"the API answered HTTP {resp.status_code}")
+    job: dict[str, Any] = _check(resp)
+    return job
+
+
 def _follow(client: Any, job: dict[str, Any]) -> dict[str, Any]:
+    """Follow the job's event stream (GET /v1/jobs/{id}/events) until the job ends,
+    redrawing the bar when events arrive; after a dropped connection, reconnect with
+    Last-Event-ID so that no event is missed or repeated. Returns the finished job."""
+    import time
+
+    import httpx
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn
 
     budget = job.get("budget") or {}
     total = budget.get("max_tokens") or budget.get("max_calls") or 1
     unit = "tokens" if budget.get("max_tokens") else "calls"
+    path = f"/v1/jobs/{job['id']}"
+    stream_timeout = httpx.Timeout(10.0, read=STREAM_READ_TIMEOUT_SECONDS)
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -252,8 +313,8 @@ def _follow(client: Any, job: dict[str, Any]) -> dict[str, Any]:
         transient=False,
     ) as bar:
         task = bar.add_task("queued", total=total)
-        while True:
-            job = _check(client.get(f"/v1/jobs/{job['id']}", params={"wait": 1}))
+
+        def show(job: dict[str, Any]) -> dict[str, Any]:
             progress = job.get("progress") or {}
             usage = job.get("usage") or {}
             best = progress.get("best_score")
@@ -267,8 +328,60 @@ def _follow(client: Any, job: dict[str, Any]) -> dict[str, Any]:
                     f"${usage.get('cost_usd', 0):.4f}"
                 ),
             )
-            if job["status"] in ("completed", "failed", "cancelled"):
-                return job
+            return job
+
+        last_id: str | None = None
+        ended = job["status"] in TERMINAL_STATUSES
+        outage_started: float | None = None
+        backoff = 0.5
+        while True:
+            try:
+                if ended:
+                    return show(_get_job(client, path))
+                headers = {} if last_id is None else {"Last-Event-ID": last_id}
+                with client.stream(
+                    "GET", f"{path}/events", headers=headers, timeout=stream_timeout
+                ) as resp:
+                    if resp.status_code >= 500:
+                        raise _ApiUnavailable(f"the API answered HTTP {resp.status_code}")
+                    if resp.status_code >= 400:
+                        resp.read()
+                        _check(resp)
+                    if outage_started is not None:
+                        bar.console.print("reconnected to the API; following the job again")
+                    outage_started, backoff = None, 0.5
+                    refreshed, stale = 0.0, True
+                    for message in _sse_messages(resp.iter_lines()):
+                        if message is not None:
+                            last_id = message.id or last_id
+                            ended = ended or message.event in TERMINAL_STATUSES
+                            stale = True
+                        # events say the job moved on: redraw from its spend, not too often
+                        if stale and time.monotonic() - refreshed >= REFRESH_SECONDS:
+                            show(_get_job(client, path))
+                            refreshed, stale = time.monotonic(), False
+                # The API ends the stream after the job's last event; if it ended early
+                # (the API shutting down), the job's status says whether to reconnect.
+                ended = ended or _get_job(client, path)["status"] in TERMINAL_STATUSES
+            except (httpx.TransportError, _ApiUnavailable) as exc:
+                now = time.monotonic()
+                if outage_started is None:
+                    outage_started = now
+                    where = "" if last_id is None else f" after event {last_id}"
+                    bar.console.print(
+                        f"lost the connection to the API ({exc or type(exc).__name__}); "
+                        f"reconnecting to follow the job{where}"
+                    )
+                elif now - outage_started > RECONNECT_GIVE_UP_SECONDS:
+                    typer.echo(
+                        f"error: the API has been unreachable for "
+                        f"{RECONNECT_GIVE_UP_SECONDS:.0f} s; job {job['id']} may still be "
+                        f"running: see it later with `ponder show {job['id']}`",
+                        err=True,
+                    )
+                    raise typer.Exit(1) from None
+                time.sleep(backoff)
+                backoff = min(5.0, backoff * 2)
 
 
 @app.command()

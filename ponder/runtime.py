@@ -79,6 +79,10 @@ class SliceExpired(Exception):
     """This slice has run long enough: hand the job back and continue in a new task."""
 
 
+class WorkerStopping(SliceExpired):
+    """The worker is shutting down: hand the job back now, after the calls in flight."""
+
+
 class NonDeterminism(Exception):
     """A resumed strategy issued a different call than the journal recorded under a key."""
 
@@ -196,11 +200,15 @@ class Context:
         reward_models: RewardModelLookup | None = None,
         providers: ProviderLookup | None = None,
         prices: PriceLookup | None = None,
+        stopping: Callable[[], bool] | None = None,
     ) -> None:
         """``providers`` and ``prices`` look up other chat models by profile name (an
         ``llm_judge`` verifier's judge); without them only the job's own model (by its
         provider's name) can judge. A verifier's model is looked up now, so a job whose
-        judge or reward model does not exist fails before spending anything."""
+        judge or reward model does not exist fails before spending anything.
+
+        ``stopping`` says whether the worker is shutting down: once it returns True no
+        new call starts (:class:`WorkerStopping`), as when the slice's time is up."""
         self.problem = problem
         self.task = task
         self.rng = random.Random(seed)
@@ -211,6 +219,7 @@ class Context:
         self._reward_models = reward_models
         self._providers = providers
         self._prices = prices
+        self._stopping = stopping
         self._journal = journal
         self._seed = seed
         self._clock = clock
@@ -465,6 +474,8 @@ class Context:
         limit = self.ledger.limits.max_seconds
         if limit is not None and self.seconds_used() >= limit:
             raise DeadlineExceeded()
+        if self._stopping is not None and self._stopping():
+            raise WorkerStopping("the worker is shutting down")
         # Every slice makes at least one new call, so a job always progresses.
         if (
             self._slice_seconds is not None
@@ -751,4 +762,5 @@ __all__ = [
     "NonDeterminism",
     "SliceExpired",
     "StepRecord",
+    "WorkerStopping",
 ]

@@ -3,8 +3,12 @@
 A slice claims the job's lease (bumping its fencing number), rebuilds the strategy's
 Context from the journal, runs the strategy from the top (journaled calls replay for
 free), and ends in one of: a terminal state written with its outbox row; a hand-off to a
-new slice (time's up, or the model server is unreachable for now); or silence (another
-worker owns the job: this one is a zombie and must not write).
+new slice (time's up, the worker is shutting down, or the model server is unreachable for
+now); or silence (another worker owns the job: this one is a zombie and must not write).
+
+A worker that is shutting down (see :mod:`worker.shutdown`) starts no new call: the slice
+drains the calls in flight for up to ``drain_seconds``, journals them and hands the job
+back at once, so another worker resumes it without waiting for the lease to expire.
 """
 
 from __future__ import annotations
@@ -12,8 +16,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.exc import DBAPIError
@@ -28,15 +33,31 @@ from ponder.llm.profiles import ModelProfile, build_provider, load_models_file
 from ponder.llm.reward import RewardModelFactory, RewardModels
 from ponder.models import Job, JobStatus, StopReason
 from ponder.problem import Problem
-from ponder.runtime import Cancelled, Context, LeaseLost, NonDeterminism, SliceExpired
+from ponder.runtime import (
+    Cancelled,
+    Context,
+    LeaseLost,
+    NonDeterminism,
+    SliceExpired,
+    WorkerStopping,
+)
 from ponder.tasks import get_task
 from ponder.verifiers import build_verifier
 from strategies.registry import get_strategy
+from worker.faults import install_faults
 from worker.heartbeat import Heartbeat
 
 log = logging.getLogger(__name__)
 
 ProviderFactory = Callable[[ModelProfile], Provider]
+Stopping = Callable[[], bool]
+
+# how often a running slice looks at the worker's stop flag
+STOP_POLL_SECONDS = 0.2
+
+
+def _never() -> bool:
+    return False
 
 
 class WorkerServices:
@@ -51,6 +72,7 @@ class WorkerServices:
     ) -> None:
         self.settings = settings
         self.engine = make_engine(settings.database_url)
+        install_faults(self.engine)  # chaos tests only: a no-op unless PONDER_TEST_FAULT is set
         self.sessions = make_sessionmaker(self.engine)
         self.profiles = load_models_file(settings.models_file)
         self.loop = asyncio.new_event_loop()
@@ -91,8 +113,17 @@ class SliceOutcome:
         return self.kind in ("handoff", "retry")
 
 
-def run_slice(svc: WorkerServices, job_id: str, owner: str) -> SliceOutcome:
+def run_slice(
+    svc: WorkerServices, job_id: str, owner: str, *, stopping: Stopping = _never
+) -> SliceOutcome:
+    """Run one slice of ``job_id`` as ``owner``. ``stopping`` says whether the worker is
+    shutting down (then the slice hands the job back as soon as its calls in flight are
+    journaled)."""
     settings = svc.settings
+    if stopping():
+        # Not claimed: the job stays free, and the message published for it goes to a
+        # worker that is not stopping.
+        return SliceOutcome("handoff", "worker shutting down")
     try:
         c = claim(svc.sessions, job_id, owner, settings.lease_seconds)
     except DBAPIError as exc:
@@ -126,7 +157,7 @@ def run_slice(svc: WorkerServices, job_id: str, owner: str) -> SliceOutcome:
     heartbeat = Heartbeat(settings.lease_seconds / 3, beat, journal.note_heartbeat)
     heartbeat.start()
     try:
-        return svc.loop.run_until_complete(_run(svc, c, journal))
+        return svc.loop.run_until_complete(_run(svc, c, journal, _Shutdown(stopping, settings)))
     except LeaseLost:
         return SliceOutcome("lost", "lease taken over")
     except DBAPIError as exc:
@@ -138,7 +169,48 @@ def run_slice(svc: WorkerServices, job_id: str, owner: str) -> SliceOutcome:
         heartbeat.stop()
 
 
-async def _run(svc: WorkerServices, c: Claim, journal: SqlJournal) -> SliceOutcome:
+class _Shutdown:
+    """Watches the worker's stop flag while a strategy runs. Once it is up, the strategy
+    has ``drain_seconds`` to reach its next call (where the Context raises
+    :class:`WorkerStopping`) and the calls in flight to finish."""
+
+    def __init__(self, stopping: Stopping, settings: Settings) -> None:
+        self._stopping = stopping
+        self._grace = settings.drain_seconds
+        self._deadline: float | None = None
+
+    def seen(self) -> bool:
+        if self._deadline is None and self._stopping():
+            self._deadline = time.monotonic() + self._grace
+        return self._deadline is not None
+
+    def time_left(self) -> float:
+        self.seen()
+        return 0.0 if self._deadline is None else max(0.0, self._deadline - time.monotonic())
+
+    async def run(self, strategy: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(strategy)
+        while not self.seen():
+            done, _ = await asyncio.wait({task}, timeout=STOP_POLL_SECONDS)
+            if done:
+                return task.result()
+        done, _ = await asyncio.wait({task}, timeout=self.time_left())
+        if not done:
+            # Still waiting on a call after the grace period: give up on it (its spend is
+            # counted as lost) rather than hold the shutdown any longer.
+            task.cancel()
+            await asyncio.wait({task})
+            if task.cancelled():
+                raise WorkerStopping(
+                    f"the worker is shutting down; calls still running after {self._grace:g} s "
+                    "(drain_seconds) were abandoned"
+                )
+        return task.result()
+
+
+async def _run(
+    svc: WorkerServices, c: Claim, journal: SqlJournal, shutdown: _Shutdown
+) -> SliceOutcome:
     settings = svc.settings
     job = c.job
     try:
@@ -165,6 +237,7 @@ async def _run(svc: WorkerServices, c: Claim, journal: SqlJournal) -> SliceOutco
             reward_models=svc.reward_models,
             providers=svc.provider,
             prices=lambda name: svc.profiles[name].cost_usd,
+            stopping=shutdown.seen,
         )
     except Exception as exc:  # a job that cannot even start fails with the reason
         log.exception("job %s: cannot start", job.id)
@@ -184,10 +257,15 @@ async def _run(svc: WorkerServices, c: Claim, journal: SqlJournal) -> SliceOutco
 
     status, stop_reason, error = JobStatus.COMPLETED, StopReason.SEARCH_EXHAUSTED, None
     try:
-        await spec.run(problem, ctx, job.strategy.get("params") or {})
+        await shutdown.run(spec.run(problem, ctx, job.strategy.get("params") or {}))
         best = ctx.best
         if best is not None and best.verdict.passed:
             stop_reason = StopReason.VERIFIED
+    except WorkerStopping as exc:
+        await ctx.drain(shutdown.time_left())
+        journal.handoff(ctx.seconds_used())
+        log.info("job %s: %s; the job is handed back to the queue for another worker", job.id, exc)
+        return SliceOutcome("handoff", "worker shutting down")
     except SliceExpired:
         await ctx.drain(settings.drain_seconds)
         journal.handoff(ctx.seconds_used())

@@ -17,6 +17,7 @@ from ponder.webhooks.delivery import deliver, take_unsent
 from ponder.webhooks.ssrf import guarded_client
 from worker.celery_app import DELIVER, REAP, RUN_JOB, Dispatcher, create_celery
 from worker.runner import ProviderFactory, WorkerServices, run_slice
+from worker.shutdown import ShutdownFlag
 
 # A retry due within this many seconds is sent with a countdown; later ones by the reaper.
 SHORT_RETRY_SECONDS = 60.0
@@ -70,11 +71,13 @@ def create_worker_app(
     dispatcher = Dispatcher(app, settings.queue)
     app.ponder_services = services  # type: ignore[attr-defined]
     webhooks = _WebhookClient(settings)
+    # created here, before the pool forks, so every pool process shares it
+    shutdown = ShutdownFlag().set_on_worker_shutdown()
 
     @app.task(name=RUN_JOB, shared=False, acks_late=True, reject_on_worker_lost=True)
     def run_job(job_id: str) -> str:
         owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        outcome = run_slice(services.get(), job_id, owner)
+        outcome = run_slice(services.get(), job_id, owner, stopping=shutdown.is_set)
         if outcome.requeue:
             dispatcher.enqueue(job_id, countdown=outcome.countdown)
         elif outcome.kind == "finished":
