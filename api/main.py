@@ -11,8 +11,10 @@ from fastapi import FastAPI
 from api.deps import AppContext, AuthCache
 from api.errors import PROBLEM_JSON, install_error_handlers
 from api.middleware import BodySizeLimitMiddleware
-from api.routes import events, health, jobs, strategies, trace, webhooks
+from api.routes import batches, events, health, jobs, strategies, trace, webhooks
+from api.routes import datasets as dataset_routes
 from api.routes import models as model_routes
+from api.routes import schedules as schedule_routes
 from api.schemas import ProblemDetail
 from ponder.config import Settings
 from ponder.db import make_engine, make_sessionmaker
@@ -40,6 +42,17 @@ to a tenant (`ponder keys create --tenant NAME`); a tenant sees only its own job
 
 TAGS: list[dict[str, Any]] = [
     {"name": "jobs", "description": "Submit jobs, follow them, cancel them."},
+    {
+        "name": "batches",
+        "description": "Many jobs at once (inline, JSON Lines, a dataset or a re-run of "
+        "past jobs), fed to the workers a few at a time; figures and results.",
+    },
+    {"name": "datasets", "description": "Lists of problems to run as batches."},
+    {
+        "name": "schedules",
+        "description": "Cron schedules that create a batch at each fire time; triggers, "
+        "backfills and the runs they made.",
+    },
     {"name": "catalog", "description": "The strategies and models a job may name."},
     {"name": "health", "description": "Liveness and readiness probes (no auth)."},
 ]
@@ -94,7 +107,18 @@ def create_app(settings: Settings, *, dispatcher: Dispatcher | None = None) -> F
 
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
-    for module in (jobs, trace, events, webhooks, strategies, model_routes, health):
+    for module in (
+        jobs,
+        trace,
+        events,
+        webhooks,
+        strategies,
+        model_routes,
+        health,
+        schedule_routes,
+        batches,
+        dataset_routes,
+    ):
         app.include_router(module.router)
     _document_problem_responses(app)
     return app

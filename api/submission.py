@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from api.errors import ApiProblem, describe_validation_errors, invalid
 from api.schemas import JobCreate
+from ponder.batches.spec import ItemInvalid, JobValidator
 from ponder.budget import BudgetLimits
 from ponder.config import Settings
 from ponder.llm.profiles import ModelProfile
@@ -194,3 +195,31 @@ def _number(value: float) -> str:
     if float(value).is_integer() and abs(value) < 1e15:
         return str(int(value))
     return repr(float(value))
+
+
+def job_validator(settings: Settings, models: dict[str, ModelProfile]) -> JobValidator:
+    """The check ``POST /v1/jobs`` makes, as a function of a raw job body: the job's row
+    values, or :class:`ponder.batches.spec.ItemInvalid` with the same messages a 422 for
+    that body would carry (field locations relative to the body). Batches validate each
+    item with it, so an item is accepted exactly when it would be accepted as a job."""
+
+    def validate(body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            job = JobCreate.model_validate(body)
+            return job_values(job, settings, models)
+        except ValidationError as exc:
+            detail, errors = describe_validation_errors(
+                exc.errors(include_url=False, include_input=False)
+            )
+            raise ItemInvalid(detail, errors) from None
+        except ApiProblem as exc:
+            if not exc.errors:
+                raise ItemInvalid(exc.detail) from None
+            relative = [
+                {**e, "loc": list(e["loc"])[1:] if list(e["loc"])[:1] == ["body"] else e["loc"]}
+                for e in exc.errors
+            ]
+            detail, errors = describe_validation_errors(relative)
+            raise ItemInvalid(detail, errors) from None
+
+    return validate

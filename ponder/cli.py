@@ -34,6 +34,10 @@ datasets_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(datasets_app, name="datasets")
+batches_app = typer.Typer(
+    help="Batches: many jobs at once (see also `ponder report`).", no_args_is_help=True
+)
+app.add_typer(batches_app, name="batches")
 
 ApiUrl = Annotated[
     str, typer.Option("--api-url", envvar="PONDER_API_URL", help="Base URL of the Ponder API.")
@@ -424,6 +428,139 @@ def show(
     """Show one job as JSON."""
     with _client(api_url, api_key) as client:
         typer.echo(json.dumps(_check(client.get(f"/v1/jobs/{job_id}")), indent=2))
+
+
+@batches_app.command("submit")
+def batches_submit(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="A batch as JSON (`.json`: items, dataset or from_jobs) or its items as "
+            'JSON Lines (any other name; optional first line {"batch": {...}}).'
+        ),
+    ],
+    api_url: ApiUrl = "http://127.0.0.1:8000",
+    api_key: ApiKey = "",
+) -> None:
+    """Create a batch; prints it (with any refused items) as JSON."""
+    try:
+        content = file.read_bytes()
+    except OSError as exc:
+        typer.echo(f"error: cannot read {file}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    kind = "application/json" if file.suffix == ".json" else "application/x-ndjson"
+    with _client(api_url, api_key) as client:
+        batch = _check(client.post("/v1/batches", content=content, headers={"Content-Type": kind}))
+    typer.echo(
+        f"batch {batch['id']}: {batch['accepted']} item(s) accepted, {batch['rejected']} refused",
+        err=True,
+    )
+    typer.echo(json.dumps(batch, indent=2))
+
+
+@batches_app.command("show")
+def batches_show(
+    batch_id: Annotated[str, typer.Argument(help="The batch's id.")],
+    api_url: ApiUrl = "http://127.0.0.1:8000",
+    api_key: ApiKey = "",
+) -> None:
+    """Show a batch and its figures as JSON."""
+    with _client(api_url, api_key) as client:
+        typer.echo(json.dumps(_check(client.get(f"/v1/batches/{batch_id}")), indent=2))
+
+
+@batches_app.command("results")
+def batches_results(
+    batch_id: Annotated[str, typer.Argument(help="The batch's id.")],
+    api_url: ApiUrl = "http://127.0.0.1:8000",
+    api_key: ApiKey = "",
+) -> None:
+    """Print the batch's results as JSON Lines, one item per line, in item order."""
+    with (
+        _client(api_url, api_key) as client,
+        client.stream("GET", f"/v1/batches/{batch_id}/results") as resp,
+    ):
+        if resp.status_code >= 400:
+            resp.read()
+            _check(resp)
+        for line in resp.iter_lines():
+            if line:
+                typer.echo(line)
+
+
+@batches_app.command("cancel")
+def batches_cancel(
+    batch_id: Annotated[str, typer.Argument(help="The batch's id.")],
+    api_url: ApiUrl = "http://127.0.0.1:8000",
+    api_key: ApiKey = "",
+) -> None:
+    """Cancel a batch: items not started are cancelled, running ones stop soon."""
+    with _client(api_url, api_key) as client:
+        typer.echo(json.dumps(_check(client.post(f"/v1/batches/{batch_id}/cancel")), indent=2))
+
+
+@app.command()
+def report(
+    batch_ids: Annotated[list[str], typer.Argument(help="Batch ids to compare.")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the chart (PNG).")] = Path(
+        "report.png"
+    ),
+    api_url: ApiUrl = "http://127.0.0.1:8000",
+    api_key: ApiKey = "",
+) -> None:
+    """Compare batches: a table of accuracy, tokens, cost and latency per strategy, and a
+    PNG chart of accuracy against tokens per item (the figures of GET /v1/batches/{id})."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ponder.report import plot_accuracy_vs_tokens, report_rows
+
+    with _client(api_url, api_key) as client:
+        batches = [_check(client.get(f"/v1/batches/{batch_id}")) for batch_id in batch_ids]
+    rows = report_rows(batches)
+    table = Table(
+        "batch",
+        "strategy",
+        "model",
+        "finished",
+        "accuracy",
+        "tokens",
+        "tokens/item",
+        "cost $",
+        "p50 s",
+        "p95 s",
+        title="Ponder batch report",
+    )
+
+    def num(value: float | None, fmt: str) -> str:
+        return "-" if value is None else format(value, fmt)
+
+    for r in rows:
+        accuracy = "-" if r.accuracy is None else f"{r.accuracy:.1%} of {r.scored}"
+        table.add_row(
+            r.label,
+            r.strategy,
+            r.model,
+            f"{r.finished}/{r.items}",
+            accuracy,
+            str(r.tokens),
+            num(r.mean_tokens, ".0f"),
+            f"{r.cost_usd:.4f}",
+            num(r.p50_seconds, ".2f"),
+            num(r.p95_seconds, ".2f"),
+        )
+    Console(width=max(Console().width, 140)).print(table)
+    for batch in batches:
+        comparison = batch.get("comparison")
+        if comparison:
+            typer.echo(
+                f"{batch['id'][:8]} vs the original jobs: solved {comparison['solved_before']}"
+                f" -> {comparison['solved_after']} of {comparison['items']} "
+                f"(+{comparison['improved']} / -{comparison['regressed']}), tokens "
+                f"{comparison['tokens_before']} -> {comparison['tokens_after']}"
+            )
+    points = plot_accuracy_vs_tokens(rows, str(out))
+    typer.echo(f"wrote {out} ({points} point(s): accuracy vs tokens per item)")
 
 
 @app.command()

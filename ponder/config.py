@@ -97,6 +97,36 @@ class Settings(BaseSettings):
         default=65_536, ge=1024, description="stdout/stderr kept per stream of a sandboxed run."
     )
 
+    # batches (ponder.batches)
+    batch_max_items: int = Field(
+        default=100_000, ge=1, description="Most items one batch (or dataset) may hold."
+    )
+    batch_max_line_bytes: int = Field(
+        default=262_144, ge=256, description="Longest line of a JSON Lines upload."
+    )
+    batch_max_in_flight: int = Field(
+        default=8,
+        ge=1,
+        description="Items of one batch queued or running at once; the feeder queues the "
+        "next items as these finish, so a big batch never crowds out other work.",
+    )
+    batch_tenant_max_in_flight: int = Field(
+        default=32,
+        ge=1,
+        description="Batch items of one tenant queued or running at once, across all its "
+        "batches (shared between them round-robin).",
+    )
+
+    # schedules (ponder.schedules)
+    schedule_tick_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often beat materialises due fire times and starts pending runs.",
+    )
+    schedule_max_backfill_runs: int = Field(
+        default=1000, ge=1, description="Most fire times one backfill request may cover."
+    )
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")

@@ -152,6 +152,22 @@ def job_public_summary(job: Job) -> dict[str, Any]:
     }
 
 
+def _announce(s: Session, job: Job, event_type: str) -> list[str]:
+    """The outbox row of a job's final event, if it has a webhook (ids written)."""
+    if not job.webhook_url:
+        return []
+    return [
+        add_delivery(
+            s,
+            tenant_id=job.tenant_id,
+            url=job.webhook_url,
+            event_type=event_type,
+            data=job_public_summary(job),
+            job_id=job.id,
+        )
+    ]
+
+
 class SqlJournal:
     """The :class:`ponder.runtime.Journal` of one claimed slice, on the database.
 
@@ -384,16 +400,7 @@ class SqlJournal:
             job = s.execute(
                 select(Job).where(Job.id == self.job_id).execution_options(populate_existing=True)
             ).scalar_one()
-            self.deliveries.append(
-                add_delivery(
-                    s,
-                    tenant_id=job.tenant_id,
-                    url=self.webhook_url,
-                    event_type=event_type,
-                    data=job_public_summary(job),
-                    job_id=job.id,
-                )
-            )
+            self.deliveries.extend(_announce(s, job, event_type))
 
         def finish(s: Session) -> None:
             outbox(s)
@@ -470,17 +477,7 @@ def finalize_unclaimed(
                 data={"stop_reason": stop_reason, "result": job.result, "error": error},
             )
         )
-        if job.webhook_url:
-            deliveries.append(
-                add_delivery(
-                    s,
-                    tenant_id=job.tenant_id,
-                    url=job.webhook_url,
-                    event_type=event_type,
-                    data=job_public_summary(job),
-                    job_id=job.id,
-                )
-            )
+        deliveries.extend(_announce(s, job, event_type))
         notify_job_finished(s, job_id)
         return True
 
@@ -513,7 +510,9 @@ def jobs_to_requeue(
 ) -> list[str]:
     """Queued jobs whose task has not started since ``stale_before``, running jobs between
     slices likewise, and running jobs whose lease expired. Marks them enqueued now; rows
-    locked by another reaper are skipped (SKIP LOCKED on Postgres)."""
+    locked by another reaper are skipped (SKIP LOCKED on Postgres). Batch items still
+    ``held`` for the batch feeder are left alone (the feeder queues them); once fed they
+    are ordinary queued jobs and recovered like any other."""
     with sessions() as s, s.begin():
         ids = (
             s.execute(
@@ -523,6 +522,7 @@ def jobs_to_requeue(
                         and_(
                             Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]),
                             Job.lease_owner.is_(None),
+                            ~Job.held,
                             or_(Job.enqueued_at.is_(None), Job.enqueued_at < stale_before),
                         ),
                         and_(

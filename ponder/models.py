@@ -18,6 +18,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -105,6 +107,29 @@ class Job(Base):
         UniqueConstraint("tenant_id", "idempotency_key", name="uq_jobs_tenant_idempotency"),
         Index("ix_jobs_tenant_created", "tenant_id", "created_at", "id"),
         Index("ix_jobs_status_enqueued", "status", "enqueued_at"),
+        Index("uq_jobs_batch_item", "batch_id", "item_index", unique=True),
+        # batch items waiting for the feeder, in feeding order (see ponder.batches.feeder)
+        Index(
+            "ix_jobs_batch_held",
+            "batch_id",
+            "priority",
+            "item_index",
+            postgresql_where=text("held AND status = 'queued'"),
+            sqlite_where=text("held AND status = 'queued'"),
+        ),
+        # batch items fed to the queue and not finished: what counts against the
+        # feeder's in-flight limits
+        Index(
+            "ix_jobs_batch_in_flight",
+            "tenant_id",
+            "batch_id",
+            postgresql_where=text(
+                "batch_id IS NOT NULL AND NOT held AND status IN ('queued', 'running')"
+            ),
+            sqlite_where=text(
+                "batch_id IS NOT NULL AND NOT held AND status IN ('queued', 'running')"
+            ),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -125,6 +150,13 @@ class Job(Base):
     request_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     seed: Mapped[int] = mapped_column(BigInteger)
     batch_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    # batch items: position in the batch (results come back in this order), the
+    # client's id for the item, the job a from_jobs batch re-runs, and whether the item
+    # still waits for the batch feeder (held items are never enqueued by the reaper)
+    item_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    custom_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    original_job_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    held: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     # outcome and progress
     result: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
@@ -270,3 +302,158 @@ class DisabledWebhookTarget(Base):
     url: Mapped[str] = mapped_column(Text)
     disabled_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     reason: Mapped[str] = mapped_column(Text)
+
+
+class BatchStatus:
+    QUEUED = "queued"  # no item fed to the queue yet
+    RUNNING = "running"  # items are being fed and run
+    COMPLETED = "completed"  # every item reached a final status
+    CANCELLED = "cancelled"  # cancelled by the client (items still running may finish)
+    ACTIVE = (QUEUED, RUNNING)
+    ALL = (QUEUED, RUNNING, COMPLETED, CANCELLED)
+
+
+class BatchSource:
+    INLINE = "inline"
+    UPLOAD = "upload"
+    DATASET = "dataset"
+    FROM_JOBS = "from_jobs"
+    ALL = (INLINE, UPLOAD, DATASET, FROM_JOBS)
+
+
+class Batch(Base):
+    """Many jobs submitted together. Its items are ``jobs`` rows with ``batch_id`` set (and
+    ``item_index``, ``custom_id``); they wait ``held`` until the batch feeder queues them.
+    ``finished_at`` is set (once, by a conditional UPDATE that also writes the
+    ``batch.completed`` outbox row) when every item has reached a final status."""
+
+    __tablename__ = "batches"
+    __table_args__ = (
+        Index("ix_batches_tenant_created", "tenant_id", "created_at", "id"),
+        Index("ix_batches_status", "status"),
+        # a schedule's fire time runs at most once
+        UniqueConstraint("schedule_id", "fire_time", name="uq_batches_schedule_fire_time"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16), default=BatchStatus.QUEUED)
+    source: Mapped[str] = mapped_column(String(16))  # BatchSource
+    dataset: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    source_filter: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    defaults: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    budget: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)  # the cap
+    webhook_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
+    item_count: Mapped[int] = mapped_column(Integer, default=0)
+    rejected_count: Mapped[int] = mapped_column(Integer, default=0)
+    schedule_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    fire_time: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_fed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class Dataset(Base):
+    """A tenant's uploaded list of problems, to run as batches."""
+
+    __tablename__ = "datasets"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "name", name="uq_datasets_tenant_name"),
+        Index("ix_datasets_tenant_created", "tenant_id", "created_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    item_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class DatasetItem(Base):
+    """One problem of a dataset, at its position."""
+
+    __tablename__ = "dataset_items"
+
+    dataset_id: Mapped[str] = mapped_column(
+        ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_key: Mapped[str | None] = mapped_column(String(200), nullable=True)  # the line's "id"
+    problem: Mapped[dict[str, Any]] = mapped_column(JSONType)
+
+
+class ScheduleRunKind:
+    SCHEDULED = "scheduled"  # the newest fire time due when beat looked
+    CATCHUP = "catchup"  # an older fire time that beat missed (downtime) and ran late
+    MANUAL = "manual"  # POST /v1/schedules/{id}/trigger; its fire time is the trigger time
+    BACKFILL = "backfill"  # POST /v1/schedules/{id}/backfill
+    ALL = (SCHEDULED, CATCHUP, MANUAL, BACKFILL)
+
+
+class ScheduleRunStatus:
+    PENDING = "pending"  # waiting for a free slot under the schedule's max_active_runs
+    STARTED = "started"  # its batch was created (in the same transaction)
+    SKIPPED = "skipped"  # its batch could not be created (see ``detail``)
+    ALL = (PENDING, STARTED, SKIPPED)
+
+
+class Schedule(Base):
+    """A cron expression that creates a batch from ``template`` at each fire time.
+
+    ``next_fire_time`` is the earliest fire time beat has not dealt with yet (null when
+    none is left, past ``end_time``): beat materialises every fire time from it up to
+    now (only the newest unless ``catchup``) and moves it past now. Changing the timing
+    or re-enabling restarts it from the moment of the change."""
+
+    __tablename__ = "schedules"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "name", name="uq_schedules_tenant_name"),
+        Index("ix_schedules_tenant_created", "tenant_id", "created_at", "id"),
+        Index("ix_schedules_due", "enabled", "next_fire_time"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    cron: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64))  # an IANA name
+    template: Mapped[dict[str, Any]] = mapped_column(JSONType)  # a BatchTemplate
+    catchup: Mapped[bool] = mapped_column(Boolean, default=False)
+    max_active_runs: Mapped[int] = mapped_column(Integer, default=1)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    start_time: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    end_time: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # the newest fire time beat has materialised (a run exists for it)
+    last_fire_time: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    next_fire_time: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class ScheduleRun(Base):
+    """One fire time of a schedule. The unique (schedule, fire time) pair is what makes a
+    fire time run at most once, whatever beat does; a manual run's fire time is its
+    trigger time (never a whole second, so it never equals a cron fire time)."""
+
+    __tablename__ = "schedule_runs"
+    __table_args__ = (
+        UniqueConstraint("schedule_id", "fire_time", name="uq_schedule_runs_fire_time"),
+        Index("ix_schedule_runs_status", "status", "schedule_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    schedule_id: Mapped[str] = mapped_column(ForeignKey("schedules.id", ondelete="CASCADE"))
+    fire_time: Mapped[datetime] = mapped_column(UTCDateTime())
+    kind: Mapped[str] = mapped_column(String(16))  # ScheduleRunKind
+    status: Mapped[str] = mapped_column(String(16), default=ScheduleRunStatus.PENDING)
+    batch_id: Mapped[str | None] = mapped_column(
+        ForeignKey("batches.id", ondelete="SET NULL"), nullable=True
+    )
+    # why the run was skipped; for a started run, what its batch refused (if anything)
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

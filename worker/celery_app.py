@@ -12,6 +12,7 @@ from ponder.config import Settings
 RUN_JOB = "ponder.run_job"
 REAP = "ponder.reap"
 DELIVER = "ponder.deliver_webhook"
+SCHEDULE_TICK = "ponder.schedule_tick"
 
 
 def broker_options(broker_url: str) -> tuple[str, dict[str, Any]]:
@@ -69,6 +70,13 @@ def create_celery(settings: Settings, *, name: str = "ponder") -> Celery:
         timezone="UTC",
         beat_schedule={
             "reap": {"task": REAP, "schedule": settings.reaper_interval_seconds},
+            # Ticks left waiting behind busy workers expire instead of piling up (any
+            # tick does all the work due); the margin tolerates clock skew between hosts.
+            "schedules": {
+                "task": SCHEDULE_TICK,
+                "schedule": settings.schedule_tick_seconds,
+                "options": {"expires": max(10 * settings.schedule_tick_seconds, 60.0)},
+            },
         },
     )
     return app
@@ -105,6 +113,10 @@ class Dispatcher:
             )
             return False
         return True
+
+    def publish(self, job_id: str, priority: int) -> bool:
+        """:meth:`enqueue` as the batch feeder calls it (``ponder.batches.feeder.Publish``)."""
+        return self.enqueue(job_id, priority=priority)
 
     def enqueue_delivery(self, delivery_id: str, *, countdown: float | None = None) -> bool:
         """Publish one attempt of a webhook delivery, ahead of job slices. Returns False

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from ponder.batches.feeder import tick as batch_tick
 from ponder.jobstore import jobs_to_requeue
 from ponder.models import utcnow
 from ponder.webhooks.delivery import due_deliveries
@@ -20,7 +21,10 @@ def reap_once(svc: WorkerServices, dispatcher: Dispatcher) -> dict[str, Any]:
     stale_before = now - timedelta(seconds=svc.settings.requeue_after_seconds)
     ids = jobs_to_requeue(svc.sessions, stale_before=stale_before, now=now)
     sent = sum(1 for job_id in ids if dispatcher.enqueue(job_id))
+    # batch items: queue the next ones of every batch, complete finished batches (the
+    # batch.completed outbox rows they write go out with the due deliveries below)
+    batches = batch_tick(svc.sessions, dispatcher.publish, svc.settings)
     deliveries = due_deliveries(svc.sessions, now=now, stale_before=stale_before)
     for delivery_id in deliveries:
         dispatcher.enqueue_delivery(delivery_id)
-    return {"requeued": len(ids), "sent": sent, "deliveries": len(deliveries)}
+    return {"requeued": len(ids), "sent": sent, "deliveries": len(deliveries), **batches}

@@ -11,11 +11,12 @@ from typing import Any
 import httpx
 from celery import Celery
 
+from ponder.batches.feeder import on_item_finished
 from ponder.config import Settings
 from ponder.models import utcnow
 from ponder.webhooks.delivery import deliver, take_unsent
 from ponder.webhooks.ssrf import guarded_client
-from worker.celery_app import DELIVER, REAP, RUN_JOB, Dispatcher, create_celery
+from worker.celery_app import DELIVER, REAP, RUN_JOB, SCHEDULE_TICK, Dispatcher, create_celery
 from worker.runner import ProviderFactory, WorkerServices, run_slice
 from worker.shutdown import ShutdownFlag
 
@@ -81,7 +82,12 @@ def create_worker_app(
         if outcome.requeue:
             dispatcher.enqueue(job_id, countdown=outcome.countdown)
         elif outcome.kind == "finished":
-            for delivery_id in take_unsent(services.get().sessions, job_id=job_id):
+            svc = services.get()
+            for delivery_id in take_unsent(svc.sessions, job_id=job_id):
+                dispatcher.enqueue_delivery(delivery_id)
+            # a batch item: queue the batch's next items, complete the batch if it was last
+            written = on_item_finished(svc.sessions, dispatcher.publish, settings, job_id)
+            for delivery_id in take_unsent(svc.sessions, ids=written):
                 dispatcher.enqueue_delivery(delivery_id)
         return outcome.kind
 
@@ -102,5 +108,11 @@ def create_worker_app(
         from worker.reaper import reap_once
 
         return reap_once(services.get(), dispatcher)
+
+    @app.task(name=SCHEDULE_TICK, shared=False)
+    def schedule_tick() -> dict[str, int]:
+        from worker.schedules import schedule_tick as tick_once
+
+        return tick_once(services.get(), dispatcher).summary()
 
     return app

@@ -1,0 +1,489 @@
+"""Creating batches: every item validated like a single job, then the batch and all its
+item jobs inserted in one transaction (one bulk INSERT; nothing is published to the
+broker here — the feeder queues items a few at a time, see :mod:`ponder.batches.feeder`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, type_coerce
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Session
+
+from ponder.batches import datasets
+from ponder.batches.jsonl import Line, LineError, parse_jsonl
+from ponder.batches.spec import (
+    MAX_CUSTOM_ID_CHARS,
+    BatchSpec,
+    BatchTemplate,
+    ItemInvalid,
+    JobFilter,
+    JobValidator,
+)
+from ponder.config import Settings
+from ponder.models import Batch, BatchSource, BatchStatus, Job, JobStatus, new_id, utcnow
+
+# the most per-item errors a response lists (all are counted)
+MAX_REPORTED_ERRORS = 1000
+_TERMINAL = sorted(JobStatus.TERMINAL)
+
+
+class BatchRejected(Exception):
+    """The batch as a whole cannot be created. ``detail`` says what to fix; ``items`` lists
+    per-item errors (strict mode, or no valid item), ``errors`` field errors."""
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        items: list[LineError] | None = None,
+        errors: list[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.items = items or []
+        self.errors = errors or []
+
+
+@dataclass(frozen=True)
+class CreatedBatch:
+    """What :func:`create_batch` made: the batch id, how many items it accepted (its
+    jobs), and why the other items were refused (non-strict mode)."""
+
+    batch_id: str
+    accepted: int
+    errors: list[LineError] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _RawItem:
+    index: int  # 0-based position among the items
+    line: int | None  # JSONL line number
+    body: Any  # the item as given (a job body, or a dataset problem wrapped as one)
+    custom_id: Any = None
+    original_job_id: str | None = None
+
+
+def create_batch(
+    session: Session,
+    *,
+    tenant_id: str,
+    spec: BatchTemplate | BatchSpec,
+    validator: JobValidator,
+    settings: Settings,
+    schedule_id: str | None = None,
+    fire_time: datetime | None = None,
+) -> CreatedBatch:
+    """Validate ``spec`` and insert the batch and one held job per valid item, inside the
+    caller's transaction. **The caller commits**, then should call
+    :func:`ponder.batches.feeder.feed` (with the tenant id) so the first items start at
+    once; otherwise the reaper's feeder tick starts them within
+    ``reaper_interval_seconds``.
+
+    - Each item is merged with ``spec.defaults`` and checked by ``validator`` exactly as
+      ``POST /v1/jobs`` checks a body (``api.submission.job_validator(settings, models)``
+      builds the API's validator).
+    - Items come from ``spec.items`` (a :class:`BatchSpec`), a dataset (``spec.dataset``:
+      the tenant's dataset id or name, or a built-in name) or past jobs
+      (``spec.from_jobs``).
+    - Invalid items are returned in :attr:`CreatedBatch.errors` (position, and for uploads
+      the line number); in strict mode any invalid item raises :class:`BatchRejected`
+      instead, as does a batch with no valid item, an unknown dataset, or more items than
+      ``settings.batch_max_items``.
+    - ``schedule_id`` / ``fire_time`` mark a run created by a schedule. At most one batch
+      exists per (schedule_id, fire_time): a second insert raises
+      ``sqlalchemy.exc.IntegrityError`` at flush (the caller's transaction is then
+      unusable; roll back).
+    """
+    strict = isinstance(spec, BatchSpec) and spec.strict
+    if isinstance(spec, BatchSpec) and spec.items is not None:
+        raw = [_inline_item(i, value) for i, value in enumerate(spec.items)]
+        source = BatchSource.INLINE
+    elif spec.dataset is not None:
+        raw = _dataset_items(session, tenant_id, spec.dataset, settings)
+        source = BatchSource.DATASET
+    elif spec.from_jobs is not None:
+        raw = _from_jobs_items(session, tenant_id, spec.from_jobs, settings)
+        source = BatchSource.FROM_JOBS
+    else:  # the spec's own validation makes this unreachable
+        raise BatchRejected("give one of `items`, `dataset` or `from_jobs`")
+    return _create(
+        session,
+        tenant_id=tenant_id,
+        template=spec,
+        raw=raw,
+        source=source,
+        strict=strict,
+        validator=validator,
+        settings=settings,
+        schedule_id=schedule_id,
+        fire_time=fire_time,
+    )
+
+
+def create_batch_from_jsonl(
+    session: Session,
+    *,
+    tenant_id: str,
+    text: str,
+    validator: JobValidator,
+    settings: Settings,
+) -> CreatedBatch:
+    """Like :func:`create_batch`, for a JSON Lines upload: one job body per line (blank
+    lines ignored). The first non-blank line may instead be a header
+    ``{"batch": {"defaults": ..., "budget": ..., "webhook_url": ..., "metadata": ...,
+    "strict": ...}}`` with the batch's settings. Errors name line numbers."""
+    lines, parse_errors = parse_jsonl(text, max_line_bytes=settings.batch_max_line_bytes)
+    header: dict[str, Any] = {}
+    if lines and isinstance(lines[0].value, dict) and "batch" in lines[0].value:
+        first = lines.pop(0)
+        header = _header(first)
+    try:
+        spec = BatchSpec.model_validate({**header, "items": []})
+    except Exception as exc:  # pydantic ValidationError: a bad header
+        raise BatchRejected(f"line 1 (the batch header): {_first_message(exc)}") from None
+    raw = [_inline_item(i, line.value, line=line.number) for i, line in enumerate(lines)]
+    return _create(
+        session,
+        tenant_id=tenant_id,
+        template=spec,
+        raw=raw,
+        source=BatchSource.UPLOAD,
+        strict=spec.strict,
+        validator=validator,
+        settings=settings,
+        pre_errors=parse_errors,
+    )
+
+
+def active_batches_for_schedule(session: Session, schedule_id: str) -> int:
+    """How many batches created for ``schedule_id`` have not finished yet (some item is
+    still queued or running; a cancelled batch counts until its running items end). For
+    a schedule's ``max_active_runs``."""
+    return int(
+        session.execute(
+            select(func.count())
+            .select_from(Batch)
+            .where(Batch.schedule_id == schedule_id, Batch.finished_at.is_(None))
+        ).scalar_one()
+    )
+
+
+# ---------------------------------------------------------------- sources
+
+
+def _inline_item(index: int, value: Any, *, line: int | None = None) -> _RawItem:
+    if isinstance(value, dict) and "custom_id" in value:
+        body = dict(value)
+        return _RawItem(index, line, body, custom_id=body.pop("custom_id"))
+    return _RawItem(index, line, value)
+
+
+def _header(first: Line) -> dict[str, Any]:
+    value = first.value
+    if set(value) != {"batch"} or not isinstance(value["batch"], dict):
+        raise BatchRejected(
+            f"line {first.number}: a header line is exactly "
+            '{"batch": {"defaults": {...}, "budget": {...}, "strict": ..., ...}}'
+        )
+    header = dict(value["batch"])
+    for key in ("items", "dataset", "from_jobs"):
+        if key in header:
+            raise BatchRejected(
+                f"line {first.number} (the batch header): `{key}` is not allowed in an "
+                "upload; the upload's lines are the items"
+            )
+    return header
+
+
+def _first_message(exc: Exception) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        parts = []
+        for error in errors(include_url=False, include_input=False)[:4]:
+            loc = ".".join(str(p) for p in error["loc"])
+            message = str(error["msg"]).removeprefix("Value error, ")
+            if error["type"] == "extra_forbidden":
+                message = "unknown field; remove it"
+            parts.append(f"{loc}: {message}" if loc else message)
+        return "; ".join(parts)
+    return str(exc)
+
+
+def _dataset_items(
+    session: Session, tenant_id: str, ref: str, settings: Settings
+) -> list[_RawItem]:
+    found = datasets.resolve(session, tenant_id, ref)
+    if found is None:
+        message = (
+            f"unknown dataset {ref!r}; give one of your datasets' id or name, or a built-in "
+            f"one: {datasets.known_names(session, tenant_id)}"
+        )
+        raise BatchRejected(
+            f"dataset: {message}",
+            errors=[{"loc": ["body", "dataset"], "msg": message, "type": "value_error"}],
+        )
+    _check_size(len(found.entries), settings, what=f"dataset {found.name!r}")
+    return [
+        _RawItem(i, None, {"problem": entry.problem}, custom_id=entry.key)
+        for i, entry in enumerate(found.entries)
+    ]
+
+
+def _from_jobs_items(
+    session: Session, tenant_id: str, wanted: JobFilter, settings: Settings
+) -> list[_RawItem]:
+    jobs = matching_jobs(session, tenant_id, wanted, cap=settings.batch_max_items + 1)
+    if not jobs:
+        message = "matched no jobs of this tenant; widen the filter"
+        raise BatchRejected(
+            f"from_jobs: {message}",
+            errors=[{"loc": ["body", "from_jobs"], "msg": message, "type": "value_error"}],
+        )
+    if wanted.limit is None and len(jobs) > settings.batch_max_items:
+        message = (
+            f"matches more than {settings.batch_max_items} jobs, more than a batch holds; "
+            "narrow it (created_after/before, status, metadata) or set `limit`"
+        )
+        raise BatchRejected(
+            f"from_jobs: {message}",
+            errors=[{"loc": ["body", "from_jobs"], "msg": message, "type": "value_error"}],
+        )
+    # a re-run keeps each original's custom_id, unless several originals share one
+    # (e.g. the same item of two earlier batches): those get none
+    seen: dict[str, int] = {}
+    for job in jobs:
+        if job.custom_id is not None:
+            seen[job.custom_id] = seen.get(job.custom_id, 0) + 1
+    return [
+        _RawItem(
+            i,
+            None,
+            {
+                "problem": job.problem,
+                "strategy": job.strategy,
+                "model": job.model,
+                "budget": job.budget,
+                "priority": job.priority,
+                "metadata": job.meta or {},
+                **({"verifier": job.verifier} if job.verifier is not None else {}),
+            },
+            custom_id=job.custom_id if job.custom_id and seen[job.custom_id] == 1 else None,
+            original_job_id=job.id,
+        )
+        for i, job in enumerate(jobs)
+    ]
+
+
+def matching_jobs(session: Session, tenant_id: str, wanted: JobFilter, *, cap: int) -> list[Job]:
+    """The tenant's jobs ``wanted`` selects, oldest first, at most ``wanted.limit`` (or
+    ``cap``)."""
+    statuses = list(wanted.status) if wanted.status else _TERMINAL
+    query = select(Job).where(Job.tenant_id == tenant_id, Job.status.in_(statuses))
+    if wanted.created_after is not None:
+        query = query.where(Job.created_at >= wanted.created_after)
+    if wanted.created_before is not None:
+        query = query.where(Job.created_at < wanted.created_before)
+    if wanted.batch_id is not None:
+        query = query.where(Job.batch_id == wanted.batch_id.strip().lower())
+    limit = min(wanted.limit or cap, cap)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if wanted.metadata and postgres:
+        query = query.where(type_coerce(Job.meta, JSONB).contains(wanted.metadata))  # @>
+    # oldest first; a batch's items (inserted together) in item order
+    query = query.order_by(Job.created_at, Job.batch_id, Job.item_index, Job.id)
+    if wanted.metadata and not postgres:
+        # SQLite has no JSON containment: filter here
+        out = []
+        for job in session.execute(query).scalars():
+            if _contains(job.meta or {}, wanted.metadata):
+                out.append(job)
+                if len(out) >= limit:
+                    break
+        return out
+    return list(session.execute(query.limit(limit)).scalars())
+
+
+def _contains(have: Any, want: Any) -> bool:
+    """JSONB ``@>`` semantics, for SQLite."""
+    if isinstance(want, dict):
+        return isinstance(have, dict) and all(
+            k in have and _contains(have[k], v) for k, v in want.items()
+        )
+    if isinstance(want, list):
+        return isinstance(have, list) and all(any(_contains(h, w) for h in have) for w in want)
+    return bool(have == want)
+
+
+def _check_size(count: int, settings: Settings, *, what: str) -> None:
+    if count > settings.batch_max_items:
+        raise BatchRejected(
+            f"{what} has {count} items; a batch holds at most {settings.batch_max_items} "
+            "(split it into several batches)"
+        )
+
+
+# ---------------------------------------------------------------- validation and insert
+
+
+def _create(
+    session: Session,
+    *,
+    tenant_id: str,
+    template: BatchTemplate,
+    raw: list[_RawItem],
+    source: str,
+    strict: bool,
+    validator: JobValidator,
+    settings: Settings,
+    pre_errors: list[LineError] | None = None,
+    schedule_id: str | None = None,
+    fire_time: datetime | None = None,
+) -> CreatedBatch:
+    errors = list(pre_errors or [])
+    _check_size(len(raw) + len(errors), settings, what="the batch")
+    rerun = source == BatchSource.FROM_JOBS
+    defaults_body = template.defaults.as_body()
+    batch_id = new_id()
+    now = utcnow()
+    rows: list[dict[str, Any]] = []
+    seen_ids: dict[str, int] = {}
+    for item in raw:
+        try:
+            custom_id = _custom_id(item.custom_id, seen_ids, item)
+            body = _merge(item.body, defaults_body, template.defaults.metadata, rerun=rerun)
+            values = validator(body)
+        except ItemInvalid as exc:
+            errors.append(
+                LineError(
+                    exc.detail,
+                    line=item.line,
+                    index=item.index,
+                    custom_id=item.custom_id if isinstance(item.custom_id, str) else None,
+                    errors=exc.errors,
+                )
+            )
+            continue
+        if custom_id is not None:
+            seen_ids[custom_id] = item.line if item.line is not None else item.index
+        rows.append(
+            {
+                **values,
+                "id": new_id(),
+                "tenant_id": tenant_id,
+                "status": JobStatus.QUEUED,
+                "batch_id": batch_id,
+                "item_index": item.index,
+                "custom_id": custom_id,
+                "original_job_id": item.original_job_id,
+                "held": True,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+    errors.sort(key=lambda e: (e.line or 0, e.index or 0))
+    if not rows and not errors:
+        raise BatchRejected("the batch has no items; give at least one")
+    if errors and (strict or not rows):
+        raise BatchRejected(_summary(errors, strict=strict, accepted=len(rows)), items=errors)
+    session.add(
+        Batch(
+            id=batch_id,
+            tenant_id=tenant_id,
+            status=BatchStatus.QUEUED,
+            source=source,
+            dataset=template.dataset,
+            source_filter=(
+                template.from_jobs.model_dump(mode="json", exclude_none=True)
+                if template.from_jobs is not None
+                else None
+            ),
+            defaults=template.defaults.model_dump(mode="json", exclude_none=True),
+            budget=(
+                template.budget.model_dump(mode="json", exclude_none=True)
+                if template.budget is not None
+                else None
+            ),
+            webhook_url=template.webhook_url,
+            meta=template.metadata,
+            item_count=len(rows),
+            rejected_count=len(errors),
+            schedule_id=schedule_id,
+            fire_time=fire_time,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    session.flush()
+    if rows:
+        session.execute(insert(Job), rows)
+    return CreatedBatch(batch_id=batch_id, accepted=len(rows), errors=errors)
+
+
+def _custom_id(value: Any, seen: dict[str, int], item: _RawItem) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_CUSTOM_ID_CHARS:
+        message = f"must be a string of 1 to {MAX_CUSTOM_ID_CHARS} characters"
+        raise ItemInvalid(
+            f"custom_id: {message}",
+            [{"loc": ["custom_id"], "msg": message, "type": "value_error"}],
+        )
+    if value in seen:
+        where = "line" if item.line is not None else "item"
+        message = f"{value!r} is already used by {where} {seen[value]}; custom_ids must be unique"
+        raise ItemInvalid(
+            f"custom_id: {message}",
+            [{"loc": ["custom_id"], "msg": message, "type": "value_error"}],
+        )
+    return value
+
+
+def _merge(
+    body: Any,
+    defaults: dict[str, Any],
+    default_metadata: dict[str, Any],
+    *,
+    rerun: bool,
+) -> dict[str, Any]:
+    """The job body of one item: the item over the defaults (for a re-run, the defaults
+    over the original job); metadata merged key by key."""
+    if not isinstance(body, dict):
+        message = f"each item must be a JSON object (a job body), got {_json_type(body)}"
+        raise ItemInvalid(message, [{"loc": [], "msg": message, "type": "model_type"}])
+    merged = {**body, **defaults} if rerun else {**defaults, **body}
+    item_metadata = body.get("metadata")
+    if isinstance(item_metadata, dict):
+        first, last = (
+            (item_metadata, default_metadata) if rerun else (default_metadata, item_metadata)
+        )
+        merged["metadata"] = {**first, **last}
+    elif "metadata" not in body and default_metadata:
+        merged["metadata"] = dict(default_metadata)
+    return merged
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    return "a number"
+
+
+def _summary(errors: list[LineError], *, strict: bool, accepted: int) -> str:
+    shown = "; ".join(f"{e.where()}: {e.detail}" for e in errors[:5])
+    more = f"; and {len(errors) - 5} more (see `items`)" if len(errors) > 5 else ""
+    if strict:
+        return (
+            f"{len(errors)} item(s) are invalid and strict mode refuses the whole batch "
+            f"(fix them, or send strict: false to run the {accepted} valid ones): {shown}{more}"
+        )
+    return f"no valid item in the batch: {shown}{more}"

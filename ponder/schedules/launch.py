@@ -1,0 +1,112 @@
+"""Creating a schedule run's batch with :func:`ponder.batches.service.create_batch`: the
+one place schedules meet batches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ponder.batches.service import BatchRejected, active_batches_for_schedule, create_batch
+from ponder.batches.spec import BatchTemplate, JobValidator
+from ponder.config import Settings
+from ponder.models import Batch, Schedule, ScheduleRun
+from ponder.schedules.store import Launched, RunRejected
+
+_MAX_NOTED_ITEMS = 3
+
+
+class TemplateInvalid(Exception):
+    """A template that cannot make a batch now: ``detail`` says why, ``errors`` lists the
+    invalid fields (locations inside the template)."""
+
+    def __init__(self, detail: str, errors: list[dict[str, Any]]) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class TemplateLauncher:
+    """Makes each run's batch from its schedule's template, validating every item with
+    ``validator`` exactly as ``POST /v1/jobs`` would (the API's
+    ``api.submission.job_validator``)."""
+
+    settings: Settings
+    validator: JobValidator
+
+    def check(self, session: Session, tenant_id: str, template: BatchTemplate) -> None:
+        """Raise :class:`TemplateInvalid` unless ``template`` makes a batch right now: the
+        batch is built exactly as at a fire time (dataset looked up, every item validated)
+        inside a savepoint that is then rolled back, so nothing is kept."""
+        savepoint = session.begin_nested()
+        try:
+            create_batch(
+                session,
+                tenant_id=tenant_id,
+                spec=template,
+                validator=self.validator,
+                settings=self.settings,
+            )
+        except BatchRejected as exc:
+            errors = [_inside_template(error) for error in exc.errors]
+            if not errors and exc.items:
+                errors = [
+                    {"loc": ["template", item.where()], "msg": item.detail, "type": "value_error"}
+                    for item in exc.items[:_MAX_NOTED_ITEMS]
+                ]
+            raise TemplateInvalid(exc.detail, errors) from None
+        finally:
+            savepoint.rollback()
+
+    def active_runs(self, session: Session, schedule_id: str) -> int:
+        return active_batches_for_schedule(session, schedule_id)
+
+    def launch(self, session: Session, schedule: Schedule, run: ScheduleRun) -> Launched:
+        try:
+            template = BatchTemplate.model_validate(schedule.template)
+        except ValidationError as exc:
+            raise RunRejected(f"the schedule's template is no longer valid: {exc}") from None
+        try:
+            with session.begin_nested():
+                created = create_batch(
+                    session,
+                    tenant_id=schedule.tenant_id,
+                    spec=template,
+                    validator=self.validator,
+                    settings=self.settings,
+                    schedule_id=schedule.id,
+                    fire_time=run.fire_time,
+                )
+        except BatchRejected as exc:
+            raise RunRejected(exc.detail) from None
+        except IntegrityError:
+            # A batch for this fire time exists already (at most one per fire time): the
+            # run is that batch's, whoever made it.
+            existing = session.scalars(
+                select(Batch.id).where(
+                    Batch.schedule_id == schedule.id, Batch.fire_time == run.fire_time
+                )
+            ).first()
+            if existing is None:
+                raise
+            return Launched(existing)
+        note = None
+        if created.errors:
+            shown = "; ".join(f"{e.where()}: {e.detail}" for e in created.errors[:_MAX_NOTED_ITEMS])
+            more = len(created.errors) - _MAX_NOTED_ITEMS
+            note = (
+                f"{len(created.errors)} of {created.accepted + len(created.errors)} items were "
+                f"refused: {shown}" + (f"; and {more} more" if more > 0 else "")
+            )
+        return Launched(created.batch_id, note)
+
+
+def _inside_template(error: dict[str, Any]) -> dict[str, Any]:
+    """A batch field error's location, as a location inside a schedule's ``template``."""
+    loc = [part for part in error.get("loc", []) if part != "body"]
+    return {**error, "loc": ["template", *loc]}
