@@ -36,6 +36,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/scaling.py
 	$(BIN)/python bench/verifiers.py
 	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/batch.py
+	$(BIN)/python bench/recovery.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

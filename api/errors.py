@@ -18,9 +18,10 @@ from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from ponder.field_errors import Invalid, describe_validation_errors
+from ponder.field_errors import invalid as ponder_invalid
+
 PROBLEM_JSON = "application/problem+json"
-# the largest number of field errors spelled out in ``detail`` (all are in ``errors``)
-_MAX_DETAILED_ERRORS = 8
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +48,12 @@ class ApiProblem(Exception):
 
 def invalid(loc: Sequence[str | int], message: str) -> ApiProblem:
     """A 422 for one field, shaped like the framework's validation errors."""
-    where = _dotted(loc)
-    return ApiProblem(
-        422,
-        f"{where}: {message}",
-        errors=[{"loc": list(loc), "msg": message, "type": "value_error"}],
-    )
+    return from_invalid(ponder_invalid(loc, message))
+
+
+def from_invalid(exc: Invalid) -> ApiProblem:
+    """The 422 for invalid fields found outside the API (:mod:`ponder.submission`)."""
+    return ApiProblem(422, exc.detail, errors=exc.errors)
 
 
 def problem_response(
@@ -89,14 +90,6 @@ def _title(status: int) -> str:
         return "Error"
 
 
-def _dotted(loc: Sequence[str | int]) -> str:
-    return ".".join(str(part) for part in loc) or "request"
-
-
-_NOT_AN_OBJECT = frozenset({"dict_type", "model_type", "model_attributes_type"})
-_WHOLE_BODY_ERRORS = _NOT_AN_OBJECT | {"missing"}
-
-
 def _allowed_methods(request: Request) -> str:
     """Every method some route serves at this path (Starlette's own 405 names only the
     first route that matched the path)."""
@@ -108,47 +101,6 @@ def _allowed_methods(request: Request) -> str:
     return ", ".join(methods)
 
 
-def describe_validation_errors(raw: Sequence[Any]) -> tuple[str, list[dict[str, Any]]]:
-    """A readable one-line summary of pydantic/FastAPI errors and a JSON-safe list of
-    them (location, message, type; never the input, which may be large or secret)."""
-    messages: list[str] = []
-    errors: list[dict[str, Any]] = []
-    for error in raw:
-        loc: tuple[str | int, ...] = tuple(error.get("loc", ()))
-        kind = str(error.get("type", "value_error"))
-        message = _message(kind, loc, error)
-        errors.append({"loc": list(loc), "msg": message, "type": kind})
-        if kind == "json_invalid" or (loc == ("body",) and kind in _WHOLE_BODY_ERRORS):
-            messages.append(message)  # already says it is about the whole body
-        else:
-            messages.append(f"{_dotted(loc)}: {message}")
-    if not messages:
-        return "the request is not valid", errors
-    shown = messages[:_MAX_DETAILED_ERRORS]
-    if len(messages) > len(shown):
-        shown.append(f"and {len(messages) - len(shown)} more (see `errors`)")
-    return "; ".join(shown), errors
-
-
-def _message(kind: str, loc: tuple[str | int, ...], error: dict[str, Any]) -> str:
-    ctx = error.get("ctx") or {}
-    if kind == "json_invalid":
-        position = f" at character {loc[1]}" if len(loc) > 1 else ""
-        reason = ctx.get("error", "syntax error")
-        return (
-            f"request body is not valid JSON ({reason}{position}); "
-            "send a JSON object with Content-Type: application/json"
-        )
-    if loc == ("body",) and kind == "missing":
-        return "request body is required: send a JSON object with Content-Type: application/json"
-    if loc == ("body",) and kind in _NOT_AN_OBJECT:
-        return "request body must be a JSON object ({...})"
-    if kind == "extra_forbidden":
-        return "unknown field; remove it (check the spelling against the API schema)"
-    message = str(error.get("msg", "invalid value"))
-    return message.removeprefix("Value error, ")
-
-
 def install_error_handlers(app: FastAPI) -> None:
     """Route every error, expected or not, through :func:`problem_response`."""
 
@@ -157,6 +109,10 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem_response(
             exc.status, exc.detail, errors=exc.errors, headers=exc.headers, extra=exc.extra
         )
+
+    async def on_invalid(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, Invalid)
+        return problem_response(422, exc.detail, errors=exc.errors)
 
     async def on_http_exception(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
@@ -212,6 +168,7 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     app.add_exception_handler(ApiProblem, on_api_problem)
+    app.add_exception_handler(Invalid, on_invalid)
     app.add_exception_handler(StarletteHTTPException, on_http_exception)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(OperationalError, on_database_unavailable)

@@ -106,7 +106,12 @@ def create_app(settings: Settings, *, dispatcher: Dispatcher | None = None) -> F
     app.state.auth_cache = AuthCache(ttl=settings.auth_cache_seconds)
 
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        max_upload_bytes=settings.max_upload_bytes,
+        upload_paths=("/v1/batches", "/v1/datasets"),
+    )
     for module in (
         jobs,
         trace,

@@ -19,24 +19,36 @@ class BodyTooLarge(HTTPException):
 def _too_large(limit: int) -> str:
     return (
         f"the request body is larger than the {limit}-byte limit; "
-        "send less data (for many problems, submit several jobs or a batch)"
+        "send less data (for many problems, submit several jobs or a batch; split a "
+        "batch or dataset upload that is too large into several)"
     )
 
 
 class BodySizeLimitMiddleware:
-    """Refuse bodies over ``max_body_bytes``: at once when ``Content-Length`` says so,
-    otherwise (chunked uploads) as soon as the bytes received pass the limit, without
-    ever buffering more than the limit."""
+    """Refuse bodies over ``max_body_bytes`` (``max_upload_bytes`` for a POST to one of
+    ``upload_paths``): at once when ``Content-Length`` says so, otherwise (chunked
+    uploads) as soon as the bytes received pass the limit, without ever buffering more
+    than the limit."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        *,
+        max_upload_bytes: int | None = None,
+        upload_paths: tuple[str, ...] = (),
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.max_upload_bytes = max_upload_bytes or max_body_bytes
+        self.upload_paths = frozenset(p.rstrip("/") for p in upload_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.max_body_bytes
+        upload = scope.get("method") == "POST" and scope["path"].rstrip("/") in self.upload_paths
+        limit = self.max_upload_bytes if upload else self.max_body_bytes
         declared = _content_length(scope)
         if declared == -1:
             response = problem_response(

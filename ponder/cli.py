@@ -110,7 +110,9 @@ def worker(
 def beat(
     loglevel: Annotated[str, typer.Option(help="Log level.")] = "INFO",
 ) -> None:
-    """Run the scheduler that triggers the reaper (re-enqueues lost work) every few seconds."""
+    """Run the scheduler. Every few seconds it triggers the reaper (re-enqueues lost work,
+    sends due webhook retries, feeds batches) and the schedule tick (starts the batches of
+    schedules whose time has come). Running two is safe: a fire time runs at most once."""
     from worker.tasks import create_worker_app
 
     celery = create_worker_app(_settings())

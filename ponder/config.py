@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=1_048_576, gt=0, description="Largest accepted request body."
     )
+    max_upload_bytes: int = Field(
+        default=64 * 1_048_576,
+        gt=0,
+        description="Largest body of a batch or dataset upload (POST /v1/batches, /v1/datasets).",
+    )
     max_wait_seconds: float = Field(default=60.0, ge=0, description="Longest ?wait= long-poll.")
     poll_interval_seconds: float = Field(default=0.2, gt=0)
     auth_cache_seconds: float = Field(

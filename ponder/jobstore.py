@@ -507,38 +507,36 @@ def request_cancel(sessions: sessionmaker[Session], job_id: str) -> list[str]:
 
 def jobs_to_requeue(
     sessions: sessionmaker[Session], *, stale_before: datetime, now: datetime, limit: int = 500
-) -> list[str]:
+) -> list[tuple[str, int]]:
     """Queued jobs whose task has not started since ``stale_before``, running jobs between
     slices likewise, and running jobs whose lease expired. Marks them enqueued now; rows
     locked by another reaper are skipped (SKIP LOCKED on Postgres). Batch items still
     ``held`` for the batch feeder are left alone (the feeder queues them); once fed they
-    are ordinary queued jobs and recovered like any other."""
+    are ordinary queued jobs and recovered like any other. Returns ``(id, priority)``
+    pairs, so the jobs go back to the queue at their priority."""
     with sessions() as s, s.begin():
-        ids = (
-            s.execute(
-                select(Job.id)
-                .where(
-                    or_(
-                        and_(
-                            Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]),
-                            Job.lease_owner.is_(None),
-                            ~Job.held,
-                            or_(Job.enqueued_at.is_(None), Job.enqueued_at < stale_before),
-                        ),
-                        and_(
-                            Job.status == JobStatus.RUNNING,
-                            Job.lease_owner.is_not(None),
-                            Job.lease_expires_at < now,
-                        ),
-                    )
+        rows = s.execute(
+            select(Job.id, Job.priority)
+            .where(
+                or_(
+                    and_(
+                        Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]),
+                        Job.lease_owner.is_(None),
+                        ~Job.held,
+                        or_(Job.enqueued_at.is_(None), Job.enqueued_at < stale_before),
+                    ),
+                    and_(
+                        Job.status == JobStatus.RUNNING,
+                        Job.lease_owner.is_not(None),
+                        Job.lease_expires_at < now,
+                    ),
                 )
-                .order_by(Job.priority.desc(), Job.created_at)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
             )
-            .scalars()
-            .all()
-        )
-        if ids:
+            .order_by(Job.priority.desc(), Job.created_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+        if rows:
+            ids = [job_id for job_id, _ in rows]
             s.execute(update(Job).where(Job.id.in_(ids)).values(enqueued_at=now))
-        return list(ids)
+        return [(job_id, int(priority)) for job_id, priority in rows]

@@ -19,12 +19,12 @@ from worker.runner import WorkerServices
 def reap_once(svc: WorkerServices, dispatcher: Dispatcher) -> dict[str, Any]:
     now = utcnow()
     stale_before = now - timedelta(seconds=svc.settings.requeue_after_seconds)
-    ids = jobs_to_requeue(svc.sessions, stale_before=stale_before, now=now)
-    sent = sum(1 for job_id in ids if dispatcher.enqueue(job_id))
+    jobs = jobs_to_requeue(svc.sessions, stale_before=stale_before, now=now)
+    sent = sum(1 for job_id, priority in jobs if dispatcher.enqueue(job_id, priority=priority))
     # batch items: queue the next ones of every batch, complete finished batches (the
     # batch.completed outbox rows they write go out with the due deliveries below)
     batches = batch_tick(svc.sessions, dispatcher.publish, svc.settings)
     deliveries = due_deliveries(svc.sessions, now=now, stale_before=stale_before)
     for delivery_id in deliveries:
         dispatcher.enqueue_delivery(delivery_id)
-    return {"requeued": len(ids), "sent": sent, "deliveries": len(deliveries), **batches}
+    return {"requeued": len(jobs), "sent": sent, "deliveries": len(deliveries), **batches}

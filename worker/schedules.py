@@ -12,6 +12,7 @@ from ponder.batches.feeder import feed
 from ponder.models import utcnow
 from ponder.schedules.launch import TemplateLauncher
 from ponder.schedules.store import TickReport, tick
+from ponder.submission import job_validator
 from worker.celery_app import Dispatcher
 from worker.runner import WorkerServices
 
@@ -21,10 +22,7 @@ def schedule_tick(
 ) -> TickReport:
     """One tick at ``now`` (the clock unless given), then the first items of the batches
     it started are queued at once (the reaper's feeder would within seconds)."""
-    # Runs' items are checked exactly as POST /v1/jobs checks a job, with the API's own
-    # validator (it needs only the settings and the model profiles).
-    from api.submission import job_validator
-
+    # Runs' items are checked exactly as POST /v1/jobs checks a job.
     launcher = TemplateLauncher(svc.settings, job_validator(svc.settings, svc.profiles))
     report = tick(svc.sessions, launcher, now=utcnow() if now is None else now)
     if report.started:

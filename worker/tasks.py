@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import uuid
@@ -10,6 +11,7 @@ from typing import Any
 
 import httpx
 from celery import Celery
+from sqlalchemy.exc import DBAPIError
 
 from ponder.batches.feeder import on_item_finished
 from ponder.config import Settings
@@ -19,6 +21,8 @@ from ponder.webhooks.ssrf import guarded_client
 from worker.celery_app import DELIVER, REAP, RUN_JOB, SCHEDULE_TICK, Dispatcher, create_celery
 from worker.runner import ProviderFactory, WorkerServices, run_slice
 from worker.shutdown import ShutdownFlag
+
+log = logging.getLogger(__name__)
 
 # A retry due within this many seconds is sent with a countdown; later ones by the reaper.
 SHORT_RETRY_SECONDS = 60.0
@@ -107,7 +111,11 @@ def create_worker_app(
     def reap() -> dict[str, Any]:
         from worker.reaper import reap_once
 
-        return reap_once(services.get(), dispatcher)
+        try:
+            return reap_once(services.get(), dispatcher)
+        except DBAPIError as exc:  # one line per tick while Postgres is away, not a traceback
+            log.warning("reaper: database unavailable, will retry next tick: %s", exc.orig)
+            return {"error": "database unavailable"}
 
     @app.task(name=SCHEDULE_TICK, shared=False)
     def schedule_tick() -> dict[str, int]:

@@ -22,8 +22,7 @@ from api.batch_schemas import (
     inline_schema,
 )
 from api.deps import AppContext, ContextDep, CurrentTenant, SessionDep
-from api.errors import ApiProblem, describe_validation_errors, invalid
-from api.submission import job_validator
+from api.errors import ApiProblem, invalid
 from ponder.batches.feeder import feed
 from ponder.batches.service import (
     MAX_REPORTED_ERRORS,
@@ -41,8 +40,10 @@ from ponder.batches.store import (
     result_lines,
     totals_for,
 )
+from ponder.field_errors import describe_validation_errors
 from ponder.models import Batch
 from ponder.report import batch_figures
+from ponder.submission import job_validator
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
 

@@ -15,10 +15,10 @@ from api import crud
 from api.deps import ContextDep, CurrentTenant, RequireJson, SessionDep
 from api.errors import ApiProblem, invalid
 from api.schemas import MAX_IDEMPOTENCY_KEY_CHARS, JobCreate, JobPublic, JobsPublic
-from api.submission import job_values, request_hash
 from ponder.jobstore import request_cancel
 from ponder.models import Job, JobStatus, utcnow
 from ponder.notify import JobNotifier
+from ponder.submission import job_values, request_hash
 from ponder.webhooks.delivery import take_unsent
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])

@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session
 from api import crud
 from api.deps import ContextDep, CurrentTenant, RequireJson, SessionDep
 from api.errors import ApiProblem, invalid
-from api.submission import job_validator
 from ponder.batches.feeder import feed
 from ponder.batches.spec import BatchTemplate
 from ponder.models import Schedule, ScheduleRun, ScheduleRunStatus, utcnow
@@ -33,6 +32,7 @@ from ponder.schedules.store import (
     trigger_run,
     window_of,
 )
+from ponder.submission import job_validator
 
 router = APIRouter(prefix="/v1/schedules", tags=["schedules"])
 

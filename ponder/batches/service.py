@@ -84,7 +84,7 @@ def create_batch(
     ``reaper_interval_seconds``.
 
     - Each item is merged with ``spec.defaults`` and checked by ``validator`` exactly as
-      ``POST /v1/jobs`` checks a body (``api.submission.job_validator(settings, models)``
+      ``POST /v1/jobs`` checks a body (``ponder.submission.job_validator(settings, models)``
       builds the API's validator).
     - Items come from ``spec.items`` (a :class:`BatchSpec`), a dataset (``spec.dataset``:
       the tenant's dataset id or name, or a built-in name) or past jobs

@@ -4,7 +4,7 @@
 
 Item validation is *not* here: every item is checked exactly like a ``POST /v1/jobs``
 body by a :class:`JobValidator` the caller passes in (the API's, see
-``api.submission.job_validator``), so a batch item is accepted if and only if the same
+``ponder.submission.job_validator``), so a batch item is accepted if and only if the same
 body would be accepted as a single job.
 """
 

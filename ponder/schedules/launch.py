@@ -34,7 +34,7 @@ class TemplateInvalid(Exception):
 class TemplateLauncher:
     """Makes each run's batch from its schedule's template, validating every item with
     ``validator`` exactly as ``POST /v1/jobs`` would (the API's
-    ``api.submission.job_validator``)."""
+    ``ponder.submission.job_validator``)."""
 
     settings: Settings
     validator: JobValidator

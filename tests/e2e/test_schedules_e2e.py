@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ponder.db import make_engine, make_sessionmaker
 from ponder.models import Batch, Job, ScheduleRun
+from tests.schedule_helpers import TEMPLATE, set_cursor, tenant_with_dataset
 from tests.stack import Stack
-from tests.test_schedule_helpers import TEMPLATE, set_cursor, tenant_with_dataset
 
 pytestmark = pytest.mark.e2e
 

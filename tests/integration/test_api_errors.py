@@ -3,6 +3,7 @@ never a 500. Against real Postgres and Redis."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -360,6 +361,27 @@ def test_oversized_body_by_content_length_is_a_413(
         assert_problem(response, 413, "2048-byte limit")
         # a body under the limit still goes through
         assert client.post("/v1/jobs", json=job_body(), headers=headers).status_code == 202
+
+
+def test_batch_and_dataset_uploads_have_their_own_larger_limit(pg_settings: Settings) -> None:
+    settings = pg_settings.model_copy(update={"max_body_bytes": 2048, "max_upload_bytes": 60_000})
+    line = json.dumps({"problem": {"task": "game24", "input": {"numbers": [4, 9, 10, 13]}}})
+    upload = "\n".join([line] * 500).encode()  # about 35 KB: over the body limit
+    ndjson = {"Content-Type": "application/x-ndjson"}
+    with api_client(settings) as client:
+        headers = {**auth_headers(client), **ndjson}
+        header = json.dumps({"batch": {"defaults": {"strategy": {"name": "best_of_n"}}}})
+        batch = client.post(
+            "/v1/batches", content=header.encode() + b"\n" + upload, headers=headers
+        )
+        assert batch.status_code == 202, batch.text
+        assert batch.json()["accepted"] == 500
+        dataset = client.post("/v1/datasets?name=big", content=upload, headers=headers)
+        assert dataset.status_code in (201, 202), dataset.text
+        # other routes keep the body limit, and uploads have theirs
+        assert_problem(client.post("/v1/jobs", content=upload, headers=headers), 413, "2048-byte")
+        too_big = client.post("/v1/batches", content=upload * 2, headers=headers)
+        assert_problem(too_big, 413, "60000-byte limit")
 
 
 def test_oversized_chunked_body_is_a_413(client: TestClient, headers: dict[str, str]) -> None:

@@ -120,6 +120,10 @@ def test_results_keep_item_order_custom_ids_and_skip_refused_items(
         (4, "x"),
     ]
     assert all(line["status"] == "queued" and line["result"] is None for line in lines)
+    # the job itself says which item it is
+    job = api.get(f"/v1/jobs/{lines[1]['job_id']}", headers=auth).json()
+    assert (job["batch_id"], job["custom_id"], job["item_index"]) == (batch["id"], "y", 1)
+    assert job["original_job_id"] is None
 
 
 def test_jsonl_upload_reports_each_bad_line_by_number(

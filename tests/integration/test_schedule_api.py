@@ -18,7 +18,7 @@ from ponder.config import Settings
 from ponder.models import Batch, Schedule, ScheduleRun
 from ponder.schedules.store import tick
 from tests.api_helpers import assert_problem, auth_headers
-from tests.test_schedule_helpers import TEMPLATE, finish_batches, launcher, tenant_with_dataset
+from tests.schedule_helpers import TEMPLATE, finish_batches, launcher, tenant_with_dataset
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ from ponder.config import Settings
 from ponder.db import make_engine, make_sessionmaker
 from ponder.models import Batch, Schedule, ScheduleRun
 from ponder.schedules.store import insert_runs, tick, trigger_run
-from tests.test_schedule_helpers import (
+from tests.schedule_helpers import (
     add_schedule,
     batches_of,
     finish_batches,

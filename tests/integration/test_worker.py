@@ -81,3 +81,35 @@ def test_reaper_enqueues_a_job_whose_message_was_lost(
     assert load_job(pg_settings, job_id).status == "completed"
     # nothing left to reap once it is done
     assert reap_once(svc, Dispatcher(celery_worker_app, pg_settings.queue))["requeued"] == 0
+
+
+class _Recording(Dispatcher):
+    def __init__(self, app: Celery, queue: str) -> None:
+        super().__init__(app, queue)
+        self.sent: list[tuple[str, int]] = []
+
+    def enqueue(self, job_id: str, *, priority: int = 0, countdown: float | None = None) -> bool:
+        self.sent.append((job_id, priority))
+        return True
+
+
+def test_the_reaper_requeues_a_job_at_its_priority(pg_settings: Settings) -> None:
+    from sqlalchemy import update
+
+    from ponder.db import make_engine, make_sessionmaker
+    from ponder.models import Job
+    from worker.runner import WorkerServices
+
+    urgent, normal = create_job(pg_settings), create_job(pg_settings)
+    engine = make_engine(pg_settings.database_url)
+    with make_sessionmaker(engine)() as s, s.begin():
+        s.execute(update(Job).where(Job.id == urgent).values(priority=7))
+    engine.dispose()
+    app = create_worker_app(pg_settings)
+    svc = WorkerServices(pg_settings)
+    try:
+        dispatcher = _Recording(app, pg_settings.queue)
+        reap_once(svc, dispatcher)
+    finally:
+        svc.close()
+    assert dispatcher.sent == [(urgent, 7), (normal, 0)]

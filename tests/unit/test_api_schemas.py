@@ -11,9 +11,9 @@ import pytest
 from pydantic import ValidationError
 
 from api.crud import Cursor
-from api.errors import describe_validation_errors
 from api.schemas import JobCreate
-from api.submission import request_hash
+from ponder.field_errors import describe_validation_errors
+from ponder.submission import request_hash
 
 GOOD: dict[str, Any] = {
     "problem": {"task": "game24", "input": {"numbers": [4, 9, 10, 13]}},

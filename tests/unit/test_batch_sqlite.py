@@ -15,7 +15,6 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from api.main import create_app
-from api.submission import job_validator
 from ponder.auth import create_api_key
 from ponder.batches.feeder import feed, on_item_finished
 from ponder.batches.service import active_batches_for_schedule, create_batch
@@ -25,6 +24,7 @@ from ponder.config import Settings
 from ponder.db import make_engine, make_sessionmaker
 from ponder.llm.profiles import load_models_file
 from ponder.models import Job, Tenant, WebhookDelivery, utcnow
+from ponder.submission import job_validator
 
 DEFAULTS = {"strategy": {"name": "best_of_n", "params": {"n": 2}}}
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ponder.config import Settings
 from ponder.db import make_engine, make_sessionmaker
 from ponder.schedules.store import tick
-from tests.test_schedule_helpers import (
+from tests.schedule_helpers import (
     add_schedule,
     batches_of,
     launcher,

@@ -10,13 +10,13 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.submission import job_validator
 from ponder.batches.datasets import DatasetEntry, create_dataset
 from ponder.config import Settings
 from ponder.llm.profiles import load_models_file
 from ponder.models import Batch, Schedule, ScheduleRun, Tenant, utcnow
 from ponder.schedules.launch import TemplateLauncher
 from ponder.schedules.store import restart_cursor
+from ponder.submission import job_validator
 
 DATASET = "tiny"
 TEMPLATE: dict[str, Any] = {

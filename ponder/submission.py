@@ -11,11 +11,11 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from api.errors import ApiProblem, describe_validation_errors, invalid
-from api.schemas import JobCreate
 from ponder.batches.spec import ItemInvalid, JobValidator
 from ponder.budget import BudgetLimits
 from ponder.config import Settings
+from ponder.field_errors import Invalid, describe_validation_errors, invalid
+from ponder.jobspec import JobCreate
 from ponder.llm.profiles import ModelProfile
 from ponder.problem import Problem
 from ponder.tasks import all_tasks, get_task
@@ -41,7 +41,8 @@ def request_hash(body: JobCreate) -> str:
 def job_values(
     body: JobCreate, settings: Settings, models: dict[str, ModelProfile]
 ) -> dict[str, Any]:
-    """The checked, normalized columns of the job ``body`` asks for, or an ApiProblem."""
+    """The checked, normalized columns of the job ``body`` asks for; raises
+    :class:`Invalid` (a 422 in the API) naming the field to fix."""
     strategy_params = _check_strategy(body.strategy.name, body.strategy.params)
     _check_problem(body.problem)
     if get_strategy(body.strategy.name).requires_steps and get_step_task(body.problem.task) is None:
@@ -120,7 +121,7 @@ def _check_strategy(name: str, params: dict[str, Any]) -> dict[str, Any]:
                 )
             raw.append(entry)
         detail, errors = describe_validation_errors(raw)
-        raise ApiProblem(422, detail, errors=errors) from None
+        raise Invalid(detail, errors) from None
     return parsed.model_dump(mode="json")
 
 
@@ -187,7 +188,7 @@ def _check_budget(budget: BudgetLimits | None, settings: Settings) -> BudgetLimi
             )
     if problems:
         detail, errors = describe_validation_errors(problems)
-        raise ApiProblem(422, detail, errors=errors)
+        raise Invalid(detail, errors)
     return budget
 
 
@@ -212,7 +213,7 @@ def job_validator(settings: Settings, models: dict[str, ModelProfile]) -> JobVal
                 exc.errors(include_url=False, include_input=False)
             )
             raise ItemInvalid(detail, errors) from None
-        except ApiProblem as exc:
+        except Invalid as exc:
             if not exc.errors:
                 raise ItemInvalid(exc.detail) from None
             relative = [
