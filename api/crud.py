@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -13,17 +12,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from ponder.models import Job, JobStatus
-
-
-def canonical_id(value: str) -> str | None:
-    """``value`` as the lowercase UUID string ids are stored as, or None if it is not one."""
-    if len(value) > 64:
-        return None
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        return None
+from ponder.models import Job, JobStatus, canonical_id
 
 
 def get_job(session: Session, tenant_id: str, job_id: str) -> Job | None:

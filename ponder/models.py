@@ -59,6 +59,16 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+def canonical_id(value: str) -> str | None:
+    """``value`` as the lowercase UUID string ids are stored as, or None if it is not one."""
+    if len(value) > 64:
+        return None
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return None
+
+
 class Base(DeclarativeBase):
     pass
 

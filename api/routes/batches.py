@@ -4,6 +4,7 @@ of past jobs), follow it, fetch its results, cancel it."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -11,6 +12,7 @@ import anyio
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 
 from api import crud
 from api.batch_schemas import (
@@ -31,7 +33,7 @@ from ponder.batches.service import (
     create_batch,
     create_batch_from_jsonl,
 )
-from ponder.batches.spec import BatchSpec
+from ponder.batches.spec import BatchSpec, JobValidator
 from ponder.batches.store import (
     batch_totals,
     cancel_batch,
@@ -228,31 +230,30 @@ def _rejected(exc: BatchRejected) -> ApiProblem:
 
 
 def _create_spec(context: AppContext, tenant_id: str, spec: BatchSpec) -> CreatedBatch:
-    with context.sessions() as session:
-        try:
-            created = create_batch(
-                session,
-                tenant_id=tenant_id,
-                spec=spec,
-                validator=job_validator(context.settings, context.models),
-                settings=context.settings,
-            )
-        except BatchRejected as exc:
-            raise _rejected(exc) from None
-        session.commit()
-        return created
+    return _create(
+        context,
+        lambda session, checks: create_batch(
+            session, tenant_id=tenant_id, spec=spec, validator=checks, settings=context.settings
+        ),
+    )
 
 
 def _create_upload(context: AppContext, tenant_id: str, text: str) -> CreatedBatch:
+    return _create(
+        context,
+        lambda session, checks: create_batch_from_jsonl(
+            session, tenant_id=tenant_id, text=text, validator=checks, settings=context.settings
+        ),
+    )
+
+
+def _create(
+    context: AppContext, make: Callable[[Session, JobValidator], CreatedBatch]
+) -> CreatedBatch:
+    """Validate and insert a batch in one transaction; a refused batch is a 422."""
     with context.sessions() as session:
         try:
-            created = create_batch_from_jsonl(
-                session,
-                tenant_id=tenant_id,
-                text=text,
-                validator=job_validator(context.settings, context.models),
-                settings=context.settings,
-            )
+            created = make(session, job_validator(context.settings, context.models))
         except BatchRejected as exc:
             raise _rejected(exc) from None
         session.commit()

@@ -16,12 +16,11 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api import crud
 from api.deps import ContextDep, CurrentTenant, RequireJson, SessionDep
 from api.errors import ApiProblem, invalid
 from ponder.batches.feeder import feed
 from ponder.batches.spec import BatchTemplate
-from ponder.models import Schedule, ScheduleRun, ScheduleRunStatus, utcnow
+from ponder.models import Schedule, ScheduleRun, ScheduleRunStatus, canonical_id, utcnow
 from ponder.schedules.cron import CronError, CronSchedule, parse_cron, parse_timezone
 from ponder.schedules.launch import TemplateInvalid, TemplateLauncher
 from ponder.schedules.store import (
@@ -440,7 +439,7 @@ def _not_found(schedule_id: str) -> ApiProblem:
 
 
 def _get(session: Session, tenant_id: str, schedule_id: str) -> Schedule:
-    wanted = crud.canonical_id(schedule_id)
+    wanted = canonical_id(schedule_id)
     schedule = None
     if wanted is not None:
         schedule = session.scalars(
@@ -554,7 +553,7 @@ def _parse_cursor(text: str) -> tuple[datetime, str] | None:
         at = datetime.fromisoformat(at_text)
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
         return None
-    canonical = crud.canonical_id(row_id) if isinstance(row_id, str) else None
+    canonical = canonical_id(row_id) if isinstance(row_id, str) else None
     if canonical is None or at.tzinfo is None:
         return None
     return at, canonical

@@ -5,7 +5,6 @@ used up), cancelling a batch, and completing it — with its ``batch.completed``
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,7 +14,16 @@ from sqlalchemy import ColumnElement, and_, case, exists, func, insert, or_, sel
 from sqlalchemy.orm import Session, sessionmaker
 
 from ponder.jobstore import job_public_summary
-from ponder.models import Batch, BatchStatus, Job, JobEvent, JobStatus, WebhookDelivery, utcnow
+from ponder.models import (
+    Batch,
+    BatchStatus,
+    Job,
+    JobEvent,
+    JobStatus,
+    WebhookDelivery,
+    canonical_id,
+    utcnow,
+)
 from ponder.notify import CHANNEL
 from ponder.webhooks.outbox import BATCH_COMPLETED, delivery_row
 
@@ -219,21 +227,12 @@ def unfinished_batch_ids(sessions: sessionmaker[Session], limit: int = 1000) -> 
 
 def get_batch(session: Session, tenant_id: str, batch_id: str) -> Batch | None:
     """The tenant's batch, or None (also for another tenant's: a 404, never a 403)."""
-    wanted = _canonical(batch_id)
+    wanted = canonical_id(batch_id)
     if wanted is None:
         return None
     return session.execute(
         select(Batch).where(Batch.id == wanted, Batch.tenant_id == tenant_id)
     ).scalar_one_or_none()
-
-
-def _canonical(value: str) -> str | None:
-    if len(value) > 64:
-        return None
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        return None
 
 
 def list_batches(
