@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from ponder.once import Once
 from ponder.problem import Problem
 from ponder.runtime import Context
 
@@ -32,7 +33,6 @@ class StrategySpec:
 
 
 _REGISTRY: dict[str, StrategySpec] = {}
-_loaded = False  # every strategy module imported (a test may import one directly first)
 
 
 def register(
@@ -45,12 +45,9 @@ def register(
     return deco
 
 
-def _load() -> None:
-    """Import every module of the ``strategies`` package (each registers itself)."""
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
+def _import_all() -> None:
+    """Import every module of the ``strategies`` package (each registers itself; a test
+    may have imported one directly first)."""
     import importlib
     import pkgutil
 
@@ -59,6 +56,9 @@ def _load() -> None:
     for info in pkgutil.iter_modules(strategies.__path__):
         if info.name not in ("registry",) and not info.name.startswith("_"):
             importlib.import_module(f"strategies.{info.name}")
+
+
+_load = Once(_import_all)
 
 
 def get_strategy(name: str) -> StrategySpec:

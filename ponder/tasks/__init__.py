@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from ponder.once import Once
 from ponder.tasks.base import Task
 
 _TASKS: dict[str, Task] = {}
-_loaded = False
 
 
 def register_task(task: Task) -> Task:
@@ -27,12 +27,8 @@ def all_tasks() -> dict[str, Task]:
     return dict(_TASKS)
 
 
-def _load_builtin() -> None:
+def _register_builtin() -> None:
     """Register the ``TASK`` of every module in this package."""
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
     import importlib
     import pkgutil
 
@@ -45,3 +41,6 @@ def _load_builtin() -> None:
         task = getattr(module, "TASK", None)
         if task is not None:
             register_task(task)
+
+
+_load_builtin = Once(_register_builtin)

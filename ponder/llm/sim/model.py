@@ -37,6 +37,7 @@ from ponder.llm.base import (
     SampleResult,
     Usage,
 )
+from ponder.once import Once
 from ponder.tasks.game24 import parse_prompt
 from ponder.verifiers.game24 import DivisionByZero, ExpressionError, evaluate, parse_expression
 
@@ -587,14 +588,11 @@ def _load_skills() -> None:
         importlib.import_module(f"{skills.__name__}.{info.name}")
 
 
-_skills_loaded = False
+_skills_once = Once(_load_skills)
 
 
 def respond(messages: list[Message], draw: Draw) -> str:
-    global _skills_loaded
-    if not _skills_loaded:
-        _skills_loaded = True
-        _load_skills()
+    _skills_once()
     for skill in _SKILLS:
         text = skill.respond(messages, draw)
         if text is not None:
