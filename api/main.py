@@ -53,6 +53,10 @@ TAGS: list[dict[str, Any]] = [
         "description": "Cron schedules that create a batch at each fire time; triggers, "
         "backfills and the runs they made.",
     },
+    {
+        "name": "webhooks",
+        "description": "Signing secrets, and every delivery of a job's events with its attempts.",
+    },
     {"name": "catalog", "description": "The strategies and models a job may name."},
     {"name": "health", "description": "Liveness and readiness probes (no auth)."},
 ]

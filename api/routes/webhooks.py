@@ -110,6 +110,7 @@ def _get_delivery(session: SessionDep, tenant_id: str, delivery_id: str) -> Webh
 
 @router.get("/v1/deliveries/{delivery_id}", summary="One webhook delivery", responses=_NOT_FOUND)
 def read_delivery(delivery_id: str, tenant: CurrentTenant, session: SessionDep) -> DeliveryPublic:
+    """One delivery: its event, status, next attempt and the log of every attempt."""
     return _public(session, [_get_delivery(session, tenant.id, delivery_id)])[0]
 
 

@@ -167,3 +167,19 @@ def test_loopback_is_allowed_when_private_targets_are_allowed(
         "/v1/jobs", json=job_body(webhook_url="http://127.0.0.1:9/hook"), headers=headers
     )
     assert out.status_code == 202, out.text
+
+
+def test_openapi_describes_every_webhook_endpoint(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    paths = [
+        ("/v1/webhook-secrets", "get"),
+        ("/v1/webhook-secrets/rotate", "post"),
+        ("/v1/jobs/{job_id}/deliveries", "get"),
+        ("/v1/deliveries/{delivery_id}", "get"),
+        ("/v1/deliveries/{delivery_id}/redeliver", "post"),
+    ]
+    for path, method in paths:
+        operation = spec["paths"][path][method]
+        assert operation["summary"] and operation["description"], (path, method)
+        assert operation["tags"] == ["webhooks"]
+    assert "webhooks" in {tag["name"] for tag in spec["tags"]}
