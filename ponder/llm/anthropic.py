@@ -45,7 +45,7 @@ from ponder.llm.base import (
     SampleResult,
     Usage,
 )
-from ponder.llm.http import Endpoint, post_with_retries
+from ponder.llm.http import Endpoint, post_with_retries, scrub_secret, server_message
 from ponder.llm.limits import Limiter
 from ponder.llm.openai_compat import RetryPolicy, Sleep
 from ponder.llm.profiles import ModelProfile, redact_url
@@ -54,7 +54,6 @@ log = logging.getLogger(__name__)
 
 ANTHROPIC_VERSION = "2023-06-01"
 MIN_THINKING_BUDGET = 1024
-_MAX_ERROR_CHARS = 500
 _BYTES_PER_TOKEN = 4
 _CONTEXT_WORDING = re.compile(
     r"prompt is too long|context[ _]length|context[ _]window|context limit|"
@@ -271,31 +270,10 @@ class AnthropicProvider:
         )
 
     def _server_message(self, response: httpx.Response) -> str:
-        message: Any = None
-        try:
-            payload = response.json()
-        except ValueError:
-            payload = None
-        if isinstance(payload, dict):
-            error = payload.get("error")
-            if isinstance(error, dict):
-                message = error.get("message")
-            elif isinstance(error, str):
-                message = error
-            if message is None:
-                message = payload.get("message") or payload.get("detail")
-        if message is None:
-            message = response.text.strip() or response.reason_phrase or "(empty response)"
-        text = self._scrub(str(message))
-        if len(text) > _MAX_ERROR_CHARS:
-            text = text[:_MAX_ERROR_CHARS] + "…"
-        return text
+        return server_message(response, self._api_key)
 
     def _scrub(self, text: str) -> str:
-        """``text`` with the API key removed, in case a server or library echoes it."""
-        if self._api_key and len(self._api_key) >= 4:
-            text = text.replace(self._api_key, "[redacted]")
-        return text
+        return scrub_secret(text, self._api_key)
 
     # --- the response ------------------------------------------------------------------
 

@@ -21,6 +21,39 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# the longest server error message quoted in an error we raise
+MAX_ERROR_CHARS = 500
+
+
+def scrub_secret(text: str, secret: str | None) -> str:
+    """``text`` with ``secret`` (an API key) removed, in case a server or library echoes
+    it."""
+    if secret and len(secret) >= 4:
+        text = text.replace(secret, "[redacted]")
+    return text
+
+
+def server_message(response: httpx.Response, secret: str | None) -> str:
+    """What a server said in an error response (OpenAI/Anthropic ``error.message``, a
+    top-level ``message``/``detail``, else the raw text), without ``secret``, cut short."""
+    message: Any = None
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict):
+        error = payload.get("error")
+        if isinstance(error, dict):
+            message = error.get("message")
+        elif isinstance(error, str):
+            message = error
+        if message is None:
+            message = payload.get("message") or payload.get("detail")
+    if message is None:
+        message = response.text.strip() or response.reason_phrase or "(empty response)"
+    text = scrub_secret(str(message), secret)
+    return text[:MAX_ERROR_CHARS] + "…" if len(text) > MAX_ERROR_CHARS else text
+
 
 @dataclass(frozen=True)
 class Endpoint:

@@ -43,7 +43,7 @@ from ponder.llm.base import (
     SampleResult,
     Usage,
 )
-from ponder.llm.http import Endpoint, post_with_retries
+from ponder.llm.http import Endpoint, post_with_retries, scrub_secret, server_message
 from ponder.llm.limits import Limiter
 from ponder.llm.profiles import ModelProfile, redact_url
 
@@ -52,7 +52,6 @@ log = logging.getLogger(__name__)
 Sleep = Callable[[float], Awaitable[None]]
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
-_MAX_ERROR_CHARS = 500
 _CONTEXT_WORDING = re.compile(
     r"context[ _]length|context[ _]window|maximum context|prompt is too long|"
     r"too many tokens|exceeds? the (?:model'?s? )?(?:maximum|max)",
@@ -320,31 +319,10 @@ class OpenAICompatProvider:
         return _error_field(response, "param") == "n" or bool(_MENTIONS_N.search(message))
 
     def _server_message(self, response: httpx.Response) -> str:
-        message: Any = None
-        try:
-            payload = response.json()
-        except ValueError:
-            payload = None
-        if isinstance(payload, dict):
-            error = payload.get("error")
-            if isinstance(error, dict):
-                message = error.get("message")
-            elif isinstance(error, str):
-                message = error
-            if message is None:
-                message = payload.get("message") or payload.get("detail")
-        if message is None:
-            message = response.text.strip() or response.reason_phrase or "(empty response)"
-        text = self._scrub(str(message))
-        if len(text) > _MAX_ERROR_CHARS:
-            text = text[:_MAX_ERROR_CHARS] + "…"
-        return text
+        return server_message(response, self._api_key)
 
     def _scrub(self, text: str) -> str:
-        """``text`` with the API key removed, in case a server or library echoes it."""
-        if self._api_key and len(self._api_key) >= 4:
-            text = text.replace(self._api_key, "[redacted]")
-        return text
+        return scrub_secret(text, self._api_key)
 
     def _parse(self, response: httpx.Response, *, n: int) -> SampleResult:
         def malformed(why: str) -> ProviderUnavailable:

@@ -69,7 +69,7 @@ from ponder.llm.base import (
     BadRequest,
     ProviderUnavailable,
 )
-from ponder.llm.http import Endpoint, post_with_retries
+from ponder.llm.http import Endpoint, post_with_retries, scrub_secret, server_message
 from ponder.llm.openai_compat import RetryPolicy
 from ponder.llm.profiles import (
     SIM_PRM_PROFILE_NAME,
@@ -87,7 +87,6 @@ Sleep = Callable[[float], Awaitable[None]]
 
 MAX_ITEMS_PER_REQUEST = 64
 MAX_STEPS_PER_PATH = 64
-_MAX_ERROR_CHARS = 500
 
 
 class RewardModel(Protocol):
@@ -313,28 +312,10 @@ class HttpRewardModel:
         return number
 
     def _server_message(self, response: httpx.Response) -> str:
-        message: Any = None
-        try:
-            payload = response.json()
-        except ValueError:
-            payload = None
-        if isinstance(payload, dict):
-            error = payload.get("error")
-            if isinstance(error, dict):
-                message = error.get("message")
-            elif isinstance(error, str):
-                message = error
-            if message is None:
-                message = payload.get("message") or payload.get("detail")
-        if message is None:
-            message = response.text.strip() or response.reason_phrase or "(empty response)"
-        text = self._scrub(str(message))
-        return text[:_MAX_ERROR_CHARS] + "…" if len(text) > _MAX_ERROR_CHARS else text
+        return server_message(response, self._api_key)
 
     def _scrub(self, text: str) -> str:
-        if self._api_key and len(self._api_key) >= 4:
-            text = text.replace(self._api_key, "[redacted]")
-        return text
+        return scrub_secret(text, self._api_key)
 
 
 def _chunks(items: list[_T]) -> list[list[_T]]:
