@@ -107,10 +107,25 @@ class SliceOutcome:
     kind: str  # finished | handoff | skipped | lost | retry
     detail: str = ""
     countdown: float | None = None
+    # when finished: the webhook deliveries finalize wrote, and the job's batch, so the
+    # task hands them on without looking them up again
+    deliveries: tuple[str, ...] = ()
+    batch_id: str | None = None
+    tenant_id: str | None = None
 
     @property
     def requeue(self) -> bool:
         return self.kind in ("handoff", "retry")
+
+
+def _finished(journal: SqlJournal, job: Job, detail: str) -> SliceOutcome:
+    return SliceOutcome(
+        "finished",
+        detail,
+        deliveries=tuple(journal.deliveries),
+        batch_id=job.batch_id,
+        tenant_id=job.tenant_id,
+    )
 
 
 def run_slice(
@@ -145,7 +160,7 @@ def run_slice(
             seconds_used=job.usage_seconds,
             progress=job.progress,
         )
-        return SliceOutcome("finished", "max_attempts")
+        return _finished(journal, job, "max_attempts")
 
     started = time.monotonic()
     seconds_before = job.usage_seconds
@@ -249,7 +264,7 @@ async def _run(
             seconds_used=job.usage_seconds,
             progress=job.progress,
         )
-        return SliceOutcome("finished", "could not start")
+        return _finished(journal, job, "could not start")
     journal.event(
         "started" if job.slices == 0 and c.attempt == 1 else "resumed",
         {"attempt": c.attempt, "journaled_steps": len(c.steps), "lost_calls": c.lost_calls},
@@ -302,7 +317,7 @@ async def _run(
         seconds_used=ctx.seconds_used(),
         progress=ctx.progress(),
     )
-    return SliceOutcome("finished", stop_reason)
+    return _finished(journal, job, stop_reason)
 
 
 def _count_recovery(svc: WorkerServices, job_id: str) -> None:

@@ -87,10 +87,17 @@ def create_worker_app(
             dispatcher.enqueue(job_id, countdown=outcome.countdown)
         elif outcome.kind == "finished":
             svc = services.get()
-            for delivery_id in take_unsent(svc.sessions, job_id=job_id):
-                dispatcher.enqueue_delivery(delivery_id)
-            # a batch item: queue the batch's next items, complete the batch if it was last
-            written = on_item_finished(svc.sessions, dispatcher.publish, settings, job_id)
+            written = list(outcome.deliveries)
+            if outcome.batch_id is not None and outcome.tenant_id is not None:
+                # a batch item: queue the batch's next items, complete it if it was last
+                written += on_item_finished(
+                    svc.sessions,
+                    dispatcher.publish,
+                    settings,
+                    job_id,
+                    batch_id=outcome.batch_id,
+                    tenant_id=outcome.tenant_id,
+                )
             for delivery_id in take_unsent(svc.sessions, ids=written):
                 dispatcher.enqueue_delivery(delivery_id)
         return outcome.kind

@@ -121,21 +121,30 @@ def feed(
 
 
 def on_item_finished(
-    sessions: sessionmaker[Session], publish: Publish, settings: Settings, job_id: str
+    sessions: sessionmaker[Session],
+    publish: Publish,
+    settings: Settings,
+    job_id: str,
+    *,
+    batch_id: str | None = None,
+    tenant_id: str | None = None,
 ) -> list[str]:
     """After a job ended: if it is a batch item, feed its tenant's batches (a place in
-    flight just freed up) and complete its batch if that was the last item. Returns the
-    outbox rows written (to hand to a delivery task now). Never raises: the reaper tick
-    does the same work if this fails."""
+    flight just freed up) and complete its batch if that was the last item. The worker
+    passes the job's ``batch_id`` and ``tenant_id`` (it has them); without them they are
+    looked up. Returns the outbox rows written (to hand to a delivery task now). Never
+    raises: the reaper tick does the same work if this fails."""
     try:
-        with sessions() as s:
-            row = s.execute(select(Job.batch_id, Job.tenant_id).where(Job.id == job_id)).first()
-        if row is None or row.batch_id is None:
-            return []
-        result = feed(sessions, publish, settings, tenant_id=row.tenant_id)
-        if row.batch_id in result.fed_batches:
+        if batch_id is None or tenant_id is None:
+            with sessions() as s:
+                row = s.execute(select(Job.batch_id, Job.tenant_id).where(Job.id == job_id)).first()
+            if row is None or row.batch_id is None:
+                return []
+            batch_id, tenant_id = row.batch_id, row.tenant_id
+        result = feed(sessions, publish, settings, tenant_id=tenant_id)
+        if batch_id in result.fed_batches:
             return result.deliveries  # items were just fed: the batch is not finished
-        done = complete_if_done(sessions, row.batch_id)
+        done = complete_if_done(sessions, batch_id)
         return result.deliveries + (done.deliveries if done else [])
     except Exception:
         log.warning("feeding after job %s failed; the reaper will catch up", job_id, exc_info=True)

@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -102,29 +102,24 @@ def rotate_secret(s: Session, tenant_id: str, *, grace_seconds: float, now: date
 def take_unsent(
     sessions: sessionmaker[Session],
     *,
-    job_id: str | None = None,
-    ids: list[str] | None = None,
+    ids: list[str],
     now: datetime | None = None,
 ) -> list[str]:
-    """Due deliveries that no task was sent for yet (of one job, or among ``ids``), marked
-    as sent for: the caller hands each to a delivery task."""
+    """Those of ``ids`` that are due and that no task was sent for yet, marked as sent
+    for: the caller hands each to a delivery task."""
+    if not ids:
+        return []
     now = now or utcnow()
-    cond = and_(
-        WebhookDelivery.status == DeliveryStatus.PENDING,
-        WebhookDelivery.next_attempt_at <= now,
-        WebhookDelivery.enqueued_at.is_(None),
-    )
-    if job_id is not None:
-        cond = and_(cond, WebhookDelivery.job_id == job_id)
-    if ids is not None:
-        if not ids:
-            return []
-        cond = and_(cond, WebhookDelivery.id.in_(ids))
     with sessions() as s, s.begin():
         return list(
             s.execute(
                 update(WebhookDelivery)
-                .where(cond)
+                .where(
+                    WebhookDelivery.id.in_(ids),
+                    WebhookDelivery.status == DeliveryStatus.PENDING,
+                    WebhookDelivery.next_attempt_at <= now,
+                    WebhookDelivery.enqueued_at.is_(None),
+                )
                 .values(enqueued_at=now)
                 .returning(WebhookDelivery.id)
             ).scalars()
