@@ -56,3 +56,50 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> None:
             p.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             p.kill()
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    name = stat[stat.index("(") + 1 : stat.rindex(")")]
+    return [name, *stat.rsplit(")", 1)[1].split()]
+
+
+def cpu_seconds(pid: int, *, tree: bool = True) -> float:
+    """CPU time (user + system) used so far by ``pid`` (and its live descendants)."""
+    total = 0.0
+    for p in tree_pids(pid) if tree else [pid]:
+        f = _stat_fields(p)
+        if f is not None:
+            # after the name: state ppid ... utime(12) stime(13) cutime(14) cstime(15)
+            total += (int(f[12]) + int(f[13])) / _TICKS
+    return total
+
+
+def service_cpu_seconds(name: str) -> float:
+    """CPU time used so far by every process called ``name`` (e.g. ``postgres``), including
+    exited children that the top process reaped (Postgres backends come and go)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        f = _stat_fields(int(entry.name))
+        if f is None or not f[0].startswith(name):
+            continue
+        total += (int(f[12]) + int(f[13])) / _TICKS
+        parent = _stat_fields(int(f[2]))
+        if parent is None or not parent[0].startswith(name):  # the top process
+            total += (int(f[14]) + int(f[15])) / _TICKS
+    return total
+
+
+def machine_cpu_seconds() -> float:
+    """Busy CPU time of the whole machine so far (all cores, from /proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / _TICKS

@@ -27,13 +27,54 @@ from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.procs import peak_rss_mib, start, stop
+from bench.procs import (
+    cpu_seconds,
+    machine_cpu_seconds,
+    peak_rss_mib,
+    service_cpu_seconds,
+    start,
+    stop,
+)
+
+Snapshot = dict[str, float]
+
+
+class CpuMeter:
+    """CPU seconds per part (this client, the service's processes, Postgres, Redis, the
+    whole machine) between :meth:`begin` and :meth:`end`, to show where a job's cost goes."""
+
+    def __init__(self, parts: dict[str, int]) -> None:
+        self.parts = parts  # name -> pid of a process tree
+        self._t0: Snapshot = {}
+        self.used: Snapshot = {}
+
+    def _snap(self) -> Snapshot:
+        snap = {name: cpu_seconds(pid) for name, pid in self.parts.items()}
+        snap["client"] = time.process_time()
+        snap["postgres"] = service_cpu_seconds("postgres")
+        snap["redis"] = service_cpu_seconds("redis-server")
+        snap["machine"] = machine_cpu_seconds()
+        return snap
+
+    def begin(self) -> None:
+        self._t0 = self._snap()
+
+    def end(self) -> None:
+        t1 = self._snap()
+        self.used = {k: t1[k] - self._t0[k] for k in t1}
+
+    def per_item_ms(self, n: int) -> str:
+        shown = [f"{k} {1000 * v / n:.1f}" for k, v in self.used.items() if k != "machine"]
+        rest = self.used["machine"] - sum(v for k, v in self.used.items() if k != "machine")
+        shown.append(f"other {1000 * rest / n:.1f}")
+        return f"{1000 * self.used['machine'] / n:.1f} ms = " + ", ".join(shown)
+
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 REDIS = "redis://127.0.0.1:6379/8"
 
 
-def bench_celery(n: int, concurrency: int, logdir: Path) -> float:
+def bench_celery(n: int, concurrency: int, logdir: Path) -> tuple[float, CpuMeter]:
     queue = f"bench-noop-{uuid.uuid4().hex[:6]}"
     env = {"BENCH_QUEUE": queue, "BENCH_BROKER_URL": REDIS}
     worker = start(
@@ -61,16 +102,20 @@ def bench_celery(n: int, concurrency: int, logdir: Path) -> float:
 
         app.conf.task_default_queue = queue
         noop.apply_async((0,), queue=queue).get(timeout=60)  # warm up: worker is ready
+        meter = CpuMeter({"worker": worker.pid})
+        meter.begin()
         t0 = time.perf_counter()
         results = [noop.apply_async((i,), queue=queue) for i in range(n)]
         for r in results:
             r.get(timeout=120)
-        return n / (time.perf_counter() - t0)
+        rate = n / (time.perf_counter() - t0)
+        meter.end()
+        return rate, meter
     finally:
         stop([worker])
 
 
-async def _submit_all(url: str, key: str, n: int, parallel: int) -> float:
+async def _submit_all(url: str, key: str, n: int, parallel: int, meter: CpuMeter) -> float:
     body = {
         "problem": {"task": "game24", "input": {"numbers": [1, 2, 3, 4]}},
         # a short completion: measure the service, not the simulator's search
@@ -92,6 +137,7 @@ async def _submit_all(url: str, key: str, n: int, parallel: int) -> float:
                 r.raise_for_status()
                 return str(r.json()["id"])
 
+        meter.begin()
         t0 = time.perf_counter()
         ids = await asyncio.gather(*(one() for _ in range(n)))
 
@@ -104,10 +150,12 @@ async def _submit_all(url: str, key: str, n: int, parallel: int) -> float:
                         return
 
         await asyncio.gather(*(wait(i) for i in ids))
-        return n / (time.perf_counter() - t0)
+        rate = n / (time.perf_counter() - t0)
+        meter.end()
+        return rate
 
 
-def bench_ponder(n: int, concurrency: int, logdir: Path) -> tuple[float, float]:
+def bench_ponder(n: int, concurrency: int, logdir: Path) -> tuple[float, float, CpuMeter]:
     db = f"ponder_bench_{uuid.uuid4().hex[:8]}"
     admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -150,9 +198,10 @@ def bench_ponder(n: int, concurrency: int, logdir: Path) -> tuple[float, float]:
         procs = [api, worker]
         url = f"http://127.0.0.1:{port}"
         wait_http_ok(f"{url}/readyz", procs)
-        rate = asyncio.run(_submit_all(url, key, n, parallel=32))
+        meter = CpuMeter({"api": api.pid, "worker": worker.pid})
+        rate = asyncio.run(_submit_all(url, key, n, parallel=32, meter=meter))
         rss = peak_rss_mib(worker.pid)
-        return rate, rss
+        return rate, rss, meter
     finally:
         stop(procs)
         with admin.connect() as conn:
@@ -166,11 +215,13 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=2, help="worker processes, both sides")
     args = ap.parse_args()
     logdir = Path(tempfile.mkdtemp(prefix="ponder-bench-"))
-    celery_rate = bench_celery(args.jobs, args.concurrency, logdir)
-    ponder_rate, rss = bench_ponder(args.jobs, args.concurrency, logdir)
+    celery_rate, celery_cpu = bench_celery(args.jobs, args.concurrency, logdir)
+    ponder_rate, rss, ponder_cpu = bench_ponder(args.jobs, args.concurrency, logdir)
     print(f"raw Celery no-op round trips : {celery_rate:8.1f} /s  ({args.jobs} tasks)")
     print(f"Ponder 1-call jobs end to end: {ponder_rate:8.1f} /s  ({args.jobs} jobs)")
     print(f"ratio Ponder / raw Celery    : {ponder_rate / celery_rate:8.2f}  (target >= 0.50)")
+    print(f"CPU per no-op task (machine) : {celery_cpu.per_item_ms(args.jobs)}")
+    print(f"CPU per Ponder job (machine) : {ponder_cpu.per_item_ms(args.jobs)}")
     print(f"peak RSS of the Ponder worker: {rss:8.1f} MiB (main + {args.concurrency} children)")
     print(f"logs: {logdir}")
 

@@ -10,11 +10,29 @@ and raise :class:`LeaseLost` — a zombie cannot write.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
-from typing import Any
+from functools import lru_cache
+from typing import Any, Protocol, cast
 
-from sqlalchemy import Row, and_, case, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    Table,
+    Update,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from ponder.budget import Spend
@@ -41,48 +59,75 @@ class Claim:
     lost_calls: int  # in flight when the previous worker died
 
 
-def claim(
-    sessions: sessionmaker[Session], job_id: str, owner: str, lease_seconds: float
-) -> Claim | None:
+# The hot path (claim, the fenced journal writes) runs prebuilt Core statements on the
+# tables: no ORM unit of work, and each statement's SQL is compiled once per process.
+_jobs = cast(Table, Job.__table__)
+_steps = cast(Table, JobStep.__table__)
+_events = cast(Table, JobEvent.__table__)
+
+Db = Engine | Connection  # an engine (a connection per transaction) or one held connection
+
+
+@contextmanager
+def _transaction(db: Db) -> Iterator[Connection]:
+    if isinstance(db, Connection):
+        with db.begin():
+            yield db
+    else:
+        with db.begin() as conn:
+            yield conn
+
+
+_CLAIM = (
+    update(_jobs)
+    .where(
+        _jobs.c.id == bindparam("f_id"),
+        _jobs.c.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]),
+        or_(_jobs.c.lease_owner.is_(None), _jobs.c.lease_expires_at < bindparam("f_now")),
+    )
+    .values(
+        attempt=_jobs.c.attempt + 1,
+        recoveries=_jobs.c.recoveries + case((_jobs.c.lease_owner.is_not(None), 1), else_=0),
+        lease_owner=bindparam("v_owner"),
+        lease_expires_at=bindparam("v_expires"),
+        status=JobStatus.RUNNING,
+        started_at=func.coalesce(_jobs.c.started_at, bindparam("f_now")),
+        updated_at=bindparam("f_now"),
+    )
+    .returning(_jobs.c.attempt)
+)
+_JOURNAL = select(
+    _steps.c.key,
+    _steps.c.kind,
+    _steps.c.status,
+    _steps.c.digest,
+    _steps.c.result,
+    _steps.c.reserved_tokens,
+    _steps.c.reserved_calls,
+    _steps.c.reserved_cost_usd,
+).where(_steps.c.job_id == bindparam("f_id"))
+
+
+def claim(db: Db, job_id: str, owner: str, lease_seconds: float) -> Claim | None:
     """Take the job's lease if it is runnable and nobody holds a live lease. Reservations
     left pending by a dead worker are counted as spent (their usage is unknown)."""
     now = utcnow()
-    with sessions() as s, s.begin():
-        row = s.execute(
-            update(Job)
-            .where(
-                Job.id == job_id,
-                Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]),
-                or_(Job.lease_owner.is_(None), Job.lease_expires_at < now),
-            )
-            .values(
-                attempt=Job.attempt + 1,
-                recoveries=Job.recoveries + case((Job.lease_owner.is_not(None), 1), else_=0),
-                lease_owner=owner,
-                lease_expires_at=now + timedelta(seconds=lease_seconds),
-                status=JobStatus.RUNNING,
-                started_at=func.coalesce(Job.started_at, now),
-                updated_at=now,
-            )
-            .returning(Job.attempt)
+    with _transaction(db) as conn:
+        row = conn.execute(
+            _CLAIM,
+            {
+                "f_id": job_id,
+                "f_now": now,
+                "v_owner": owner,
+                "v_expires": now + timedelta(seconds=lease_seconds),
+            },
         ).first()
         if row is None:
             return None
         attempt = int(row[0])
         # One query for the whole journal: done results to replay, and reservations a
         # dead worker left pending (counted as spent: their real usage is unknown).
-        rows = s.execute(
-            select(
-                JobStep.key,
-                JobStep.kind,
-                JobStep.status,
-                JobStep.digest,
-                JobStep.result,
-                JobStep.reserved_tokens,
-                JobStep.reserved_calls,
-                JobStep.reserved_cost_usd,
-            ).where(JobStep.job_id == job_id)
-        ).all()
+        rows = conn.execute(_JOURNAL, {"f_id": job_id}).all()
         steps: dict[int, StepRecord] = {}
         lost, n_lost = Spend(), 0
         for r in rows:
@@ -92,21 +137,22 @@ def claim(
                 lost = lost + Spend(r.reserved_tokens, r.reserved_calls, r.reserved_cost_usd)
                 n_lost += 1
         if n_lost:
-            s.execute(delete(JobStep).where(JobStep.job_id == job_id, JobStep.status == "pending"))
-            s.execute(
-                update(Job)
-                .where(Job.id == job_id)
+            conn.execute(
+                delete(_steps).where(_steps.c.job_id == job_id, _steps.c.status == "pending")
+            )
+            conn.execute(
+                update(_jobs)
+                .where(_jobs.c.id == job_id)
                 .values(
-                    usage_tokens=Job.usage_tokens + lost.tokens,
-                    usage_calls=Job.usage_calls + lost.calls,
-                    usage_cost_usd=Job.usage_cost_usd + lost.cost_usd,
-                    lost_calls=Job.lost_calls + n_lost,
+                    usage_tokens=_jobs.c.usage_tokens + lost.tokens,
+                    usage_calls=_jobs.c.usage_calls + lost.calls,
+                    usage_cost_usd=_jobs.c.usage_cost_usd + lost.cost_usd,
+                    lost_calls=_jobs.c.lost_calls + n_lost,
                 )
             )
-        job = s.execute(
-            select(Job).where(Job.id == job_id).execution_options(populate_existing=True)
-        ).scalar_one()
-        s.expunge(job)
+        with Session(bind=conn, join_transaction_mode="rollback_only") as s:
+            job = s.execute(select(Job).where(Job.id == job_id)).scalar_one()
+            s.expunge(job)
         return Claim(job=job, attempt=attempt, owner=owner, steps=steps, lost_calls=n_lost)
 
 
@@ -133,7 +179,32 @@ def renew_lease(
     return None if row is None else bool(row[0])
 
 
-def job_public_summary(job: Job) -> dict[str, Any]:
+class _JobSummary(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def stop_reason(self) -> str | None: ...
+    @property
+    def result(self) -> dict[str, Any] | None: ...
+    @property
+    def usage_tokens(self) -> int: ...
+    @property
+    def usage_calls(self) -> int: ...
+    @property
+    def usage_cost_usd(self) -> float: ...
+    @property
+    def usage_seconds(self) -> float: ...
+    @property
+    def error(self) -> str | None: ...
+    @property
+    def batch_id(self) -> str | None: ...
+    @property
+    def meta(self) -> dict[str, Any]: ...
+
+
+def job_public_summary(job: _JobSummary) -> dict[str, Any]:
     """The job fields webhooks and terminal events carry."""
     return {
         "id": job.id,
@@ -152,13 +223,32 @@ def job_public_summary(job: Job) -> dict[str, Any]:
     }
 
 
-def _announce(s: Session, job: Job, event_type: str) -> list[str]:
+@dataclass(frozen=True)
+class _Summary:
+    """A finished job as finalize's UPDATE returned it (what webhooks carry)."""
+
+    id: str
+    tenant_id: str
+    webhook_url: str | None
+    status: str
+    stop_reason: str | None
+    result: dict[str, Any] | None
+    usage_tokens: int
+    usage_calls: int
+    usage_cost_usd: float
+    usage_seconds: float
+    error: str | None
+    batch_id: str | None
+    meta: dict[str, Any]
+
+
+def _announce(db: Session | Connection, job: Job | _Summary, event_type: str) -> list[str]:
     """The outbox row of a job's final event, if it has a webhook (ids written)."""
     if not job.webhook_url:
         return []
     return [
         add_delivery(
-            s,
+            db,
             tenant_id=job.tenant_id,
             url=job.webhook_url,
             event_type=event_type,
@@ -168,15 +258,82 @@ def _announce(s: Session, job: Job, event_type: str) -> list[str]:
     ]
 
 
+# columns a fenced write adds to (SET col = col + :d_col); the rest are set outright
+_INCREMENTED = frozenset(
+    {"usage_tokens", "usage_calls", "usage_cost_usd", "lost_calls", "event_seq", "slices"}
+    | {"strategy_events"}
+)
+# what finalize reads back for the webhook's payload (the job as it ends)
+_SUMMARY_COLUMNS = (
+    "id",
+    "tenant_id",
+    "webhook_url",
+    "status",
+    "stop_reason",
+    "result",
+    "usage_tokens",
+    "usage_calls",
+    "usage_cost_usd",
+    "usage_seconds",
+    "error",
+    "batch_id",
+    "metadata",
+)
+
+
+@lru_cache(maxsize=128)
+def _fenced_update(sets: tuple[str, ...], adds: tuple[str, ...], summary: bool) -> Update:
+    """``UPDATE jobs SET ... WHERE id AND attempt AND lease_owner (the fence) RETURNING
+    cancel_requested, event_seq`` for one shape of write; built once per shape."""
+    values: dict[str, Any] = {k: bindparam(f"v_{k}", type_=_jobs.c[k].type) for k in sets}
+    for k in adds:
+        values[k] = _jobs.c[k] + bindparam(f"d_{k}", type_=_jobs.c[k].type)
+    returning = [_jobs.c.cancel_requested, _jobs.c.event_seq]
+    if summary:
+        returning += [_jobs.c[k] for k in _SUMMARY_COLUMNS]
+    return (
+        update(_jobs)
+        .where(
+            _jobs.c.id == bindparam("f_id"),
+            _jobs.c.attempt == bindparam("f_attempt"),
+            _jobs.c.lease_owner == bindparam("f_owner"),
+        )
+        .values(values)
+        .returning(*returning)
+    )
+
+
+_INSERT_STEP = insert(_steps)
+_INSERT_EVENT = insert(_events)
+_COMPLETE_STEP = (
+    update(_steps)
+    .where(_steps.c.job_id == bindparam("f_job"), _steps.c.key == bindparam("f_key"))
+    .values(
+        status="done",
+        result=bindparam("v_result", type_=_steps.c.result.type),
+        tokens=bindparam("v_tokens"),
+        calls=bindparam("v_calls"),
+        cost_usd=bindparam("v_cost"),
+        completed_at=bindparam("v_at"),
+    )
+)
+
+
+_SUMMARY_FIELDS = [f.name for f in fields(_Summary)]
+
+
 class SqlJournal:
     """The :class:`ponder.runtime.Journal` of one claimed slice, on the database.
 
     Billed calls are written at once (a reservation before, the result after). Unbilled
     results (local verifiers), events, the best-so-far and progress are buffered and go
-    out with the next write, so a crash loses only work that replays for free."""
+    out with the next write, so a crash loses only work that replays for free.
 
-    def __init__(self, sessions: sessionmaker[Session], claim: Claim) -> None:
-        self._sessions = sessions
+    ``db`` is an engine (each write checks a connection out) or a connection the caller
+    holds for the whole slice (each write is its own transaction on it)."""
+
+    def __init__(self, db: Db, claim: Claim) -> None:
+        self._db = db
         self.job_id = claim.job.id
         self.attempt = claim.attempt
         self.owner = claim.owner
@@ -234,42 +391,42 @@ class SqlJournal:
         self._progress = progress
 
     # -- writes --
-    def _fenced(self, s: Session, values: dict[str, Any]) -> Row[bool, int]:
+    def _fenced(
+        self, conn: Connection, sets: dict[str, Any], adds: dict[str, Any], summary: bool
+    ) -> Row[Any]:
         """Update the job row under our fence and write everything buffered."""
         events, self._events = self._events, []
         free, self._free_steps = self._free_steps, []
-        values = dict(values)
-        values["updated_at"] = utcnow()
+        sets = dict(sets)
+        adds = dict(adds)
+        sets["updated_at"] = utcnow()
         if events:
-            values["event_seq"] = Job.event_seq + len(events)
+            adds["event_seq"] = len(events)
             n_strategy = sum(1 for e in events if e[2])
             if n_strategy:
-                values["strategy_events"] = Job.strategy_events + n_strategy
+                adds["strategy_events"] = n_strategy
         if self._best is not None:
-            values["best"] = self._best
+            sets["best"] = self._best
             self._best = None
-        if self._progress is not None and "progress" not in values:
-            values["progress"] = self._progress
+        if self._progress is not None and "progress" not in sets:
+            sets["progress"] = self._progress
             self._progress = None
-        row = s.execute(
-            update(Job)
-            .where(
-                Job.id == self.job_id, Job.attempt == self.attempt, Job.lease_owner == self.owner
-            )
-            .values(**values)
-            .returning(Job.cancel_requested, Job.event_seq)
-        ).first()
+        stmt = _fenced_update(tuple(sorted(sets)), tuple(sorted(adds)), summary)
+        params = {"f_id": self.job_id, "f_attempt": self.attempt, "f_owner": self.owner}
+        params.update({f"v_{k}": v for k, v in sets.items()})
+        params.update({f"d_{k}": v for k, v in adds.items()})
+        row = conn.execute(stmt, params).first()
         if row is None:
             self._lease_lost = True
             raise LeaseLost(f"job {self.job_id}: lease lost (attempt {self.attempt})")
         self._cancel = self._cancel or bool(row[0])
         if free:
-            s.execute(insert(JobStep), free)
+            conn.execute(_INSERT_STEP, free)
         if events:
             first = int(row[1]) - len(events) + 1
             now = utcnow()
-            s.execute(
-                insert(JobEvent),
+            conn.execute(
+                _INSERT_EVENT,
                 [
                     {
                         "job_id": self.job_id,
@@ -283,79 +440,88 @@ class SqlJournal:
             )
         return row
 
-    def _write(self, values: dict[str, Any], extra: Any = None) -> Row[bool, int]:
-        with self._lock, self._sessions() as s, s.begin():
-            row = self._fenced(s, values)
+    def _write(
+        self,
+        sets: dict[str, Any],
+        adds: dict[str, Any] | None = None,
+        extra: Callable[[Connection, Row[Any]], None] | None = None,
+        *,
+        summary: bool = False,
+    ) -> Row[Any]:
+        with self._lock, _transaction(self._db) as conn:
+            row = self._fenced(conn, sets, adds or {}, summary)
             if extra is not None:
-                extra(s)
+                extra(conn, row)
             return row
 
     def begin_paid_step(self, key: int, kind: str, digest: str, reserved: Spend) -> None:
         if self._cancel:
             raise Cancelled("the job was cancelled")
 
-        def add_pending(s: Session) -> None:
+        def add_pending(conn: Connection, _row: Row[Any]) -> None:
             if self._cancel:
                 return
-            s.execute(
-                insert(JobStep).values(
-                    job_id=self.job_id,
-                    key=key,
-                    kind=kind,
-                    status="pending",
-                    digest=digest,
-                    attempt=self.attempt,
-                    reserved_tokens=reserved.tokens,
-                    reserved_calls=reserved.calls,
-                    reserved_cost_usd=reserved.cost_usd,
-                    created_at=utcnow(),
-                )
+            conn.execute(
+                _INSERT_STEP,
+                {
+                    "job_id": self.job_id,
+                    "key": key,
+                    "kind": kind,
+                    "status": "pending",
+                    "digest": digest,
+                    "attempt": self.attempt,
+                    "reserved_tokens": reserved.tokens,
+                    "reserved_calls": reserved.calls,
+                    "reserved_cost_usd": reserved.cost_usd,
+                    "created_at": utcnow(),
+                },
             )
 
-        self._write({}, add_pending)
+        self._write({}, None, add_pending)
         if self._cancel:
             raise Cancelled("the job was cancelled")
 
     def complete_paid_step(
         self, key: int, kind: str, digest: str, result: dict[str, Any], charged: Spend
     ) -> None:
-        def mark_done(s: Session) -> None:
-            s.execute(
-                update(JobStep)
-                .where(JobStep.job_id == self.job_id, JobStep.key == key)
-                .values(
-                    status="done",
-                    result=result,
-                    tokens=charged.tokens,
-                    calls=charged.calls,
-                    cost_usd=charged.cost_usd,
-                    completed_at=utcnow(),
-                )
+        def mark_done(conn: Connection, _row: Row[Any]) -> None:
+            conn.execute(
+                _COMPLETE_STEP,
+                {
+                    "f_job": self.job_id,
+                    "f_key": key,
+                    "v_result": result,
+                    "v_tokens": charged.tokens,
+                    "v_calls": charged.calls,
+                    "v_cost": charged.cost_usd,
+                    "v_at": utcnow(),
+                },
             )
 
         self._write(
+            {},
             {
-                "usage_tokens": Job.usage_tokens + charged.tokens,
-                "usage_calls": Job.usage_calls + charged.calls,
-                "usage_cost_usd": Job.usage_cost_usd + charged.cost_usd,
+                "usage_tokens": charged.tokens,
+                "usage_calls": charged.calls,
+                "usage_cost_usd": charged.cost_usd,
             },
             mark_done,
         )
 
     def abandon_step(self, key: int, forfeited: Spend | None) -> None:
-        values: dict[str, Any] = {}
+        adds: dict[str, Any] = {}
         if forfeited is not None:
-            values = {
-                "usage_tokens": Job.usage_tokens + forfeited.tokens,
-                "usage_calls": Job.usage_calls + forfeited.calls,
-                "usage_cost_usd": Job.usage_cost_usd + forfeited.cost_usd,
-                "lost_calls": Job.lost_calls + 1,
+            adds = {
+                "usage_tokens": forfeited.tokens,
+                "usage_calls": forfeited.calls,
+                "usage_cost_usd": forfeited.cost_usd,
+                "lost_calls": 1,
             }
 
-        def drop(s: Session) -> None:
-            s.execute(delete(JobStep).where(JobStep.job_id == self.job_id, JobStep.key == key))
+        def drop(conn: Connection, _row: Row[Any]) -> None:
+            conn.execute(delete(_steps).where(_steps.c.job_id == self.job_id, _steps.c.key == key))
 
-        self._write(values, drop)
+        self._write({}, adds, drop)
 
     def flush(self) -> None:
         self._write({})
@@ -370,10 +536,10 @@ class SqlJournal:
             {
                 "lease_owner": None,
                 "lease_expires_at": None,
-                "slices": Job.slices + 1,
                 "usage_seconds": seconds_used,
                 "enqueued_at": utcnow(),
-            }
+            },
+            {"slices": 1},
         )
 
     def finalize(
@@ -393,18 +559,14 @@ class SqlJournal:
             JobStatus.FAILED: "job.failed",
             JobStatus.CANCELLED: "job.cancelled",
         }[status]
+        announce = bool(self.webhook_url)
 
-        def outbox(s: Session) -> None:
-            if not self.webhook_url:
-                return
-            job = s.execute(
-                select(Job).where(Job.id == self.job_id).execution_options(populate_existing=True)
-            ).scalar_one()
-            self.deliveries.extend(_announce(s, job, event_type))
-
-        def finish(s: Session) -> None:
-            outbox(s)
-            notify_job_finished(s, self.job_id)
+        def finish(conn: Connection, row: Row[Any]) -> None:
+            if announce:
+                # the job as this UPDATE left it: the columns after (cancel, event_seq)
+                job = _Summary(**dict(zip(_SUMMARY_FIELDS, row[2:], strict=True)))
+                self.deliveries.extend(_announce(conn, job, event_type))
+            notify_job_finished(conn, self.job_id)
 
         self._events.append(
             (status, {"stop_reason": stop_reason, "result": result, "error": error}, False)
@@ -420,9 +582,10 @@ class SqlJournal:
                 "lease_owner": None,
                 "lease_expires_at": None,
                 "finished_at": now,
-                "slices": Job.slices + 1,
             },
+            {"slices": 1},
             finish,
+            summary=announce,
         )
 
 

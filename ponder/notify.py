@@ -13,7 +13,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
@@ -21,10 +21,14 @@ CHANNEL = "ponder_jobs"
 log = logging.getLogger(__name__)
 
 
-def notify_job_finished(session: Session, job_id: str) -> None:
+_NOTIFY = text("SELECT pg_notify(:channel, :id)")
+
+
+def notify_job_finished(db: Session | Connection, job_id: str) -> None:
     """Queue a notification for ``job_id``; Postgres sends it when the transaction commits."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_notify(:channel, :id)"), {"channel": CHANNEL, "id": job_id})
+    dialect = db.dialect if isinstance(db, Connection) else db.get_bind().dialect
+    if dialect.name == "postgresql":
+        db.execute(_NOTIFY, {"channel": CHANNEL, "id": job_id})
 
 
 class JobNotifier:

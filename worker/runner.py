@@ -20,7 +20,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import Connection, update
 from sqlalchemy.exc import DBAPIError
 
 from ponder.budget import BudgetExhausted, BudgetLimits, Ledger, Spend
@@ -134,19 +134,33 @@ def run_slice(
     """Run one slice of ``job_id`` as ``owner``. ``stopping`` says whether the worker is
     shutting down (then the slice hands the job back as soon as its calls in flight are
     journaled)."""
-    settings = svc.settings
     if stopping():
         # Not claimed: the job stays free, and the message published for it goes to a
         # worker that is not stopping.
         return SliceOutcome("handoff", "worker shutting down")
     try:
-        c = claim(svc.sessions, job_id, owner, settings.lease_seconds)
+        conn = svc.engine.connect()
+    except DBAPIError as exc:
+        log.warning("job %s: database unavailable at claim: %s", job_id, exc)
+        return SliceOutcome("retry", "database unavailable", countdown=2.0)
+    # One connection for the whole slice: the claim and every journal write (each its
+    # own transaction) go through it, so a slice checks a connection out once.
+    with conn:
+        return _claimed_slice(svc, conn, job_id, owner, stopping)
+
+
+def _claimed_slice(
+    svc: WorkerServices, conn: Connection, job_id: str, owner: str, stopping: Stopping
+) -> SliceOutcome:
+    settings = svc.settings
+    try:
+        c = claim(conn, job_id, owner, settings.lease_seconds)
     except DBAPIError as exc:
         log.warning("job %s: database unavailable at claim: %s", job_id, exc)
         return SliceOutcome("retry", "database unavailable", countdown=2.0)
     if c is None:
         return SliceOutcome("skipped", "not runnable or leased elsewhere")
-    journal = SqlJournal(svc.sessions, c)
+    journal = SqlJournal(conn, c)
     job = c.job
     if job.recoveries > settings.max_attempts:
         journal.finalize(

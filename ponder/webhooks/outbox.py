@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import Connection, insert
 from sqlalchemy.orm import Session
 
 from ponder.models import DeliveryStatus, WebhookDelivery, new_id, utcnow
@@ -51,7 +51,7 @@ def delivery_row(
 
 
 def add_delivery(
-    s: Session,
+    s: Session | Connection,
     *,
     tenant_id: str,
     url: str,

@@ -194,11 +194,11 @@ def test_cancel_is_honoured_between_calls(sqlite_settings: Settings) -> None:
 def test_zombie_worker_cannot_write(sqlite_settings: Settings) -> None:
     job_id = create_job(sqlite_settings)
     engine_svc = _services(sqlite_settings, [])
-    first = claim(engine_svc.sessions, job_id, "zombie", lease_seconds=30)
+    first = claim(engine_svc.engine, job_id, "zombie", lease_seconds=30)
     assert first is not None
-    journal = SqlJournal(engine_svc.sessions, first)
+    journal = SqlJournal(engine_svc.engine, first)
     expire_lease(sqlite_settings, job_id)
-    second = claim(engine_svc.sessions, job_id, "new-owner", lease_seconds=30)
+    second = claim(engine_svc.engine, job_id, "new-owner", lease_seconds=30)
     assert second is not None and second.attempt == first.attempt + 1
     journal.add_event("x", {}, strategy=False)
     with pytest.raises(LeaseLost):
@@ -252,7 +252,7 @@ def test_heartbeat_keeps_the_lease_through_a_blocking_call(sqlite_settings: Sett
         async def sample(self, request):  # type: ignore[no-untyped-def]
             for _ in range(4):
                 time.sleep(0.5)  # blocks the loop: 2 s in all, > 3 lease lengths
-                stolen.append(claim(svc.sessions, job_id, "thief", lease_seconds=0.6))
+                stolen.append(claim(svc.engine, job_id, "thief", lease_seconds=0.6))
             return await super().sample(request)
 
     svc = WorkerServices(settings, provider_factory=lambda p: Blocking(SimProvider(p.name)))

@@ -26,6 +26,7 @@ import random
 import re
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import lru_cache
 from typing import Protocol
 
 from ponder.llm.base import (
@@ -144,7 +145,10 @@ class _Combo:
         return f"{x} {self.op} {y} = {_show(self.result.value)}"
 
 
-def _combinations(a: _Item, b: _Item) -> list[_Combo]:
+# The simulator answers many identical puzzles (benchmarks, batches): the pure parts of
+# its search are memoized, so a simulated call costs little next to the service's work.
+@lru_cache(maxsize=8192)
+def _combinations(a: _Item, b: _Item) -> tuple[_Combo, ...]:
     """Every distinct value two numbers make with + - * / (division by zero skipped)."""
     if b.value > a.value:  # larger first reads naturally: "13 - 9", "8 / 2"
         a, b = b, a
@@ -165,7 +169,7 @@ def _combinations(a: _Item, b: _Item) -> list[_Combo]:
         if value not in seen:
             seen.add(value)
             out.append(_Combo(x, y, op, _Item(value, f"{x.wrapped()} {op} {y.wrapped()}")))
-    return out
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -180,7 +184,8 @@ class _Move:
         return f"{self.combo.text()} (left: {rest})"
 
 
-def _moves(state: tuple[_Item, ...]) -> list[_Move]:
+@lru_cache(maxsize=8192)
+def _moves(state: tuple[_Item, ...]) -> tuple[_Move, ...]:
     """Every way to combine two of ``state``'s numbers, one per distinct outcome."""
     moves: list[_Move] = []
     seen: set[tuple[Fraction, ...]] = set()
@@ -193,7 +198,7 @@ def _moves(state: tuple[_Item, ...]) -> list[_Move]:
                 if key not in seen:
                     seen.add(key)
                     moves.append(_Move(combo, left))
-    return moves
+    return tuple(moves)
 
 
 def _heuristic(move: _Move) -> float:
