@@ -27,7 +27,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)  # survive a Postgres restart without a restart
-    kwargs.setdefault("pool_size", 5)
+    # Keep as many connections as the API's thread pool (40 threads) can use at once:
+    # connections beyond pool_size are closed when returned, and under load that meant a
+    # new Postgres backend (a fork) for one request in six. Only what is used is opened.
+    kwargs.setdefault("pool_size", 40)
     kwargs.setdefault("max_overflow", 10)
     return create_engine(url, **kwargs)
 
