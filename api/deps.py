@@ -30,6 +30,10 @@ class AppContext:
     sessions: sessionmaker[Session]
     dispatcher: Dispatcher
     models: dict[str, ModelProfile]
+    # for single reads on hot paths: autocommit sessions (no BEGIN/ROLLBACK round trips)
+    reads: sessionmaker[Session]
+    # the thread pool the hot paths run their database work on (see api.main)
+    db_threads: anyio.CapacityLimiter
 
 
 async def get_context(request: Request) -> AppContext:

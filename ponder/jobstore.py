@@ -41,6 +41,7 @@ from ponder.models import (
     JobEvent,
     JobStatus,
     JobStep,
+    job_from_row,
     utcnow,
 )
 from ponder.notify import notify_job_finished
@@ -94,8 +95,25 @@ _CLAIM = (
         started_at=func.coalesce(_jobs.c.started_at, bindparam("f_now")),
         updated_at=bindparam("f_now"),
     )
-    .returning(_jobs.c.attempt)
+    .returning(*_jobs.c)
 )
+
+
+def _read_journal(conn: Connection, job_id: str) -> tuple[dict[int, StepRecord], int, Spend]:
+    """One query for the whole journal: done results to replay, and the reservations a
+    dead worker left pending (how many, and their total: counted as spent, since their
+    real usage is unknown)."""
+    steps: dict[int, StepRecord] = {}
+    lost, n_lost = Spend(), 0
+    for r in conn.execute(_JOURNAL, {"f_id": job_id}):
+        if r.status == "done":
+            steps[int(r.key)] = StepRecord(int(r.key), r.kind, r.digest, r.result or {})
+        else:
+            lost = lost + Spend(r.reserved_tokens, r.reserved_calls, r.reserved_cost_usd)
+            n_lost += 1
+    return steps, n_lost, lost
+
+
 _JOURNAL = select(
     _steps.c.key,
     _steps.c.kind,
@@ -124,35 +142,28 @@ def claim(db: Db, job_id: str, owner: str, lease_seconds: float) -> Claim | None
         ).first()
         if row is None:
             return None
-        attempt = int(row[0])
-        # One query for the whole journal: done results to replay, and reservations a
-        # dead worker left pending (counted as spent: their real usage is unknown).
-        rows = conn.execute(_JOURNAL, {"f_id": job_id}).all()
+        job = job_from_row(row)
+        attempt = job.attempt
         steps: dict[int, StepRecord] = {}
-        lost, n_lost = Spend(), 0
-        for r in rows:
-            if r.status == "done":
-                steps[int(r.key)] = StepRecord(int(r.key), r.kind, r.digest, r.result or {})
-            else:
-                lost = lost + Spend(r.reserved_tokens, r.reserved_calls, r.reserved_cost_usd)
-                n_lost += 1
-        if n_lost:
-            conn.execute(
-                delete(_steps).where(_steps.c.job_id == job_id, _steps.c.status == "pending")
-            )
-            conn.execute(
-                update(_jobs)
-                .where(_jobs.c.id == job_id)
-                .values(
-                    usage_tokens=_jobs.c.usage_tokens + lost.tokens,
-                    usage_calls=_jobs.c.usage_calls + lost.calls,
-                    usage_cost_usd=_jobs.c.usage_cost_usd + lost.cost_usd,
-                    lost_calls=_jobs.c.lost_calls + n_lost,
+        n_lost = 0
+        if attempt > 1:  # only an earlier slice or attempt can have journaled anything
+            steps, n_lost, lost = _read_journal(conn, job_id)
+            if n_lost:
+                conn.execute(
+                    delete(_steps).where(_steps.c.job_id == job_id, _steps.c.status == "pending")
                 )
-            )
-        with Session(bind=conn, join_transaction_mode="rollback_only") as s:
-            job = s.execute(select(Job).where(Job.id == job_id)).scalar_one()
-            s.expunge(job)
+                row = conn.execute(
+                    update(_jobs)
+                    .where(_jobs.c.id == job_id)
+                    .values(
+                        usage_tokens=_jobs.c.usage_tokens + lost.tokens,
+                        usage_calls=_jobs.c.usage_calls + lost.calls,
+                        usage_cost_usd=_jobs.c.usage_cost_usd + lost.cost_usd,
+                        lost_calls=_jobs.c.lost_calls + n_lost,
+                    )
+                    .returning(*_jobs.c)
+                ).one()
+                job = job_from_row(row)
         return Claim(job=job, attempt=attempt, owner=owner, steps=steps, lost_calls=n_lost)
 
 

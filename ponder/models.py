@@ -15,12 +15,14 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    Row,
     String,
     Text,
     UniqueConstraint,
     false,
     text,
 )
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -467,3 +469,14 @@ class ScheduleRun(Base):
     detail: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+# Job attribute name for each column (they differ where a column name is reserved: meta)
+_JOB_ATTRS = [(prop.key, prop.columns[0].key) for prop in sa_inspect(Job).column_attrs]
+
+
+def job_from_row(row: Row[Any]) -> Job:
+    """A detached :class:`Job` holding a full ``jobs`` row read with Core (e.g. from
+    ``INSERT/UPDATE ... RETURNING``), without a second query or an ORM session."""
+    values = row._mapping
+    return Job(**{attr: values[column] for attr, column in _JOB_ATTRS})

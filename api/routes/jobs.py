@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 from uuid import UUID
 
 import anyio
 from fastapi import APIRouter, Header, Query, Request, Response
+from sqlalchemy import Table, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -16,7 +17,7 @@ from api.deps import AppContext, ContextDep, CurrentTenant, RequireJson, Session
 from api.errors import ApiProblem, invalid
 from api.schemas import MAX_IDEMPOTENCY_KEY_CHARS, JobCreate, JobPublic, JobsPublic
 from ponder.jobstore import request_cancel
-from ponder.models import Job, JobStatus, Tenant, utcnow
+from ponder.models import Job, JobStatus, Tenant, job_from_row, utcnow
 from ponder.notify import JobNotifier
 from ponder.submission import job_values, request_hash
 from ponder.webhooks.delivery import take_unsent
@@ -39,6 +40,9 @@ _CANCEL_ERRORS: dict[int | str, dict[str, Any]] = {
 # with notifications on, re-check this often anyway (to notice client disconnects)
 _NOTIFIED_RECHECK_SECONDS = 2.0
 
+_JOBS = cast(Table, Job.__table__)
+_INSERT_JOB = insert(_JOBS).returning(*_JOBS.c)
+
 JobStatusName = Literal["queued", "running", "completed", "failed", "cancelled"]
 
 
@@ -54,7 +58,7 @@ def _not_found(job_id: str) -> ApiProblem:
     responses=_SUBMIT_ERRORS,
     response_description="The accepted job, queued for a worker.",
 )
-def submit_job(
+async def submit_job(
     tenant: CurrentTenant,
     _: RequireJson,
     body: JobCreate,
@@ -79,7 +83,24 @@ def submit_job(
 
     Everything is checked here, so a job that is accepted can run: the strategy and its
     parameters, the task input, the model name, the verifier and the budget."""
-    # its own session rather than a dependency's: one thread hop per request, not three
+    return await anyio.to_thread.run_sync(
+        _submit_in_thread,
+        tenant,
+        body,
+        context,
+        response,
+        idempotency_key,
+        limiter=context.db_threads,
+    )
+
+
+def _submit_in_thread(
+    tenant: Tenant,
+    body: JobCreate,
+    context: AppContext,
+    response: Response,
+    idempotency_key: str | None,
+) -> JobPublic:
     with context.sessions() as session:
         return _submit(tenant, body, session, context, response, idempotency_key)
 
@@ -100,18 +121,20 @@ def _submit(
 
     values = job_values(body, context.settings, context.models)
     now = utcnow()
-    job = Job(
-        tenant_id=tenant.id,
-        status=JobStatus.QUEUED,
-        idempotency_key=idempotency_key,
-        request_hash=digest,
-        created_at=now,
-        updated_at=now,
-        enqueued_at=now,
+    row = {
+        "tenant_id": tenant.id,
+        "status": JobStatus.QUEUED,
+        "idempotency_key": idempotency_key,
+        "request_hash": digest,
+        "created_at": now,
+        "updated_at": now,
+        "enqueued_at": now,
         **values,
-    )
-    session.add(job)
+    }
+    row["metadata"] = row.pop("meta")  # the column's name (the attribute is `meta`)
     try:
+        # Core INSERT ... RETURNING: the stored row back in one statement, no unit of work
+        job = job_from_row(session.connection().execute(_INSERT_JOB, row).one())
         session.commit()
     except IntegrityError:
         # a concurrent request with the same Idempotency-Key won the insert
@@ -218,7 +241,9 @@ async def read_job(
         while True:
             # the read runs in a worker thread with its own short session: no connection
             # is held while this request sleeps
-            job = await anyio.to_thread.run_sync(_load, context.sessions, tenant.id, job_id)
+            job = await anyio.to_thread.run_sync(
+                _load, context.reads, tenant.id, job_id, limiter=context.db_threads
+            )
             if job is None:
                 raise _not_found(job_id)
             remaining = deadline - time.monotonic()
