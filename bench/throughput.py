@@ -8,8 +8,10 @@ concurrency (2 processes, one per core):
       latency) and wait until every job is completed — a job is a REST call, a Postgres
       row, a Celery task, a lease, a journaled model call, a verifier call, finalization.
 
-Prints both rates, their ratio (target: Ponder >= 50% of raw Celery) and the peak RSS of
-the Ponder worker process tree. Needs Postgres and Redis on 127.0.0.1.
+Prints both rates, their ratio (target: Ponder >= 50% of raw Celery), the CPU time per
+task and per job split by process (client, API, worker, Postgres, Redis, rest of the
+machine) and the peak RSS of the Ponder worker process tree. Needs Postgres and Redis on
+127.0.0.1.
 """
 
 from __future__ import annotations
