@@ -99,6 +99,18 @@ _CLAIM = (
 )
 
 
+_JOURNAL = select(
+    _steps.c.key,
+    _steps.c.kind,
+    _steps.c.status,
+    _steps.c.digest,
+    _steps.c.result,
+    _steps.c.reserved_tokens,
+    _steps.c.reserved_calls,
+    _steps.c.reserved_cost_usd,
+).where(_steps.c.job_id == bindparam("f_id"))
+
+
 def _read_journal(conn: Connection, job_id: str) -> tuple[dict[int, StepRecord], int, Spend]:
     """One query for the whole journal: done results to replay, and the reservations a
     dead worker left pending (how many, and their total: counted as spent, since their
@@ -112,18 +124,6 @@ def _read_journal(conn: Connection, job_id: str) -> tuple[dict[int, StepRecord],
             lost = lost + Spend(r.reserved_tokens, r.reserved_calls, r.reserved_cost_usd)
             n_lost += 1
     return steps, n_lost, lost
-
-
-_JOURNAL = select(
-    _steps.c.key,
-    _steps.c.kind,
-    _steps.c.status,
-    _steps.c.digest,
-    _steps.c.result,
-    _steps.c.reserved_tokens,
-    _steps.c.reserved_calls,
-    _steps.c.reserved_cost_usd,
-).where(_steps.c.job_id == bindparam("f_id"))
 
 
 def claim(db: Db, job_id: str, owner: str, lease_seconds: float) -> Claim | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -473,6 +474,13 @@ class ScheduleRun(Base):
 
 # Job attribute name for each column (they differ where a column name is reserved: meta)
 _JOB_ATTRS = [(prop.key, prop.columns[0].key) for prop in sa_inspect(Job).column_attrs]
+_JOB_COLUMN = dict(_JOB_ATTRS)
+
+
+def job_row(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` keyed by :class:`Job` attribute, re-keyed by ``jobs`` column, for a
+    Core ``INSERT`` (the reverse of :func:`job_from_row`)."""
+    return {_JOB_COLUMN[attr]: value for attr, value in values.items()}
 
 
 def job_from_row(row: Row[Any]) -> Job:

@@ -17,7 +17,7 @@ from api.deps import AppContext, ContextDep, CurrentTenant, RequireJson, Session
 from api.errors import ApiProblem, invalid
 from api.schemas import MAX_IDEMPOTENCY_KEY_CHARS, JobCreate, JobPublic, JobsPublic
 from ponder.jobstore import request_cancel
-from ponder.models import Job, JobStatus, Tenant, job_from_row, utcnow
+from ponder.models import Job, JobStatus, Tenant, job_from_row, job_row, utcnow
 from ponder.notify import JobNotifier
 from ponder.submission import job_values, request_hash
 from ponder.webhooks.delivery import take_unsent
@@ -121,17 +121,18 @@ def _submit(
 
     values = job_values(body, context.settings, context.models)
     now = utcnow()
-    row = {
-        "tenant_id": tenant.id,
-        "status": JobStatus.QUEUED,
-        "idempotency_key": idempotency_key,
-        "request_hash": digest,
-        "created_at": now,
-        "updated_at": now,
-        "enqueued_at": now,
-        **values,
-    }
-    row["metadata"] = row.pop("meta")  # the column's name (the attribute is `meta`)
+    row = job_row(
+        {
+            "tenant_id": tenant.id,
+            "status": JobStatus.QUEUED,
+            "idempotency_key": idempotency_key,
+            "request_hash": digest,
+            "created_at": now,
+            "updated_at": now,
+            "enqueued_at": now,
+            **values,
+        }
+    )
     try:
         # Core INSERT ... RETURNING: the stored row back in one statement, no unit of work
         job = job_from_row(session.connection().execute(_INSERT_JOB, row).one())
