@@ -83,20 +83,63 @@ def api(
 
 @app.command()
 def worker(
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            "--processes",
+            help="Worker processes (CPU parallelism). Default: PONDER_WORKER_PROCESSES, "
+            "else one per CPU core.",
+            min=1,
+        ),
+    ] = None,
+    max_jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--max-jobs",
+            help="Job slices each process runs at once on its event loop (jobs mostly wait "
+            "on model servers, so hundreds fit). Default: PONDER_WORKER_MAX_JOBS (512).",
+            min=1,
+        ),
+    ] = None,
     concurrency: Annotated[
-        int, typer.Option(help="Job slices run at once (worker processes).", min=1)
-    ] = 2,
+        int | None,
+        typer.Option(
+            "--concurrency",
+            help="Old name of --processes (the number of worker processes).",
+            min=1,
+            hidden=False,
+        ),
+    ] = None,
     loglevel: Annotated[str, typer.Option(help="Log level.")] = "INFO",
 ) -> None:
-    """Run a Celery worker that executes job slices."""
+    """Run workers that execute job slices: --processes processes, each running up to
+    --max-jobs slices at once. Stop with SIGTERM or Ctrl-C: each process hands its jobs
+    back to the queue after journaling the calls in flight."""
+    settings = _settings()
+    if concurrency is not None and processes is not None and concurrency != processes:
+        raise typer.BadParameter(
+            "--concurrency is the old name of --processes; give one of them, not both"
+        )
+    n = processes or concurrency or settings.worker_processes or os.cpu_count() or 1
+    slots = max_jobs or settings.worker_max_jobs
+    if n > 1:
+        import logging
+
+        from worker.supervisor import supervise
+
+        logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(message)s")
+        child = ["worker", "--processes", "1", "--max-jobs", str(slots), "--loglevel", loglevel]
+        raise typer.Exit(supervise(child, n))
     from worker.tasks import create_worker_app
 
-    settings = _settings()
     celery = create_worker_app(settings)
     celery.worker_main(
         [
             "worker",
-            f"--concurrency={concurrency}",
+            # one thread per slice in flight: each hands its slice to the process's event
+            # loop and waits for it, so Celery acknowledges a message when its slice ends
+            "--pool=threads",
+            f"--concurrency={slots}",
             f"--queues={settings.queue}",
             f"--loglevel={loglevel}",
             "--without-gossip",

@@ -62,6 +62,37 @@ class Settings(BaseSettings):
         default=30.0, ge=0, description="How long a stopping slice waits for calls in flight."
     )
 
+    # the worker's execution engine (worker/jobloop.py)
+    worker_max_jobs: int = Field(
+        default=512,
+        ge=1,
+        le=10_000,
+        description="Job slices one worker process runs at once on its event loop "
+        "(`ponder worker --max-jobs`).",
+    )
+    worker_processes: int | None = Field(
+        default=None,
+        ge=1,
+        le=256,
+        description="Worker processes `ponder worker` starts (`--processes`); default: one "
+        "per CPU core.",
+    )
+    worker_db_connections: int = Field(
+        default=10,
+        ge=3,
+        le=200,
+        description="Postgres connections one worker process may hold, however many jobs "
+        "it runs (2 for its group commits, the rest for the reaper, batch feeder and "
+        "webhook deliveries).",
+    )
+    commit_window_seconds: float = Field(
+        default=0.001,
+        ge=0,
+        le=0.1,
+        description="How long an idle worker waits for other jobs' journal writes to "
+        "commit them together (writes arriving during a commit always join the next).",
+    )
+
     # API
     max_body_bytes: int = Field(
         default=1_048_576, gt=0, description="Largest accepted request body."

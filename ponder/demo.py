@@ -64,7 +64,7 @@ def run_demo(workdir: Path | None = None, *, latency_ms: float = 0.0) -> int:
     procs = [
         subprocess.Popen([*cmd, "api", "--port", str(port)], env=env, stdout=log, stderr=log),
         subprocess.Popen(
-            [*cmd, "worker", "--concurrency", "2", "--loglevel", "WARNING"],
+            [*cmd, "worker", "--processes", "1", "--loglevel", "WARNING"],
             env=env,
             stdout=log,
             stderr=log,

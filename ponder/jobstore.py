@@ -9,13 +9,12 @@ and raise :class:`LeaseLost` — a zombie cannot write.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from sqlalchemy import (
     Connection,
@@ -31,6 +30,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.orm import Session, sessionmaker
@@ -65,6 +65,8 @@ class Claim:
 _jobs = cast(Table, Job.__table__)
 _steps = cast(Table, JobStep.__table__)
 _events = cast(Table, JobEvent.__table__)
+
+_T = TypeVar("_T")
 
 Db = Engine | Connection  # an engine (a connection per transaction) or one held connection
 
@@ -127,44 +129,87 @@ def _read_journal(conn: Connection, job_id: str) -> tuple[dict[int, StepRecord],
 
 
 def claim(db: Db, job_id: str, owner: str, lease_seconds: float) -> Claim | None:
-    """Take the job's lease if it is runnable and nobody holds a live lease. Reservations
-    left pending by a dead worker are counted as spent (their usage is unknown)."""
-    now = utcnow()
+    """Take the job's lease if it is runnable and nobody holds a live lease (in a
+    transaction of its own). See :func:`claim_in`."""
     with _transaction(db) as conn:
-        row = conn.execute(
-            _CLAIM,
-            {
-                "f_id": job_id,
-                "f_now": now,
-                "v_owner": owner,
-                "v_expires": now + timedelta(seconds=lease_seconds),
-            },
-        ).first()
-        if row is None:
-            return None
-        job = job_from_row(row)
-        attempt = job.attempt
-        steps: dict[int, StepRecord] = {}
-        n_lost = 0
-        if attempt > 1:  # only an earlier slice or attempt can have journaled anything
-            steps, n_lost, lost = _read_journal(conn, job_id)
-            if n_lost:
-                conn.execute(
-                    delete(_steps).where(_steps.c.job_id == job_id, _steps.c.status == "pending")
+        return claim_in(conn, job_id, owner, lease_seconds)
+
+
+def claim_in(conn: Connection, job_id: str, owner: str, lease_seconds: float) -> Claim | None:
+    """:func:`claim` inside the caller's transaction (a group commit). Reservations left
+    pending by a dead worker are counted as spent (their usage is unknown)."""
+    now = utcnow()
+    row = conn.execute(
+        _CLAIM,
+        {
+            "f_id": job_id,
+            "f_now": now,
+            "v_owner": owner,
+            "v_expires": now + timedelta(seconds=lease_seconds),
+        },
+    ).first()
+    if row is None:
+        return None
+    job = job_from_row(row)
+    attempt = job.attempt
+    steps: dict[int, StepRecord] = {}
+    n_lost = 0
+    if attempt > 1:  # only an earlier slice or attempt can have journaled anything
+        steps, n_lost, lost = _read_journal(conn, job_id)
+        if n_lost:
+            conn.execute(
+                delete(_steps).where(_steps.c.job_id == job_id, _steps.c.status == "pending")
+            )
+            row = conn.execute(
+                update(_jobs)
+                .where(_jobs.c.id == job_id)
+                .values(
+                    usage_tokens=_jobs.c.usage_tokens + lost.tokens,
+                    usage_calls=_jobs.c.usage_calls + lost.calls,
+                    usage_cost_usd=_jobs.c.usage_cost_usd + lost.cost_usd,
+                    lost_calls=_jobs.c.lost_calls + n_lost,
                 )
-                row = conn.execute(
-                    update(_jobs)
-                    .where(_jobs.c.id == job_id)
-                    .values(
-                        usage_tokens=_jobs.c.usage_tokens + lost.tokens,
-                        usage_calls=_jobs.c.usage_calls + lost.calls,
-                        usage_cost_usd=_jobs.c.usage_cost_usd + lost.cost_usd,
-                        lost_calls=_jobs.c.lost_calls + n_lost,
-                    )
-                    .returning(*_jobs.c)
-                ).one()
-                job = job_from_row(row)
-        return Claim(job=job, attempt=attempt, owner=owner, steps=steps, lost_calls=n_lost)
+                .returning(*_jobs.c)
+            ).one()
+            job = job_from_row(row)
+    return Claim(job=job, attempt=attempt, owner=owner, steps=steps, lost_calls=n_lost)
+
+
+@dataclass(frozen=True)
+class LeaseRenewal:
+    """One lease a worker process holds, as its heartbeat renews it."""
+
+    job_id: str
+    attempt: int
+    owner: str
+    seconds_used: float
+
+
+def renew_leases(
+    conn: Connection, leases: list[LeaseRenewal], lease_seconds: float
+) -> dict[str, bool]:
+    """Extend every lease in ``leases`` in one statement, each checked against its
+    fencing number and owner, and record each job's running time. Returns the cancel
+    flag of each job whose lease was renewed; a job missing from the answer has lost its
+    lease (another worker took it over, or it ended)."""
+    if not leases:
+        return {}
+    now = utcnow()
+    seconds = {lease.job_id: lease.seconds_used for lease in leases}
+    rows = conn.execute(
+        update(_jobs)
+        .where(
+            tuple_(_jobs.c.id, _jobs.c.attempt, _jobs.c.lease_owner).in_(
+                [(lease.job_id, lease.attempt, lease.owner) for lease in leases]
+            )
+        )
+        .values(
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            usage_seconds=case(seconds, value=_jobs.c.id, else_=_jobs.c.usage_seconds),
+        )
+        .returning(_jobs.c.id, _jobs.c.cancel_requested)
+    ).all()
+    return {str(job_id): bool(cancel) for job_id, cancel in rows}
 
 
 def renew_lease(
@@ -175,19 +220,12 @@ def renew_lease(
     lease_seconds: float,
     seconds_used: float,
 ) -> bool | None:
-    """Extend a lease. Returns the job's cancel flag, or None if the lease is gone."""
-    now = utcnow()
+    """Extend one lease. Returns the job's cancel flag, or None if the lease is gone."""
     with sessions() as s, s.begin():
-        row = s.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.attempt == attempt, Job.lease_owner == owner)
-            .values(
-                lease_expires_at=now + timedelta(seconds=lease_seconds),
-                usage_seconds=seconds_used,
-            )
-            .returning(Job.cancel_requested)
-        ).first()
-    return None if row is None else bool(row[0])
+        renewed = renew_leases(
+            s.connection(), [LeaseRenewal(job_id, attempt, owner, seconds_used)], lease_seconds
+        )
+    return renewed.get(job_id)
 
 
 class _JobSummary(Protocol):
@@ -272,7 +310,7 @@ def _announce(db: Session | Connection, job: Job | _Summary, event_type: str) ->
 # columns a fenced write adds to (SET col = col + :d_col); the rest are set outright
 _INCREMENTED = frozenset(
     {"usage_tokens", "usage_calls", "usage_cost_usd", "lost_calls", "event_seq", "slices"}
-    | {"strategy_events"}
+    | {"strategy_events", "recoveries"}
 )
 # what finalize reads back for the webhook's payload (the job as it ends)
 _SUMMARY_COLUMNS = (
@@ -333,18 +371,63 @@ _COMPLETE_STEP = (
 _SUMMARY_FIELDS = [f.name for f in fields(_Summary)]
 
 
+class _Committer(Protocol):
+    """Where a journal's writes go: :class:`ponder.groupcommit.GroupCommitter`."""
+
+    async def run(self, write: Callable[[Connection], _T], *, key: str = "") -> _T: ...
+
+
+@dataclass(frozen=True)
+class _FencedWrite:
+    """One journal write, prepared on the event loop (buffers drained, parameters bound)
+    so the committer may run it more than once: the fenced UPDATE of the job row, then
+    the buffered unbilled steps and events."""
+
+    job_id: str
+    statement: Update
+    params: dict[str, Any]
+    free_steps: list[dict[str, Any]]
+    events: list[tuple[str, dict[str, Any]]]
+
+    def execute(self, conn: Connection) -> Row[Any]:
+        row = conn.execute(self.statement, self.params).first()
+        if row is None:  # the fence: nothing was written
+            raise LeaseLost(f"job {self.job_id}: lease lost")
+        if self.free_steps:
+            conn.execute(_INSERT_STEP, self.free_steps)
+        if self.events:
+            first = int(row[1]) - len(self.events) + 1
+            now = utcnow()
+            conn.execute(
+                _INSERT_EVENT,
+                [
+                    {
+                        "job_id": self.job_id,
+                        "seq": first + i,
+                        "kind": kind,
+                        "data": data,
+                        "created_at": now,
+                    }
+                    for i, (kind, data) in enumerate(self.events)
+                ],
+            )
+        return row
+
+
 class SqlJournal:
     """The :class:`ponder.runtime.Journal` of one claimed slice, on the database.
 
-    Billed calls are written at once (a reservation before, the result after). Unbilled
-    results (local verifiers), events, the best-so-far and progress are buffered and go
-    out with the next write, so a crash loses only work that replays for free.
+    Billed calls are written at once (a reservation before, the result after), and the
+    caller goes on only once the write has committed. Unbilled results (local
+    verifiers), events, the best-so-far and progress are buffered and go out with the
+    next write, so a crash loses only work that replays for free.
 
-    ``db`` is an engine (each write checks a connection out) or a connection the caller
-    holds for the whole slice (each write is its own transaction on it)."""
+    Every write goes through ``committer`` (a group commit shared by all the slices of a
+    worker process) and is fenced by the lease: once another worker has claimed the job,
+    the write matches no row and raises :class:`LeaseLost`."""
 
-    def __init__(self, db: Db, claim: Claim) -> None:
-        self._db = db
+    def __init__(self, committer: _Committer, claim: Claim) -> None:
+        self._committer = committer
         self.job_id = claim.job.id
         self.attempt = claim.attempt
         self.owner = claim.owner
@@ -354,13 +437,12 @@ class SqlJournal:
         self.strategy_events = claim.job.strategy_events
         self._cancel = bool(claim.job.cancel_requested)
         self._lease_lost = False
-        self._lock = threading.Lock()
         self._free_steps: list[dict[str, Any]] = []
         self._events: list[tuple[str, dict[str, Any], bool]] = []
         self._best: dict[str, Any] | None = None
         self._progress: dict[str, Any] | None = None
 
-    # -- flags (also fed by the heartbeat thread) --
+    # -- flags (also fed by the process's lease heartbeat) --
     @property
     def cancel_requested(self) -> bool:
         return self._cancel
@@ -370,6 +452,7 @@ class SqlJournal:
         return self._lease_lost
 
     def note_heartbeat(self, cancel: bool | None) -> None:
+        """The heartbeat's news: the job's cancel flag, or None when the lease is gone."""
         if cancel is None:
             self._lease_lost = True
         else:
@@ -401,11 +484,13 @@ class SqlJournal:
     def set_progress(self, progress: dict[str, Any]) -> None:
         self._progress = progress
 
+    def event(self, kind: str, data: dict[str, Any]) -> None:
+        """A runner event (not replayed)."""
+        self._events.append((kind, data, False))
+
     # -- writes --
-    def _fenced(
-        self, conn: Connection, sets: dict[str, Any], adds: dict[str, Any], summary: bool
-    ) -> Row[Any]:
-        """Update the job row under our fence and write everything buffered."""
+    def _prepare(self, sets: dict[str, Any], adds: dict[str, Any], summary: bool) -> _FencedWrite:
+        """The next write: the job row under our fence, plus everything buffered."""
         events, self._events = self._events, []
         free, self._free_steps = self._free_steps, []
         sets = dict(sets)
@@ -426,90 +511,73 @@ class SqlJournal:
         params = {"f_id": self.job_id, "f_attempt": self.attempt, "f_owner": self.owner}
         params.update({f"v_{k}": v for k, v in sets.items()})
         params.update({f"d_{k}": v for k, v in adds.items()})
-        row = conn.execute(stmt, params).first()
-        if row is None:
-            self._lease_lost = True
-            raise LeaseLost(f"job {self.job_id}: lease lost (attempt {self.attempt})")
-        self._cancel = self._cancel or bool(row[0])
-        if free:
-            conn.execute(_INSERT_STEP, free)
-        if events:
-            first = int(row[1]) - len(events) + 1
-            now = utcnow()
-            conn.execute(
-                _INSERT_EVENT,
-                [
-                    {
-                        "job_id": self.job_id,
-                        "seq": first + i,
-                        "kind": kind,
-                        "data": data,
-                        "created_at": now,
-                    }
-                    for i, (kind, data, _) in enumerate(events)
-                ],
-            )
-        return row
+        return _FencedWrite(
+            self.job_id, stmt, params, free, [(kind, data) for kind, data, _ in events]
+        )
 
-    def _write(
+    async def _write(
         self,
         sets: dict[str, Any],
         adds: dict[str, Any] | None = None,
-        extra: Callable[[Connection, Row[Any]], None] | None = None,
+        extra: Callable[[Connection, Row[Any]], _T] | None = None,
         *,
         summary: bool = False,
-    ) -> Row[Any]:
-        with self._lock, _transaction(self._db) as conn:
-            row = self._fenced(conn, sets, adds or {}, summary)
-            if extra is not None:
-                extra(conn, row)
-            return row
+    ) -> tuple[Row[Any], _T | None]:
+        write = self._prepare(sets, adds or {}, summary)
 
-    def begin_paid_step(self, key: int, kind: str, digest: str, reserved: Spend) -> None:
+        def run(conn: Connection) -> tuple[Row[Any], _T | None]:
+            row = write.execute(conn)
+            return row, (None if extra is None else extra(conn, row))
+
+        try:
+            row, value = await self._committer.run(run, key=self.job_id)
+        except LeaseLost:
+            self._lease_lost = True
+            raise LeaseLost(f"job {self.job_id}: lease lost (attempt {self.attempt})") from None
+        self._cancel = self._cancel or bool(row[0])
+        return row, value
+
+    async def begin_paid_step(self, key: int, kind: str, digest: str, reserved: Spend) -> None:
+        if self._cancel:
+            raise Cancelled("the job was cancelled")
+        pending = {
+            "job_id": self.job_id,
+            "key": key,
+            "kind": kind,
+            "status": "pending",
+            "digest": digest,
+            "attempt": self.attempt,
+            "reserved_tokens": reserved.tokens,
+            "reserved_calls": reserved.calls,
+            "reserved_cost_usd": reserved.cost_usd,
+            "created_at": utcnow(),
+        }
+
+        def add_pending(conn: Connection, row: Row[Any]) -> None:
+            if not row[0]:  # not cancelled meanwhile: the call goes ahead
+                conn.execute(_INSERT_STEP, pending)
+
+        await self._write({}, None, add_pending)
         if self._cancel:
             raise Cancelled("the job was cancelled")
 
-        def add_pending(conn: Connection, _row: Row[Any]) -> None:
-            if self._cancel:
-                return
-            conn.execute(
-                _INSERT_STEP,
-                {
-                    "job_id": self.job_id,
-                    "key": key,
-                    "kind": kind,
-                    "status": "pending",
-                    "digest": digest,
-                    "attempt": self.attempt,
-                    "reserved_tokens": reserved.tokens,
-                    "reserved_calls": reserved.calls,
-                    "reserved_cost_usd": reserved.cost_usd,
-                    "created_at": utcnow(),
-                },
-            )
-
-        self._write({}, None, add_pending)
-        if self._cancel:
-            raise Cancelled("the job was cancelled")
-
-    def complete_paid_step(
+    async def complete_paid_step(
         self, key: int, kind: str, digest: str, result: dict[str, Any], charged: Spend
     ) -> None:
-        def mark_done(conn: Connection, _row: Row[Any]) -> None:
-            conn.execute(
-                _COMPLETE_STEP,
-                {
-                    "f_job": self.job_id,
-                    "f_key": key,
-                    "v_result": result,
-                    "v_tokens": charged.tokens,
-                    "v_calls": charged.calls,
-                    "v_cost": charged.cost_usd,
-                    "v_at": utcnow(),
-                },
-            )
+        params = {
+            "f_job": self.job_id,
+            "f_key": key,
+            "v_result": result,
+            "v_tokens": charged.tokens,
+            "v_calls": charged.calls,
+            "v_cost": charged.cost_usd,
+            "v_at": utcnow(),
+        }
 
-        self._write(
+        def mark_done(conn: Connection, _row: Row[Any]) -> None:
+            conn.execute(_COMPLETE_STEP, params)
+
+        await self._write(
             {},
             {
                 "usage_tokens": charged.tokens,
@@ -519,7 +587,7 @@ class SqlJournal:
             mark_done,
         )
 
-    def abandon_step(self, key: int, forfeited: Spend | None) -> None:
+    async def abandon_step(self, key: int, forfeited: Spend | None) -> None:
         adds: dict[str, Any] = {}
         if forfeited is not None:
             adds = {
@@ -528,32 +596,31 @@ class SqlJournal:
                 "usage_cost_usd": forfeited.cost_usd,
                 "lost_calls": 1,
             }
+        job_id = self.job_id
 
         def drop(conn: Connection, _row: Row[Any]) -> None:
-            conn.execute(delete(_steps).where(_steps.c.job_id == self.job_id, _steps.c.key == key))
+            conn.execute(delete(_steps).where(_steps.c.job_id == job_id, _steps.c.key == key))
 
-        self._write({}, adds, drop)
+        await self._write({}, adds, drop)
 
-    def flush(self) -> None:
-        self._write({})
+    async def flush(self) -> None:
+        await self._write({})
 
-    def event(self, kind: str, data: dict[str, Any]) -> None:
-        """A runner event (not replayed)."""
-        self._events.append((kind, data, False))
-
-    def handoff(self, seconds_used: float) -> None:
-        """End this slice cleanly: release the lease so the next slice starts at once."""
-        self._write(
+    async def handoff(self, seconds_used: float, *, interrupted: bool = False) -> None:
+        """End this slice cleanly: release the lease so the next slice starts at once.
+        ``interrupted`` counts the hand-off as one of the job's interruptions (its model
+        server was unreachable), towards ``max_attempts``."""
+        await self._write(
             {
                 "lease_owner": None,
                 "lease_expires_at": None,
                 "usage_seconds": seconds_used,
                 "enqueued_at": utcnow(),
             },
-            {"slices": 1},
+            {"slices": 1, "recoveries": 1} if interrupted else {"slices": 1},
         )
 
-    def finalize(
+    async def finalize(
         self,
         *,
         status: str,
@@ -571,18 +638,21 @@ class SqlJournal:
             JobStatus.CANCELLED: "job.cancelled",
         }[status]
         announce = bool(self.webhook_url)
+        job_id = self.job_id
 
-        def finish(conn: Connection, row: Row[Any]) -> None:
+        def finish(conn: Connection, row: Row[Any]) -> list[str]:
+            written: list[str] = []
             if announce:
                 # the job as this UPDATE left it: the columns after (cancel, event_seq)
                 job = _Summary(**dict(zip(_SUMMARY_FIELDS, row[2:], strict=True)))
-                self.deliveries.extend(_announce(conn, job, event_type))
-            notify_job_finished(conn, self.job_id)
+                written = _announce(conn, job, event_type)
+            notify_job_finished(conn, job_id)
+            return written
 
         self._events.append(
             (status, {"stop_reason": stop_reason, "result": result, "error": error}, False)
         )
-        self._write(
+        _row, written = await self._write(
             {
                 "status": status,
                 "stop_reason": stop_reason,
@@ -598,6 +668,7 @@ class SqlJournal:
             finish,
             summary=announce,
         )
+        self.deliveries.extend(written or [])
 
 
 def finalize_unclaimed(

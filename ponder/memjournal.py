@@ -20,15 +20,15 @@ class MemoryJournal:
     best: dict[str, Any] | None = None
     progress: dict[str, Any] = field(default_factory=dict)
 
-    def begin_paid_step(self, key: int, kind: str, digest: str, reserved: Spend) -> None:
+    async def begin_paid_step(self, key: int, kind: str, digest: str, reserved: Spend) -> None:
         pass
 
-    def complete_paid_step(
+    async def complete_paid_step(
         self, key: int, kind: str, digest: str, result: dict[str, Any], charged: Spend
     ) -> None:
         self.steps[key] = StepRecord(key, kind, digest, result)
 
-    def abandon_step(self, key: int, forfeited: Spend | None) -> None:
+    async def abandon_step(self, key: int, forfeited: Spend | None) -> None:
         pass
 
     def record_free_step(self, key: int, kind: str, digest: str, result: dict[str, Any]) -> None:
@@ -43,7 +43,7 @@ class MemoryJournal:
     def set_progress(self, progress: dict[str, Any]) -> None:
         self.progress = progress
 
-    def flush(self) -> None:
+    async def flush(self) -> None:
         pass
 
     @property

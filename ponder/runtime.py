@@ -66,6 +66,9 @@ PriceLookup = Callable[[str], PriceFn]
 # budget cannot cover the strategy's full request.
 MIN_SAMPLE_TOKENS = 32
 
+# How long a slice that gives up on calls in flight waits for their loss to be journaled.
+ABANDON_WRITE_SECONDS = 5.0
+
 
 class Cancelled(Exception):
     """The client cancelled the job."""
@@ -102,16 +105,16 @@ class Journal(Protocol):
     steps: dict[int, StepRecord]
     strategy_events: int  # strategy events already persisted by earlier runs
 
-    def begin_paid_step(self, key: int, kind: str, digest: str, reserved: Spend) -> None:
-        """Record a reservation before a billed call. Raises Cancelled if the job was
-        cancelled (nothing is recorded then)."""
+    async def begin_paid_step(self, key: int, kind: str, digest: str, reserved: Spend) -> None:
+        """Record a reservation before a billed call; returns once it is durable. Raises
+        Cancelled if the job was cancelled (nothing is recorded then)."""
 
-    def complete_paid_step(
+    async def complete_paid_step(
         self, key: int, kind: str, digest: str, result: dict[str, Any], charged: Spend
     ) -> None:
-        """Journal a billed call's result and its charge, durably, now."""
+        """Journal a billed call's result and its charge; returns once it is durable."""
 
-    def abandon_step(self, key: int, forfeited: Spend | None) -> None:
+    async def abandon_step(self, key: int, forfeited: Spend | None) -> None:
         """A billed call failed; ``forfeited`` is spend to count anyway (usage unknown)."""
 
     def record_free_step(self, key: int, kind: str, digest: str, result: dict[str, Any]) -> None:
@@ -123,7 +126,7 @@ class Journal(Protocol):
 
     def set_progress(self, progress: dict[str, Any]) -> None: ...
 
-    def flush(self) -> None: ...
+    async def flush(self) -> None: ...
 
     @property
     def cancel_requested(self) -> bool: ...
@@ -442,11 +445,20 @@ class Context:
         pending = [t for t in self._inflight if not t.done()]
         if pending:
             await asyncio.wait(pending, timeout=timeout)
+        cancelled = []
         for t in list(self._inflight):
             if t.done() and not t.cancelled():
                 t.exception()  # mark retrieved: the strategy already saw or ignored it
             elif not t.done():
                 t.cancel()
+                cancelled.append(t)
+        if cancelled:
+            # let the abandoned calls journal their loss (their worst case, counted as
+            # spent) before the slice writes its end
+            await asyncio.wait(cancelled, timeout=ABANDON_WRITE_SECONDS)
+            for t in cancelled:
+                if t.done() and not t.cancelled():
+                    t.exception()
 
     # ---- internals ----------------------------------------------------------------------
 
@@ -559,8 +571,9 @@ class Context:
         extra: dict[str, Any] | None,
         price: PriceFn,
     ) -> tuple[SampleRequest, Reservation]:
-        """Start a billed call: reserve its worst case and journal it as pending.
-        Raises BudgetExhausted (nothing reserved) when the budget covers no sample."""
+        """Start a billed call: reserve its worst case in the ledger (the call's task
+        journals the reservation before it calls the model). Raises BudgetExhausted
+        (nothing reserved) when the budget covers no sample."""
         self._check_can_start()
         prompt_tokens = estimate_prompt_tokens(messages)
         n_eff, max_eff = self._fit(n, prompt_tokens, max_tokens, price)
@@ -572,11 +585,6 @@ class Context:
         )
         reservation = self.ledger.reserve(worst)
         self._issued += 1
-        try:
-            self._journal.begin_paid_step(key, "sample", digest, worst)
-        except BaseException:
-            self.ledger.release(reservation)
-            raise
         request = SampleRequest(
             messages=messages,
             n=n_eff,
@@ -620,9 +628,19 @@ class Context:
     async def _run_sample(
         self, key: int, digest: str, request: SampleRequest, reservation: Reservation
     ) -> list[Completion]:
+        await self._begin(key, digest, reservation)
         result = await self._call_model(key, request, reservation, self._provider)
-        self._complete(key, digest, reservation, result, self._price, {})
+        await self._complete(key, digest, reservation, result, self._price, {})
         return list(result.completions)
+
+    async def _begin(self, key: int, digest: str, reservation: Reservation) -> None:
+        """Journal a billed call's reservation: durable before the model is called, so a
+        crash during the call counts its worst case as spent."""
+        try:
+            await self._journal.begin_paid_step(key, "sample", digest, reservation.spend)
+        except BaseException:
+            self.ledger.release(reservation)
+            raise
 
     async def _run_judge(
         self,
@@ -634,13 +652,14 @@ class Context:
         provider: Provider,
         price: PriceFn,
     ) -> Verdict:
+        await self._begin(key, digest, reservation)
         result = await self._call_model(key, request, reservation, provider)
         verdict = judge.parse(result.completions[0].text if result.completions else "")
         extra = {"judge": {"model": judge.model, "verdict": verdict.to_json()}}
-        self._complete(key, digest, reservation, result, price, extra)
+        await self._complete(key, digest, reservation, result, price, extra)
         return verdict
 
-    def _complete(
+    async def _complete(
         self,
         key: int,
         digest: str,
@@ -649,7 +668,8 @@ class Context:
         price: PriceFn,
         extra: dict[str, Any],
     ) -> None:
-        """Settle a billed call's reservation at its real usage and journal its result."""
+        """Settle a billed call's reservation at its real usage and journal its result
+        (durably, before the strategy sees it)."""
         actual = Spend(
             tokens=result.usage.total_tokens,
             calls=len(result.completions),
@@ -659,7 +679,7 @@ class Context:
         self.new_calls += 1
         self._journal.set_progress(self.progress())
         data = {**_sample_result_to_json(result), **extra}
-        self._journal.complete_paid_step(key, "sample", digest, data, actual)
+        await self._journal.complete_paid_step(key, "sample", digest, data, actual)
         self._account(data, price)
 
     async def _call_model(
@@ -672,24 +692,24 @@ class Context:
             else:
                 result = await asyncio.wait_for(provider.sample(request), timeout)
         except TimeoutError:
-            self._lose(key, reservation)
+            await self._lose(key, reservation)
             raise DeadlineExceeded() from None
         except ProviderError:
             # The server refused or failed the request: nothing was billed.
             self.ledger.release(reservation)
-            self._journal.abandon_step(key, None)
+            await self._journal.abandon_step(key, None)
             raise
         except BaseException:
-            self._lose(key, reservation)
+            await self._lose(key, reservation)
             raise
         return result
 
-    def _lose(self, key: int, reservation: Reservation) -> None:
+    async def _lose(self, key: int, reservation: Reservation) -> None:
         """A billed call ended without a usable result; count its worst case as spent."""
         self.ledger.forfeit(reservation)
         # If this write fails, the next worker counts the pending row as spent anyway.
         with contextlib.suppress(Exception):
-            self._journal.abandon_step(key, reservation.spend)
+            await self._journal.abandon_step(key, reservation.spend)
 
     async def _run_reward(
         self, key: int, digest: str, model: RewardModel, paths: list[list[str]]

@@ -125,7 +125,7 @@ def running_stack(
     s.start("api", "api", "--port", str(api_port))
     for index in range(workers):
         name = "worker" if index == 0 else f"worker{index + 1}"
-        s.start(name, "worker", "--concurrency", str(worker_concurrency), "--loglevel", "INFO")
+        s.start(name, "worker", "--processes", str(worker_concurrency), "--loglevel", "INFO")
     try:
         wait_http_ok(f"{s.sim_url}/healthz", list(s.procs.values()))
         wait_http_ok(f"{s.api_url}/readyz", list(s.procs.values()))

@@ -15,18 +15,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, update
+from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
 from ponder.budget import BudgetExhausted, BudgetLimits, Ledger, Spend
 from ponder.config import Settings
 from ponder.db import make_engine, make_sessionmaker
-from ponder.jobstore import Claim, SqlJournal, claim, renew_lease
+from ponder.groupcommit import GroupCommitter
+from ponder.jobstore import Claim, SqlJournal, claim_in
 from ponder.llm.base import Provider, ProviderError, ProviderUnavailable
 from ponder.llm.limits import Limiter, build_limiter
 from ponder.llm.profiles import ModelProfile, build_provider, load_models_file
@@ -45,15 +47,16 @@ from ponder.tasks import get_task
 from ponder.verifiers import build_verifier
 from strategies.registry import get_strategy
 from worker.faults import install_faults
-from worker.heartbeat import Heartbeat
+from worker.jobloop import JobLoop, LeaseKeeper
 
 log = logging.getLogger(__name__)
 
 ProviderFactory = Callable[[ModelProfile], Provider]
 Stopping = Callable[[], bool]
 
-# how often a running slice looks at the worker's stop flag
-STOP_POLL_SECONDS = 0.2
+# connections a worker process keeps for its group commits (one writes, one spare for a
+# reconnect); the rest of PONDER_WORKER_DB_CONNECTIONS serve reaper, feeder, webhooks
+COMMIT_CONNECTIONS = 2
 
 
 def _never() -> bool:
@@ -61,7 +64,8 @@ def _never() -> bool:
 
 
 class WorkerServices:
-    """What a worker process needs, built once per process (after fork)."""
+    """What a worker process needs, built once per process (after fork): the database
+    engines, the model clients, and the event loop every slice of the process runs on."""
 
     def __init__(
         self,
@@ -71,11 +75,33 @@ class WorkerServices:
         reward_model_factory: RewardModelFactory | None = None,
     ) -> None:
         self.settings = settings
-        self.engine = make_engine(settings.database_url)
-        install_faults(self.engine)  # chaos tests only: a no-op unless PONDER_TEST_FAULT is set
+        name = {"application_name": f"ponder-worker:{os.getpid()}"}
+        pg = not settings.is_sqlite
+        side = max(1, settings.worker_db_connections - COMMIT_CONNECTIONS)
+        # reaper, batch feeder, webhook deliveries and other short transactions
+        self.engine = make_engine(
+            settings.database_url,
+            **({"pool_size": side, "max_overflow": 0, "connect_args": name} if pg else {}),
+        )
+        # the group committer's: every slice's journal writes
+        self.commit_engine = make_engine(
+            settings.database_url,
+            **(
+                {"pool_size": COMMIT_CONNECTIONS, "max_overflow": 0, "connect_args": name}
+                if pg
+                else {}
+            ),
+        )
+        # chaos tests only: a no-op unless PONDER_TEST_FAULT is set
+        install_faults(self.commit_engine)
         self.sessions = make_sessionmaker(self.engine)
         self.profiles = load_models_file(settings.models_file)
-        self.loop = asyncio.new_event_loop()
+        self.committer = GroupCommitter(
+            self.commit_engine,
+            window=settings.commit_window_seconds,
+            clean_errors=(LeaseLost,),
+        )
+        self.jobloop = JobLoop(self.committer, LeaseKeeper(self.engine, settings.lease_seconds))
         # One limiter per process: max_concurrency holds across every worker process
         # (Redis-backed on the broker's Redis; in-process in the embedded mode).
         self.limiter: Limiter = build_limiter(settings.broker_url)
@@ -92,14 +118,17 @@ class WorkerServices:
             self._providers[model] = self._provider_factory(self.profiles[model])
         return self._providers[model]
 
-    def close(self) -> None:
+    async def _close_clients(self) -> None:
         for p in self._providers.values():
-            self.loop.run_until_complete(p.aclose())
+            await p.aclose()
         self._providers.clear()
-        self.loop.run_until_complete(self.reward_models.aclose())
-        self.loop.run_until_complete(self.limiter.aclose())
-        self.loop.close()
+        await self.reward_models.aclose()
+        await self.limiter.aclose()
+
+    def close(self) -> None:
+        self.jobloop.close(self._close_clients)
         self.engine.dispose()
+        self.commit_engine.dispose()
 
 
 @dataclass(frozen=True)
@@ -131,62 +160,60 @@ def _finished(journal: SqlJournal, job: Job, detail: str) -> SliceOutcome:
 def run_slice(
     svc: WorkerServices, job_id: str, owner: str, *, stopping: Stopping = _never
 ) -> SliceOutcome:
-    """Run one slice of ``job_id`` as ``owner``. ``stopping`` says whether the worker is
+    """Run one slice of ``job_id`` as ``owner`` on the process's event loop and wait for
+    its outcome (from any thread but the loop's). ``stopping`` says whether the worker is
     shutting down (then the slice hands the job back as soon as its calls in flight are
     journaled)."""
+    return svc.jobloop.call(run_slice_async(svc, job_id, owner, stopping=stopping))
+
+
+async def run_slice_async(
+    svc: WorkerServices, job_id: str, owner: str, *, stopping: Stopping = _never
+) -> SliceOutcome:
+    """:func:`run_slice` on the loop: many of these run at once in one process."""
     if stopping():
         # Not claimed: the job stays free, and the message published for it goes to a
         # worker that is not stopping.
         return SliceOutcome("handoff", "worker shutting down")
-    try:
-        conn = svc.engine.connect()
-    except DBAPIError as exc:
-        log.warning("job %s: database unavailable at claim: %s", job_id, exc)
-        return SliceOutcome("retry", "database unavailable", countdown=2.0)
-    # One connection for the whole slice: the claim and every journal write (each its
-    # own transaction) go through it, so a slice checks a connection out once.
-    with conn:
-        return _claimed_slice(svc, conn, job_id, owner, stopping)
-
-
-def _claimed_slice(
-    svc: WorkerServices, conn: Connection, job_id: str, owner: str, stopping: Stopping
-) -> SliceOutcome:
     settings = svc.settings
+    lease_seconds = settings.lease_seconds
+
+    def take(conn: Connection) -> Claim | None:
+        return claim_in(conn, job_id, owner, lease_seconds)
+
     try:
-        c = claim(conn, job_id, owner, settings.lease_seconds)
+        c = await svc.committer.run(take, key=job_id)
     except DBAPIError as exc:
         log.warning("job %s: database unavailable at claim: %s", job_id, exc)
         return SliceOutcome("retry", "database unavailable", countdown=2.0)
     if c is None:
         return SliceOutcome("skipped", "not runnable or leased elsewhere")
-    journal = SqlJournal(conn, c)
+    journal = SqlJournal(svc.committer, c)
     job = c.job
-    if job.recoveries > settings.max_attempts:
-        journal.finalize(
-            status=JobStatus.FAILED,
-            stop_reason=StopReason.ERROR,
-            result=job.best,
-            error=(
-                f"the job was interrupted {job.recoveries} times (its worker was lost or its "
-                f"model server unreachable); gave up after max_attempts={settings.max_attempts}"
-            ),
-            seconds_used=job.usage_seconds,
-            progress=job.progress,
-        )
-        return _finished(journal, job, "max_attempts")
-
-    started = time.monotonic()
-    seconds_before = job.usage_seconds
-
-    def beat() -> bool | None:
-        used = seconds_before + (time.monotonic() - started)
-        return renew_lease(svc.sessions, job_id, c.attempt, owner, settings.lease_seconds, used)
-
-    heartbeat = Heartbeat(settings.lease_seconds / 3, beat, journal.note_heartbeat)
-    heartbeat.start()
     try:
-        return svc.loop.run_until_complete(_run(svc, c, journal, _Shutdown(stopping, settings)))
+        if job.recoveries > settings.max_attempts:
+            await journal.finalize(
+                status=JobStatus.FAILED,
+                stop_reason=StopReason.ERROR,
+                result=job.best,
+                error=(
+                    f"the job was interrupted {job.recoveries} times (its worker was lost or "
+                    f"its model server unreachable); gave up after "
+                    f"max_attempts={settings.max_attempts}"
+                ),
+                seconds_used=job.usage_seconds,
+                progress=job.progress,
+            )
+            return _finished(journal, job, "max_attempts")
+        started = time.monotonic()
+        seconds_before = job.usage_seconds
+        svc.jobloop.leases.hold(journal, lambda: seconds_before + (time.monotonic() - started))
+        try:
+            return await _run(
+                svc, c, journal, _Shutdown(stopping, svc.jobloop.stops.event(stopping), settings)
+            )
+        finally:
+            svc.jobloop.leases.release(journal)
     except LeaseLost:
         return SliceOutcome("lost", "lease taken over")
     except DBAPIError as exc:
@@ -194,8 +221,6 @@ def _claimed_slice(
         # and the reaper covers us if that publish is lost too.
         log.warning("job %s: database error mid-slice: %s", job_id, exc)
         return SliceOutcome("retry", "database unavailable", countdown=settings.lease_seconds)
-    finally:
-        heartbeat.stop()
 
 
 class _Shutdown:
@@ -203,13 +228,14 @@ class _Shutdown:
     has ``drain_seconds`` to reach its next call (where the Context raises
     :class:`WorkerStopping`) and the calls in flight to finish."""
 
-    def __init__(self, stopping: Stopping, settings: Settings) -> None:
+    def __init__(self, stopping: Stopping, raised: asyncio.Event, settings: Settings) -> None:
         self._stopping = stopping
+        self._raised = raised
         self._grace = settings.drain_seconds
         self._deadline: float | None = None
 
     def seen(self) -> bool:
-        if self._deadline is None and self._stopping():
+        if self._deadline is None and (self._raised.is_set() or self._stopping()):
             self._deadline = time.monotonic() + self._grace
         return self._deadline is not None
 
@@ -219,10 +245,15 @@ class _Shutdown:
 
     async def run(self, strategy: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(strategy)
-        while not self.seen():
-            done, _ = await asyncio.wait({task}, timeout=STOP_POLL_SECONDS)
-            if done:
+        if not self.seen():
+            flag = asyncio.ensure_future(self._raised.wait())
+            try:
+                await asyncio.wait({task, flag}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                flag.cancel()
+            if task.done():
                 return task.result()
+            self.seen()
         done, _ = await asyncio.wait({task}, timeout=self.time_left())
         if not done:
             # Still waiting on a call after the grace period: give up on it (its spend is
@@ -270,7 +301,7 @@ async def _run(
         )
     except Exception as exc:  # a job that cannot even start fails with the reason
         log.exception("job %s: cannot start", job.id)
-        journal.finalize(
+        await journal.finalize(
             status=JobStatus.FAILED,
             stop_reason=StopReason.ERROR,
             result=job.best,
@@ -292,12 +323,12 @@ async def _run(
             stop_reason = StopReason.VERIFIED
     except WorkerStopping as exc:
         await ctx.drain(shutdown.time_left())
-        journal.handoff(ctx.seconds_used())
+        await journal.handoff(ctx.seconds_used())
         log.info("job %s: %s; the job is handed back to the queue for another worker", job.id, exc)
         return SliceOutcome("handoff", "worker shutting down")
     except SliceExpired:
         await ctx.drain(settings.drain_seconds)
-        journal.handoff(ctx.seconds_used())
+        await journal.handoff(ctx.seconds_used())
         return SliceOutcome("handoff", "slice time used up")
     except LeaseLost:
         raise
@@ -309,8 +340,7 @@ async def _run(
     except ProviderUnavailable as exc:
         await ctx.drain(settings.drain_seconds)
         journal.event("model_unavailable", {"error": str(exc)})
-        journal.handoff(ctx.seconds_used())
-        _count_recovery(svc, job.id)
+        await journal.handoff(ctx.seconds_used(), interrupted=True)
         return SliceOutcome("retry", str(exc), countdown=min(60.0, 5.0 * (2**job.recoveries)))
     except (ProviderError, NonDeterminism) as exc:
         status, stop_reason, error = JobStatus.FAILED, StopReason.ERROR, str(exc)
@@ -323,7 +353,7 @@ async def _run(
     await ctx.drain(settings.drain_seconds)
     if journal.lease_lost:
         raise LeaseLost("lease lost while finishing")
-    journal.finalize(
+    await journal.finalize(
         status=status,
         stop_reason=stop_reason,
         result=ctx.best_json(),
@@ -332,8 +362,3 @@ async def _run(
         progress=ctx.progress(),
     )
     return _finished(journal, job, stop_reason)
-
-
-def _count_recovery(svc: WorkerServices, job_id: str) -> None:
-    with svc.sessions() as s, s.begin():
-        s.execute(update(Job).where(Job.id == job_id).values(recoveries=Job.recoveries + 1))

@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import uuid
 from datetime import timedelta
 from typing import Any
 
 import httpx
 from celery import Celery
+from celery.signals import worker_shutdown
 from sqlalchemy.exc import DBAPIError
 
 from ponder.batches.feeder import on_item_finished
@@ -29,24 +31,31 @@ SHORT_RETRY_SECONDS = 60.0
 
 
 class _LazyServices:
-    """Built on first use inside each worker process (after the prefork fork)."""
+    """Built on first use inside each worker process (after any fork), once: the pool's
+    threads all share it (and its event loop)."""
 
     def __init__(self, settings: Settings, provider_factory: ProviderFactory | None) -> None:
         self._settings = settings
         self._factory = provider_factory
         self._svc: WorkerServices | None = None
         self._pid = 0
+        self._lock = threading.Lock()
 
     def get(self) -> WorkerServices:
-        if self._svc is None or self._pid != os.getpid():
-            self._svc = WorkerServices(self._settings, provider_factory=self._factory)
-            self._pid = os.getpid()
-        return self._svc
+        svc = self._svc
+        if svc is not None and self._pid == os.getpid():
+            return svc
+        with self._lock:
+            if self._svc is None or self._pid != os.getpid():
+                self._svc = WorkerServices(self._settings, provider_factory=self._factory)
+                self._pid = os.getpid()
+            return self._svc
 
     def close(self) -> None:
-        if self._svc is not None and self._pid == os.getpid():
-            self._svc.close()
-        self._svc = None
+        with self._lock:
+            if self._svc is not None and self._pid == os.getpid():
+                self._svc.close()
+            self._svc = None
 
 
 class _WebhookClient:
@@ -76,8 +85,14 @@ def create_worker_app(
     dispatcher = Dispatcher(app, settings.queue)
     app.ponder_services = services  # type: ignore[attr-defined]
     webhooks = _WebhookClient(settings)
-    # created here, before the pool forks, so every pool process shares it
+    # created here, before any pool fork, so every pool process shares it
     shutdown = ShutdownFlag().set_on_worker_shutdown()
+
+    @worker_shutdown.connect(weak=False)
+    def close_services(sender: Any = None, **_: Any) -> None:
+        # the loop's last group commit, its lag summary, the model clients
+        if getattr(sender, "app", app) is app:
+            services.close()
 
     @app.task(name=RUN_JOB, shared=False, acks_late=True, reject_on_worker_lost=True)
     def run_job(job_id: str) -> str:

@@ -196,13 +196,13 @@ def test_zombie_worker_cannot_write(sqlite_settings: Settings) -> None:
     engine_svc = _services(sqlite_settings, [])
     first = claim(engine_svc.engine, job_id, "zombie", lease_seconds=30)
     assert first is not None
-    journal = SqlJournal(engine_svc.engine, first)
+    journal = SqlJournal(engine_svc.committer, first)
     expire_lease(sqlite_settings, job_id)
     second = claim(engine_svc.engine, job_id, "new-owner", lease_seconds=30)
     assert second is not None and second.attempt == first.attempt + 1
     journal.add_event("x", {}, strategy=False)
     with pytest.raises(LeaseLost):
-        journal.flush()
+        engine_svc.jobloop.call(journal.flush())
     with engine_svc.sessions() as s:
         assert s.execute(select(func.count()).select_from(JobEvent)).scalar_one() == 0
         assert s.execute(select(func.count()).select_from(JobStep)).scalar_one() == 0

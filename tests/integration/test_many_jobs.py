@@ -1,0 +1,322 @@
+"""Many jobs in one worker process: a real Celery worker (thread pool as admission, one
+shared event loop) over real Redis and Postgres runs a hundred slow jobs at once, each
+correct and within budget; the process's one heartbeat fences a stolen lease while the
+job's siblings go on; a deliberately slow verifier does not hold up other jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from celery import Celery
+from celery.contrib.testing.worker import start_worker
+from sqlalchemy import func, insert, select, update
+
+from ponder.config import Settings
+from ponder.db import make_engine, make_sessionmaker
+from ponder.jobstore import claim
+from ponder.llm.base import Completion, SampleRequest, SampleResult, Usage
+from ponder.llm.sim.model import SimProvider
+from ponder.models import Job, JobEvent, JobStep, Tenant, utcnow
+from tests.jobs_helpers import CountingProvider, create_job, load_job
+from worker.celery_app import Dispatcher
+from worker.runner import WorkerServices, run_slice_async
+from worker.tasks import create_worker_app
+
+pytestmark = pytest.mark.integration
+
+CALLS = 4
+SEQUENTIAL = {
+    "name": "best_of_n",
+    "params": {"n": CALLS, "batch_size": 1, "max_tokens": 64, "stop_when_verified": False},
+}
+BUDGET = {"max_tokens": 5_000, "max_calls": CALLS}
+
+
+def slow_sim_settings(pg_settings: Settings, tmp_path: Path, latency_ms: int) -> Settings:
+    models = tmp_path / "models.yaml"
+    models.write_text(
+        f"models:\n  - name: slow\n    provider: sim\n    model: slow\n    ttft_ms: {latency_ms}\n"
+    )
+    return pg_settings.model_copy(update={"models_file": str(models)})
+
+
+def bulk_jobs(settings: Settings, n: int, *, model: str) -> list[str]:
+    """``n`` queued jobs of one tenant, inserted in one transaction."""
+    engine = make_engine(settings.database_url)
+    try:
+        with make_sessionmaker(engine)() as s, s.begin():
+            tenant = Tenant(name=f"many-{time.monotonic_ns()}")
+            s.add(tenant)
+            s.flush()
+            jobs = [
+                Job(
+                    tenant_id=tenant.id,
+                    problem={"task": "game24", "input": {"numbers": [4, 9, 10, 13]}},
+                    strategy=SEQUENTIAL,
+                    model=model,
+                    budget=BUDGET,
+                    seed=i,
+                    progress={},
+                    meta={},
+                )
+                for i in range(n)
+            ]
+            s.add_all(jobs)
+            s.flush()
+            return [j.id for j in jobs]
+    finally:
+        engine.dispose()
+
+
+def wait_all_terminal(settings: Settings, ids: list[str], timeout: float) -> list[Job]:
+    engine = make_engine(settings.database_url)
+    deadline = time.monotonic() + timeout
+    try:
+        with make_sessionmaker(engine)() as s:
+            while True:
+                jobs = list(s.execute(select(Job).where(Job.id.in_(ids))).scalars())
+                if all(j.status in ("completed", "failed", "cancelled") for j in jobs):
+                    for j in jobs:
+                        s.expunge(j)
+                    return jobs
+                if time.monotonic() > deadline:
+                    left = sum(1 for j in jobs if j.status not in ("completed", "failed"))
+                    raise AssertionError(f"{left} of {len(ids)} jobs unfinished")
+                s.expire_all()
+                time.sleep(0.1)
+    finally:
+        engine.dispose()
+
+
+def peak_running(jobs: list[Job]) -> int:
+    """Most jobs running at the same moment, from their own timestamps."""
+    edges: list[tuple[datetime, int]] = []
+    for j in jobs:
+        assert j.started_at is not None and j.finished_at is not None
+        edges += [(j.started_at, 1), (j.finished_at, -1)]
+    running = peak = 0
+    for _, delta in sorted(edges, key=lambda e: (e[0], e[1])):
+        running += delta
+        peak = max(peak, running)
+    return peak
+
+
+@pytest.fixture
+def many_jobs_app(pg_settings: Settings, tmp_path: Path) -> Iterator[tuple[Celery, Settings]]:
+    settings = slow_sim_settings(pg_settings, tmp_path, latency_ms=200)
+    app = create_worker_app(settings)
+    with start_worker(
+        app, pool="threads", concurrency=128, perform_ping_check=False, shutdown_timeout=30
+    ):
+        yield app, settings
+    app.ponder_services.close()  # type: ignore[attr-defined]
+
+
+def test_one_process_runs_a_hundred_jobs_at_once(
+    many_jobs_app: tuple[Celery, Settings],
+) -> None:
+    app, settings = many_jobs_app
+    ids = bulk_jobs(settings, 100, model="slow")
+    dispatcher = Dispatcher(app, settings.queue)
+    for job_id in ids:
+        assert dispatcher.enqueue(job_id)
+    jobs = wait_all_terminal(settings, ids, timeout=120)
+    assert {j.status for j in jobs} == {"completed"}
+    for j in jobs:
+        # four sequential billed calls each, every one journaled, none beyond the budget
+        assert j.usage_calls == CALLS
+        assert j.usage_tokens <= BUDGET["max_tokens"]
+        assert j.lost_calls == 0
+        assert j.result is not None
+    engine = make_engine(settings.database_url)
+    with make_sessionmaker(engine)() as s:
+        done = s.execute(
+            select(func.count())
+            .select_from(JobStep)
+            .where(JobStep.job_id.in_(ids), JobStep.kind == "sample", JobStep.status == "done")
+        ).scalar_one()
+    engine.dispose()
+    assert done == 100 * CALLS
+    # one process held most of them at once (they each wait 4 x 200 ms on the model)
+    assert peak_running(jobs) >= 50
+    stats = app.ponder_services.get().committer.stats  # type: ignore[attr-defined]
+    # concurrent jobs' writes shared transactions
+    assert stats.groups < stats.writes
+
+
+class _Slow(CountingProvider):
+    def __init__(self, inner: SimProvider, seconds: float) -> None:
+        super().__init__(inner)
+        self.seconds = seconds
+
+    async def sample(self, request: SampleRequest) -> SampleResult:
+        await asyncio.sleep(self.seconds)
+        return await super().sample(request)
+
+
+def test_shared_heartbeat_fences_a_stolen_lease_while_siblings_go_on(
+    pg_settings: Settings,
+) -> None:
+    settings = pg_settings.model_copy(update={"lease_seconds": 0.9})
+    strategy = {
+        "name": "best_of_n",
+        "params": {"n": 6, "batch_size": 1, "max_tokens": 64, "stop_when_verified": False},
+    }
+    ids = [create_job(settings, strategy=strategy, seed=i) for i in range(3)]
+    svc = WorkerServices(
+        settings, provider_factory=lambda p: _Slow(SimProvider(p.name), seconds=0.25)
+    )
+    victim = ids[0]
+
+    async def steal_after_first_call() -> None:
+        while True:  # wait until the victim has journaled one call
+            await asyncio.sleep(0.05)
+            if load_job(settings, victim).usage_calls >= 1:
+                break
+        # the victim's lease lapses (as if its worker had stalled) and a thief claims it
+        engine = make_engine(settings.database_url)
+        with engine.begin() as conn:
+            conn.execute(update(Job).where(Job.id == victim).values(lease_expires_at=utcnow()))
+        assert claim(engine, victim, "thief", lease_seconds=600) is not None
+        engine.dispose()
+
+    async def run_all() -> list[Any]:
+        thief = asyncio.ensure_future(steal_after_first_call())
+        outcomes = await asyncio.gather(
+            *(run_slice_async(svc, job_id, f"w-{i}") for i, job_id in enumerate(ids))
+        )
+        await thief
+        return outcomes
+
+    outcomes = svc.jobloop.call(run_all())
+    assert outcomes[0].kind == "lost"
+    assert [o.kind for o in outcomes[1:]] == ["finished", "finished"]
+    stolen = load_job(settings, victim)
+    assert stolen.lease_owner == "thief" and stolen.status == "running"
+    engine = make_engine(settings.database_url)
+    with make_sessionmaker(engine)() as s:
+        # nothing of the zombie's after the theft: its attempt's steps are all from before
+        zombie_steps = s.execute(
+            select(func.count())
+            .select_from(JobStep)
+            .where(JobStep.job_id == victim, JobStep.attempt == stolen.attempt - 1)
+        ).scalar_one()
+        finished_events = s.execute(
+            select(func.count())
+            .select_from(JobEvent)
+            .where(JobEvent.job_id == victim, JobEvent.kind == "completed")
+        ).scalar_one()
+    engine.dispose()
+    assert zombie_steps <= 2  # the one journaled call (+ its verdict) before the theft
+    assert finished_events == 0
+    for job_id in ids[1:]:
+        assert load_job(settings, job_id).usage_calls == 6
+    assert svc.jobloop.leases.ticks >= 1
+    svc.close()
+
+
+def test_a_slow_verifier_does_not_hold_up_other_jobs(pg_settings: Settings) -> None:
+    """One job's verifier runs untrusted tests that take seconds (in a sandboxed child
+    process); meanwhile another job's model calls keep completing on the same loop."""
+    settings = pg_settings.model_copy(update={"sandbox_allow_unisolated": True})
+    slow = create_job(
+        settings,
+        problem={"prompt": "Write f() returning 1."},
+        verifier={
+            "type": "python_tests",
+            "tests": "import time\n\ndef test_slow():\n    time.sleep(2)\n    assert f() == 1\n",
+            "timeout_s": 10,
+        },
+        strategy={"name": "best_of_n", "params": {"n": 1, "max_tokens": 64}},
+    )
+    busy = create_job(
+        settings,
+        strategy={
+            "name": "best_of_n",
+            "params": {"n": 12, "batch_size": 1, "max_tokens": 64, "stop_when_verified": False},
+        },
+        budget={"max_tokens": 50_000, "max_calls": 12},
+    )
+    call_times: list[float] = []
+
+    class Timed:
+        """Answers every call with the same code after 100 ms (the model boundary)."""
+
+        name = "timed"
+
+        async def sample(self, request: SampleRequest) -> SampleResult:
+            await asyncio.sleep(0.1)
+            call_times.append(time.monotonic())
+            code = Completion("```python\ndef f():\n    return 1\n```")
+            return SampleResult([code] * request.n, Usage(prompt_tokens=20, completion_tokens=20))
+
+        async def aclose(self) -> None:
+            pass
+
+    svc = WorkerServices(settings, provider_factory=lambda p: Timed())
+
+    async def run_both() -> tuple[Any, Any, float, float]:
+        started = time.monotonic()
+        slow_task = asyncio.ensure_future(run_slice_async(svc, slow, "w-slow"))
+        busy_outcome = await run_slice_async(svc, busy, "w-busy")
+        slow_outcome = await slow_task
+        return slow_outcome, busy_outcome, started, time.monotonic()
+
+    slow_outcome, busy_outcome, _started, _ended = svc.jobloop.call(run_both())
+    assert slow_outcome.kind == "finished" and busy_outcome.kind == "finished"
+    assert load_job(settings, busy).usage_calls == 12
+    slow_job = load_job(settings, slow)
+    assert slow_job.status == "completed" and slow_job.stop_reason == "verified"
+    assert slow_job.result is not None and slow_job.result["verified"] is True
+    # the verifier ran for two seconds after the slow job's one call (the first call
+    # made); the busy job's calls went on completing all through it
+    first = min(call_times)
+    during = [t for t in call_times if first + 0.5 < t < first + 2.0]
+    assert len(during) >= 3, call_times
+    # and the loop itself never stalled for the verifier's two seconds
+    assert svc.jobloop.lag.summary()["max_ms"] < 1000
+    svc.close()
+
+
+def test_a_write_is_released_only_once_committed(pg_settings: Settings) -> None:
+    """The group committer hands a write's result back after COMMIT, not before: another
+    connection sees the row at the moment the caller is released."""
+    job_id = create_job(pg_settings)
+    svc = WorkerServices(pg_settings)
+    other = make_engine(pg_settings.database_url)
+    seen_at_release: list[int] = []
+
+    def count_events() -> int:
+        with other.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.count()).select_from(JobEvent).where(JobEvent.job_id == job_id)
+                ).scalar_one()
+            )
+
+    async def writes() -> None:
+        async def one(i: int) -> None:
+            def write(conn: Any) -> None:
+                conn.execute(
+                    insert(JobEvent).values(
+                        job_id=job_id, seq=i, kind="probe", data={}, created_at=utcnow()
+                    )
+                )
+
+            await svc.committer.run(write, key=job_id)
+            seen_at_release.append(await asyncio.to_thread(count_events))
+
+        await asyncio.gather(*(one(i) for i in range(1, 21)))
+
+    svc.jobloop.call(writes())
+    assert len(seen_at_release) == 20
+    assert min(seen_at_release) >= 1  # never released before its row was visible
+    assert svc.committer.stats.groups < 20
+    other.dispose()
+    svc.close()
