@@ -9,9 +9,9 @@ committer) go into the next transaction together. Each caller is released only w
 transaction holding its write has committed, so the durability each write promises is
 unchanged; only the fsyncs are shared.
 
-The transactions run on one connection in one thread, off the event loop, so the loop
-never waits on the database and a process holds a bounded number of connections however
-many jobs it runs.
+The transactions run on one connection (on the event loop through an async driver, or
+in a thread of their own), so the loop never waits on the database and a process holds
+a bounded number of connections however many jobs it runs.
 
 A write is a function of a :class:`~sqlalchemy.Connection` that runs its statements and
 returns a value. It may be run a second time (see below), so it must not mutate state
@@ -34,17 +34,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Write = Callable[[Connection], Any]
+# runs many items of one kind in the caller's transaction: one (ok, value or error) each
+Batcher = Callable[[Connection, list[Any]], list[tuple[bool, Any]]]
 
 # Groups larger than this are split: a huge transaction holds row locks longer and makes
 # every caller in it wait for the slowest statement.
@@ -68,19 +72,29 @@ class CommitStats:
     largest_group: int = 0
     solo_retries: int = 0
     failed_commits: int = 0
+    busy_seconds: float = 0.0  # time spent running groups
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, float]:
         return {
             "groups": self.groups,
             "writes": self.writes,
             "largest_group": self.largest_group,
             "solo_retries": self.solo_retries,
             "failed_commits": self.failed_commits,
+            "busy_seconds": round(self.busy_seconds, 3),
         }
 
 
 class GroupCommitter:
     """Commits writes submitted from one event loop in shared transactions.
+
+    With an :class:`~sqlalchemy.ext.asyncio.AsyncEngine` (Postgres through psycopg's
+    async driver) the transactions run on the loop itself: every round trip to the
+    database yields to the other jobs, and no thread competes with the loop for the
+    interpreter (a committer thread waited up to a switch interval for the lock after
+    each statement, which made a busy process's writes several times slower). With a
+    plain :class:`~sqlalchemy.Engine` (SQLite, the embedded mode) they run in one thread
+    of their own.
 
     ``window`` is how long an idle committer waits for more writes before it starts a
     transaction (writes that arrive while a transaction is in flight need no window:
@@ -89,21 +103,26 @@ class GroupCommitter:
 
     def __init__(
         self,
-        engine: Engine,
+        engine: Engine | AsyncEngine,
         *,
         window: float = 0.001,
         clean_errors: tuple[type[BaseException], ...] = (),
+        batchers: dict[type[Any], Batcher] | None = None,
         max_group: int = MAX_GROUP,
     ) -> None:
         self._engine = engine
+        self._batchers = dict(batchers or {})
         self._window = window
         self._clean = clean_errors
         self._max_group = max_group
         self._queue: list[_Pending] = []
         self._wakeup: asyncio.Event | None = None
         self._runner: asyncio.Task[None] | None = None
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="ponder-commit")
+        self._executor: ThreadPoolExecutor | None = None
+        if isinstance(engine, Engine):
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="ponder-commit")
         self._conn: Connection | None = None
+        self._aconn: AsyncConnection | None = None
         self._closed = False
         self.stats = CommitStats()
 
@@ -124,6 +143,14 @@ class GroupCommitter:
         self._wakeup.set()
         return await future
 
+    async def submit(self, item: Any, *, key: str = "") -> Any:
+        """Like :meth:`run`, for an item one of the ``batchers`` runs: all the items of a
+        kind in a group go to their batcher at once (a handful of statements for the
+        whole group instead of a few per item)."""
+        if type(item) not in self._batchers:
+            raise TypeError(f"no batcher for {type(item).__name__}")
+        return await self.run(item, key=key)
+
     async def aclose(self) -> None:
         """Commit what is queued, then stop."""
         self._closed = True
@@ -131,10 +158,11 @@ class GroupCommitter:
             self._wakeup.set()
         if self._runner is not None:
             await self._runner
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._close_conn)
-        self._executor.shutdown(wait=True)
-
-    # -- on the loop ---------------------------------------------------------------
+        if self._executor is not None:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._close_conn)
+            self._executor.shutdown(wait=True)
+        else:
+            await self._aclose_conn()
 
     async def _run_groups(self) -> None:
         assert self._wakeup is not None
@@ -151,7 +179,17 @@ class GroupCommitter:
                     await asyncio.sleep(self._window)
             group = self._queue[: self._max_group]
             del self._queue[: self._max_group]
-            await loop.run_in_executor(self._executor, self._commit_group, group)
+            started = time.monotonic()
+            self.stats.groups += 1
+            self.stats.writes += len(group)
+            self.stats.largest_group = max(self.stats.largest_group, len(group))
+            try:
+                if self._executor is not None:
+                    await loop.run_in_executor(self._executor, self._commit_group, group)
+                else:
+                    await self._acommit_group(group)
+            finally:
+                self.stats.busy_seconds += time.monotonic() - started
             for p in group:
                 if p.future.done():  # its caller was cancelled; nothing to hand back
                     continue
@@ -161,11 +199,88 @@ class GroupCommitter:
                 else:
                     p.future.set_exception(value)
 
-    # -- in the committer's thread ---------------------------------------------------
+    # -- the writes of a group, on a connection in a transaction -------------------------
+
+    def _run_writes(self, conn: Connection, group: list[_Pending]) -> None:
+        batched: dict[type[Any], list[_Pending]] = {}
+        single: list[_Pending] = []
+        for p in sorted(group, key=lambda p: p.key):
+            if type(p.write) in self._batchers:
+                batched.setdefault(type(p.write), []).append(p)
+            else:
+                single.append(p)
+        for kind, items in batched.items():
+            outcomes = self._batchers[kind](conn, [p.write for p in items])
+            for p, outcome in zip(items, outcomes, strict=True):
+                p.outcome = outcome
+        for p in single:
+            try:
+                p.outcome = (True, p.write(conn))
+            except self._clean as exc:
+                p.outcome = (False, exc)
+
+    def _failed(self, group: list[_Pending], exc: Exception, *, committing: bool) -> bool:
+        """Record a group's failure. Returns whether each write should be run alone."""
+        if committing:
+            # The COMMIT failed: whether it took effect is unknown. Nobody may assume
+            # either way, so every write of the group fails.
+            self.stats.failed_commits += 1
+            log.warning("a group commit of %d writes failed: %s", len(group), exc)
+            for p in group:
+                p.outcome = (False, exc)
+            return False
+        # Nothing was committed: run each write alone, so a bad one fails by itself.
+        self.stats.solo_retries += 1
+        if len(group) == 1:
+            group[0].outcome = (False, exc)
+            return False
+        return True
+
+    # -- on the loop (AsyncEngine) ----------------------------------------------------
+
+    async def _aconnection(self) -> AsyncConnection:
+        if self._aconn is None or self._aconn.closed or self._aconn.invalidated:
+            await self._aclose_conn()
+            assert isinstance(self._engine, AsyncEngine)
+            self._aconn = await self._engine.connect()
+        return self._aconn
+
+    async def _aclose_conn(self) -> None:
+        if self._aconn is not None:
+            try:
+                await self._aconn.close()
+            except Exception:  # a dead connection: nothing to release
+                log.debug("closing the committer's connection failed", exc_info=True)
+            self._aconn = None
+
+    async def _acommit_group(self, group: list[_Pending]) -> None:
+        committing = False
+        try:
+            conn = await self._aconnection()
+            async with conn.begin():
+                await conn.run_sync(self._run_writes, group)
+                committing = True
+        except Exception as exc:
+            await self._aclose_conn()
+            if self._failed(group, exc, committing=committing):
+                for p in sorted(group, key=lambda p: p.key):
+                    await self._acommit_alone(p)
+
+    async def _acommit_alone(self, p: _Pending) -> None:
+        try:
+            conn = await self._aconnection()
+            async with conn.begin():
+                await conn.run_sync(self._run_writes, [p])
+        except Exception as exc:
+            await self._aclose_conn()
+            p.outcome = (False, exc)
+
+    # -- in the committer's thread (Engine) -------------------------------------------
 
     def _connection(self) -> Connection:
         if self._conn is None or self._conn.invalidated or self._conn.closed:
             self._close_conn()
+            assert isinstance(self._engine, Engine)
             self._conn = self._engine.connect()
         return self._conn
 
@@ -178,49 +293,23 @@ class GroupCommitter:
             self._conn = None
 
     def _commit_group(self, group: list[_Pending]) -> None:
-        self.stats.groups += 1
-        self.stats.writes += len(group)
-        self.stats.largest_group = max(self.stats.largest_group, len(group))
-        order = sorted(range(len(group)), key=lambda i: group[i].key)
         committing = False
         try:
             conn = self._connection()
             with conn.begin():
-                for i in order:
-                    p = group[i]
-                    try:
-                        p.outcome = (True, p.write(conn))
-                    except self._clean as exc:
-                        p.outcome = (False, exc)
+                self._run_writes(conn, group)
                 committing = True
         except Exception as exc:
             self._close_conn()
-            if committing:
-                # The COMMIT failed: whether it took effect is unknown. Nobody may assume
-                # either way, so every write of the group fails.
-                self.stats.failed_commits += 1
-                log.warning("a group commit of %d writes failed: %s", len(group), exc)
-                for p in group:
-                    p.outcome = (False, exc)
-                return
-            # Nothing was committed: run each write alone, so a bad one fails by itself.
-            self.stats.solo_retries += 1
-            if len(group) == 1:
-                group[0].outcome = (False, exc)
-                return
-            for i in order:
-                self._commit_alone(group[i])
+            if self._failed(group, exc, committing=committing):
+                for p in sorted(group, key=lambda p: p.key):
+                    self._commit_alone(p)
 
     def _commit_alone(self, p: _Pending) -> None:
         try:
             conn = self._connection()
             with conn.begin():
-                try:
-                    value = p.write(conn)
-                except self._clean as exc:
-                    p.outcome = (False, exc)
-                    return
-            p.outcome = (True, value)
+                self._run_writes(conn, [p])
         except Exception as exc:
             self._close_conn()
             p.outcome = (False, exc)

@@ -9,6 +9,7 @@ and raise :class:`LeaseLost` — a zombie cannot write.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
@@ -30,6 +31,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     tuple_,
     update,
 )
@@ -41,6 +43,7 @@ from ponder.models import (
     JobEvent,
     JobStatus,
     JobStep,
+    UTCDateTime,
     job_from_row,
     utcnow,
 )
@@ -371,10 +374,208 @@ _COMPLETE_STEP = (
 _SUMMARY_FIELDS = [f.name for f in fields(_Summary)]
 
 
+@dataclass
+class JournalWrite:
+    """One fenced journal write around a billed call (its reservation, its result, its
+    loss) with what was buffered since the last write. Prepared on the event loop, so
+    the group committer can run many of them together (:func:`write_journal`), and
+    again if it has to."""
+
+    job_id: str
+    attempt: int
+    owner: str
+    adds: dict[str, float]  # usage_tokens, usage_calls, usage_cost_usd, lost_calls
+    best: dict[str, Any] | None
+    progress: dict[str, Any] | None
+    events: list[tuple[str, dict[str, Any]]]
+    strategy_events: int
+    free_steps: list[dict[str, Any]]
+    pending_step: dict[str, Any] | None = None  # reserved before a call, unless cancelled
+    done_step: dict[str, Any] | None = None  # a call's result: key, result, tokens...
+    drop_step: int | None = None  # a failed call's reservation, by key
+
+
+# Outcome of one write in a batch: (True, the job's cancel flag) or (False, LeaseLost).
+WriteOutcome = tuple[bool, Any]
+
+_ADDED = ("usage_tokens", "usage_calls", "usage_cost_usd", "lost_calls")
+
+# Postgres: one statement updates the row of every job with a write in the group, each
+# under its own fence (id, attempt, owner); the per-job values travel as one JSON array.
+# The id list lets the planner use the primary key (it cannot see into the JSON).
+_BATCH_UPDATE = text(
+    """
+    UPDATE jobs SET
+      updated_at = :now,
+      usage_tokens = jobs.usage_tokens + v.usage_tokens,
+      usage_calls = jobs.usage_calls + v.usage_calls,
+      usage_cost_usd = jobs.usage_cost_usd + v.usage_cost_usd,
+      lost_calls = jobs.lost_calls + v.lost_calls,
+      event_seq = jobs.event_seq + v.n_events,
+      strategy_events = jobs.strategy_events + v.n_strategy_events,
+      best = CASE WHEN v.has_best THEN v.best ELSE jobs.best END,
+      progress = CASE WHEN v.has_progress THEN v.progress ELSE jobs.progress END
+    FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(
+      id varchar, attempt int, owner varchar, usage_tokens bigint, usage_calls int,
+      usage_cost_usd float8, lost_calls int, n_events int, n_strategy_events int,
+      has_best boolean, best jsonb, has_progress boolean, progress jsonb)
+    WHERE jobs.id = ANY(CAST(:ids AS varchar[]))
+      AND jobs.id = v.id AND jobs.attempt = v.attempt AND jobs.lease_owner = v.owner
+    RETURNING jobs.id, jobs.attempt, jobs.cancel_requested, jobs.event_seq
+    """
+).bindparams(bindparam("now", type_=UTCDateTime()))
+
+_BATCH_COMPLETE = text(
+    """
+    UPDATE job_steps SET status = 'done', result = v.result, tokens = v.tokens,
+      calls = v.calls, cost_usd = v.cost_usd, completed_at = :now
+    FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(
+      job_id varchar, key int, result jsonb, tokens bigint, calls int, cost_usd float8)
+    WHERE job_steps.job_id = ANY(CAST(:ids AS varchar[]))
+      AND job_steps.job_id = v.job_id AND job_steps.key = v.key
+    """
+).bindparams(bindparam("now", type_=UTCDateTime()))
+
+
+def write_journal(conn: Connection, writes: list[JournalWrite]) -> list[WriteOutcome]:
+    """Run ``writes`` (from many jobs, in the caller's transaction) and say how each
+    went. On Postgres a whole group takes a handful of statements whatever its size; on
+    SQLite each write is its own statements."""
+    if conn.dialect.name != "postgresql":
+        return [_write_one(conn, w) for w in writes]
+    now = utcnow()
+    # the writes of one job (one lease) act on its row together, in order
+    per_job: dict[tuple[str, int, str], list[JournalWrite]] = {}
+    for w in writes:
+        per_job.setdefault((w.job_id, w.attempt, w.owner), []).append(w)
+    rows = []
+    for (job_id, attempt, owner), ws in per_job.items():
+        row: dict[str, Any] = {"id": job_id, "attempt": attempt, "owner": owner}
+        for k in _ADDED:
+            row[k] = sum(w.adds.get(k, 0) for w in ws)
+        row["n_events"] = sum(len(w.events) for w in ws)
+        row["n_strategy_events"] = sum(w.strategy_events for w in ws)
+        best = [w.best for w in ws if w.best is not None]
+        progress = [w.progress for w in ws if w.progress is not None]
+        row.update(has_best=bool(best), best=best[-1] if best else None)
+        row.update(has_progress=bool(progress), progress=progress[-1] if progress else None)
+        rows.append(row)
+    fenced = {
+        (str(r[0]), int(r[1])): (bool(r[2]), int(r[3]))
+        for r in conn.execute(
+            _BATCH_UPDATE,
+            {"now": now, "rows": json.dumps(rows), "ids": sorted({r["id"] for r in rows})},
+        )
+    }
+    outcomes: list[WriteOutcome] = []
+    steps: list[dict[str, Any]] = []
+    done: list[dict[str, Any]] = []
+    dropped: list[tuple[str, int]] = []
+    events: list[dict[str, Any]] = []
+    for (job_id, attempt, _owner), ws in per_job.items():
+        got = fenced.get((job_id, attempt))
+        if got is None:
+            for _ in ws:
+                outcomes.append((False, LeaseLost(f"job {job_id}: lease lost")))
+            continue
+        cancel, last_seq = got
+        seq = last_seq - sum(len(w.events) for w in ws)
+        for w in ws:
+            steps.extend(w.free_steps)
+            if w.pending_step is not None and not cancel:
+                steps.append(w.pending_step)
+            if w.done_step is not None:
+                done.append({"job_id": job_id, **w.done_step})
+            if w.drop_step is not None:
+                dropped.append((job_id, w.drop_step))
+            for kind, data in w.events:
+                seq += 1
+                events.append(
+                    {"job_id": job_id, "seq": seq, "kind": kind, "data": data, "created_at": now}
+                )
+            outcomes.append((True, cancel))
+    if steps:
+        for shape in {tuple(sorted(s)) for s in steps}:
+            conn.execute(_INSERT_STEP, [s for s in steps if tuple(sorted(s)) == shape])
+    if done:
+        conn.execute(
+            _BATCH_COMPLETE,
+            {"now": now, "rows": json.dumps(done), "ids": sorted({d["job_id"] for d in done})},
+        )
+    if dropped:
+        conn.execute(delete(_steps).where(tuple_(_steps.c.job_id, _steps.c.key).in_(dropped)))
+    if events:
+        conn.execute(_INSERT_EVENT, events)
+    # back in the order the writes came
+    index = {id(w): i for i, w in enumerate(writes)}
+    ordered: list[WriteOutcome] = [(False, None)] * len(writes)
+    flat = [w for ws in per_job.values() for w in ws]
+    for w, outcome in zip(flat, outcomes, strict=True):
+        ordered[index[id(w)]] = outcome
+    return ordered
+
+
+def _write_one(conn: Connection, w: JournalWrite) -> WriteOutcome:
+    """One journal write with portable statements (SQLite)."""
+    sets: dict[str, Any] = {"updated_at": utcnow()}
+    if w.best is not None:
+        sets["best"] = w.best
+    if w.progress is not None:
+        sets["progress"] = w.progress
+    adds: dict[str, Any] = {k: v for k, v in w.adds.items() if v}
+    if w.events:
+        adds["event_seq"] = len(w.events)
+    if w.strategy_events:
+        adds["strategy_events"] = w.strategy_events
+    stmt = _fenced_update(tuple(sorted(sets)), tuple(sorted(adds)), False)
+    params = {"f_id": w.job_id, "f_attempt": w.attempt, "f_owner": w.owner}
+    params.update({f"v_{k}": v for k, v in sets.items()})
+    params.update({f"d_{k}": v for k, v in adds.items()})
+    row = conn.execute(stmt, params).first()
+    if row is None:
+        return (False, LeaseLost(f"job {w.job_id}: lease lost"))
+    cancel = bool(row[0])
+    steps = list(w.free_steps)
+    if w.pending_step is not None and not cancel:
+        steps.append(w.pending_step)
+    for s in steps:
+        conn.execute(_INSERT_STEP, s)
+    if w.done_step is not None:
+        d = w.done_step
+        conn.execute(
+            _COMPLETE_STEP,
+            {
+                "f_job": w.job_id,
+                "f_key": d["key"],
+                "v_result": d["result"],
+                "v_tokens": d["tokens"],
+                "v_calls": d["calls"],
+                "v_cost": d["cost_usd"],
+                "v_at": utcnow(),
+            },
+        )
+    if w.drop_step is not None:
+        conn.execute(delete(_steps).where(_steps.c.job_id == w.job_id, _steps.c.key == w.drop_step))
+    if w.events:
+        first = int(row[1]) - len(w.events) + 1
+        now = utcnow()
+        conn.execute(
+            _INSERT_EVENT,
+            [
+                {"job_id": w.job_id, "seq": first + i, "kind": k, "data": d, "created_at": now}
+                for i, (k, d) in enumerate(w.events)
+            ],
+        )
+    return (True, cancel)
+
+
 class _Committer(Protocol):
-    """Where a journal's writes go: :class:`ponder.groupcommit.GroupCommitter`."""
+    """Where a journal's writes go: :class:`ponder.groupcommit.GroupCommitter`, with
+    :func:`write_journal` as the batch runner of :class:`JournalWrite`."""
 
     async def run(self, write: Callable[[Connection], _T], *, key: str = "") -> _T: ...
+
+    async def submit(self, item: Any, *, key: str = "") -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -537,6 +738,33 @@ class SqlJournal:
         self._cancel = self._cancel or bool(row[0])
         return row, value
 
+    def _journal_write(self, **fields: Any) -> JournalWrite:
+        """The next billed-call write, with everything buffered since the last one."""
+        events, self._events = self._events, []
+        free, self._free_steps = self._free_steps, []
+        best, self._best = self._best, None
+        progress, self._progress = self._progress, None
+        return JournalWrite(
+            job_id=self.job_id,
+            attempt=self.attempt,
+            owner=self.owner,
+            adds=fields.pop("adds", {}),
+            best=best,
+            progress=progress,
+            events=[(kind, data) for kind, data, _ in events],
+            strategy_events=sum(1 for e in events if e[2]),
+            free_steps=free,
+            **fields,
+        )
+
+    async def _submit(self, write: JournalWrite) -> None:
+        try:
+            cancel = await self._committer.submit(write, key=self.job_id)
+        except LeaseLost:
+            self._lease_lost = True
+            raise LeaseLost(f"job {self.job_id}: lease lost (attempt {self.attempt})") from None
+        self._cancel = self._cancel or bool(cancel)
+
     async def begin_paid_step(self, key: int, kind: str, digest: str, reserved: Spend) -> None:
         if self._cancel:
             raise Cancelled("the job was cancelled")
@@ -553,39 +781,26 @@ class SqlJournal:
             "created_at": utcnow(),
         }
 
-        def add_pending(conn: Connection, row: Row[Any]) -> None:
-            if not row[0]:  # not cancelled meanwhile: the call goes ahead
-                conn.execute(_INSERT_STEP, pending)
-
-        await self._write({}, None, add_pending)
+        await self._submit(self._journal_write(pending_step=pending))
         if self._cancel:
             raise Cancelled("the job was cancelled")
 
     async def complete_paid_step(
         self, key: int, kind: str, digest: str, result: dict[str, Any], charged: Spend
     ) -> None:
-        params = {
-            "f_job": self.job_id,
-            "f_key": key,
-            "v_result": result,
-            "v_tokens": charged.tokens,
-            "v_calls": charged.calls,
-            "v_cost": charged.cost_usd,
-            "v_at": utcnow(),
+        done = {
+            "key": key,
+            "result": result,
+            "tokens": charged.tokens,
+            "calls": charged.calls,
+            "cost_usd": charged.cost_usd,
         }
-
-        def mark_done(conn: Connection, _row: Row[Any]) -> None:
-            conn.execute(_COMPLETE_STEP, params)
-
-        await self._write(
-            {},
-            {
-                "usage_tokens": charged.tokens,
-                "usage_calls": charged.calls,
-                "usage_cost_usd": charged.cost_usd,
-            },
-            mark_done,
-        )
+        adds = {
+            "usage_tokens": charged.tokens,
+            "usage_calls": charged.calls,
+            "usage_cost_usd": charged.cost_usd,
+        }
+        await self._submit(self._journal_write(adds=adds, done_step=done))
 
     async def abandon_step(self, key: int, forfeited: Spend | None) -> None:
         adds: dict[str, Any] = {}
@@ -596,15 +811,10 @@ class SqlJournal:
                 "usage_cost_usd": forfeited.cost_usd,
                 "lost_calls": 1,
             }
-        job_id = self.job_id
-
-        def drop(conn: Connection, _row: Row[Any]) -> None:
-            conn.execute(delete(_steps).where(_steps.c.job_id == job_id, _steps.c.key == key))
-
-        await self._write({}, adds, drop)
+        await self._submit(self._journal_write(adds=adds, drop_step=key))
 
     async def flush(self) -> None:
-        await self._write({})
+        await self._submit(self._journal_write())
 
     async def handoff(self, seconds_used: float, *, interrupted: bool = False) -> None:
         """End this slice cleanly: release the lease so the next slice starts at once.

@@ -236,12 +236,12 @@ class JobLoop:
             for task in self._background:
                 task.cancel()
             await asyncio.gather(*self._background, return_exceptions=True)
+            await self.committer.aclose()
             for closer in closers:
                 try:
                     await closer()
                 except Exception:
                     log.warning("closing a client failed", exc_info=True)
-            await self.committer.aclose()
 
         self.leases.stop()
         try:
@@ -256,6 +256,7 @@ class JobLoop:
                     lag["max_ms"],
                     lag["samples"],
                 )
+            log.info("group commits over the run: %s", self.committer.stats.as_dict())
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(timeout=10)
             if not self.loop.is_running():

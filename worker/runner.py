@@ -21,14 +21,15 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ponder.budget import BudgetExhausted, BudgetLimits, Ledger, Spend
 from ponder.config import Settings
 from ponder.db import make_engine, make_sessionmaker
 from ponder.groupcommit import GroupCommitter
-from ponder.jobstore import Claim, SqlJournal, claim_in
+from ponder.jobstore import Claim, JournalWrite, SqlJournal, claim_in, write_journal
 from ponder.llm.base import Provider, ProviderError, ProviderUnavailable
 from ponder.llm.limits import Limiter, build_limiter
 from ponder.llm.profiles import ModelProfile, build_provider, load_models_file
@@ -55,7 +56,8 @@ ProviderFactory = Callable[[ModelProfile], Provider]
 Stopping = Callable[[], bool]
 
 # connections a worker process keeps for its group commits (one writes, one spare for a
-# reconnect); the rest of PONDER_WORKER_DB_CONNECTIONS serve reaper, feeder, webhooks
+# reconnect); the rest of PONDER_WORKER_DB_CONNECTIONS serve the lease heartbeat, reaper,
+# batch feeder and webhooks
 COMMIT_CONNECTIONS = 2
 
 
@@ -83,23 +85,29 @@ class WorkerServices:
             settings.database_url,
             **({"pool_size": side, "max_overflow": 0, "connect_args": name} if pg else {}),
         )
-        # the group committer's: every slice's journal writes
-        self.commit_engine = make_engine(
-            settings.database_url,
-            **(
-                {"pool_size": COMMIT_CONNECTIONS, "max_overflow": 0, "connect_args": name}
-                if pg
-                else {}
-            ),
-        )
-        # chaos tests only: a no-op unless PONDER_TEST_FAULT is set
-        install_faults(self.commit_engine)
+        # the group committer's, for every slice's journal writes: on Postgres an async
+        # engine, so the writes run on the event loop (see ponder.groupcommit)
+        self.commit_engine: Engine | AsyncEngine
+        if pg:
+            self.commit_engine = create_async_engine(
+                settings.database_url,
+                pool_size=COMMIT_CONNECTIONS,
+                max_overflow=0,
+                pool_pre_ping=True,
+                connect_args=name,
+            )
+            # chaos tests only: a no-op unless PONDER_TEST_FAULT is set
+            install_faults(self.commit_engine.sync_engine)
+        else:
+            self.commit_engine = make_engine(settings.database_url)
+            install_faults(self.commit_engine)
         self.sessions = make_sessionmaker(self.engine)
         self.profiles = load_models_file(settings.models_file)
         self.committer = GroupCommitter(
             self.commit_engine,
             window=settings.commit_window_seconds,
             clean_errors=(LeaseLost,),
+            batchers={JournalWrite: write_journal},
         )
         self.jobloop = JobLoop(self.committer, LeaseKeeper(self.engine, settings.lease_seconds))
         # One limiter per process: max_concurrency holds across every worker process
@@ -119,6 +127,8 @@ class WorkerServices:
         return self._providers[model]
 
     async def _close_clients(self) -> None:
+        if isinstance(self.commit_engine, AsyncEngine):
+            await self.commit_engine.dispose()
         for p in self._providers.values():
             await p.aclose()
         self._providers.clear()
@@ -128,7 +138,8 @@ class WorkerServices:
     def close(self) -> None:
         self.jobloop.close(self._close_clients)
         self.engine.dispose()
-        self.commit_engine.dispose()
+        if isinstance(self.commit_engine, Engine):
+            self.commit_engine.dispose()
 
 
 @dataclass(frozen=True)

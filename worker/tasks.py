@@ -81,6 +81,9 @@ def create_worker_app(
 ) -> Celery:
     """The Celery app with Ponder's tasks registered, for workers and beat."""
     app = create_celery(settings)
+    # one INFO line per model request (httpx's default) costs more CPU than the request
+    # itself when a process runs hundreds of jobs; failures are still logged as warnings
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     services = _LazyServices(settings, provider_factory)
     dispatcher = Dispatcher(app, settings.queue)
     app.ponder_services = services  # type: ignore[attr-defined]

@@ -45,7 +45,14 @@ from ponder.llm.base import (
     SampleResult,
     Usage,
 )
-from ponder.llm.http import Endpoint, post_with_retries, scrub_secret, server_message
+from ponder.llm.http import (
+    ClientPool,
+    Endpoint,
+    Poster,
+    post_with_retries,
+    scrub_secret,
+    server_message,
+)
 from ponder.llm.limits import Limiter
 from ponder.llm.openai_compat import RetryPolicy, Sleep
 from ponder.llm.profiles import ModelProfile, redact_url
@@ -91,13 +98,7 @@ class AnthropicProvider:
         self._limiter = limiter
         self._api_key = os.environ.get(profile.api_key_env, "") if profile.api_key_env else ""
         self._owns_client = client is None
-        self._client = client or httpx.AsyncClient(
-            timeout=self._timeout,
-            limits=httpx.Limits(
-                max_connections=profile.max_concurrency,
-                max_keepalive_connections=profile.max_concurrency,
-            ),
-        )
+        self._client: Poster = client or ClientPool(profile.max_concurrency, timeout=self._timeout)
 
     supports_n = False  # the Messages API returns one message per request
 

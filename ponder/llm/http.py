@@ -9,7 +9,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
@@ -55,6 +55,74 @@ def server_message(response: httpx.Response, secret: str | None) -> str:
     return text[:MAX_ERROR_CHARS] + "…" if len(text) > MAX_ERROR_CHARS else text
 
 
+class Poster(Protocol):
+    """What the retry loop sends requests with: an ``httpx.AsyncClient`` or a
+    :class:`ClientPool`."""
+
+    async def post(
+        self, url: str, *, json: Any, headers: dict[str, str], timeout: httpx.Timeout
+    ) -> httpx.Response: ...
+
+    async def aclose(self) -> None: ...
+
+
+# connections per client of a ClientPool
+CONNECTIONS_PER_CLIENT = 32
+
+
+class ClientPool:
+    """Up to ``max_connections`` pooled connections to one server, as several httpx
+    clients of at most :data:`CONNECTIONS_PER_CLIENT` connections each.
+
+    httpcore looks at every connection of a pool on every request (to find an idle one
+    and drop expired ones), so a single pool of hundreds of connections costs CPU in
+    proportion to its size on each request: with 400 requests in flight that was most of
+    a worker's CPU. Each request goes to the client with the fewest requests in flight,
+    so no client is asked for more connections than it has while the pool as a whole
+    has room."""
+
+    def __init__(
+        self,
+        max_connections: int,
+        *,
+        timeout: httpx.Timeout,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        n = max(1, -(-max_connections // CONNECTIONS_PER_CLIENT))
+        self.size = -(-max_connections // n)
+        limits = httpx.Limits(max_connections=self.size, max_keepalive_connections=self.size)
+        self._clients = [
+            httpx.AsyncClient(timeout=timeout, limits=limits, transport=transport) for _ in range(n)
+        ]
+        self._busy = [0] * n
+
+    def __len__(self) -> int:
+        return len(self._clients)
+
+    @property
+    def in_flight(self) -> list[int]:
+        """Requests in flight on each client."""
+        return list(self._busy)
+
+    @property
+    def is_closed(self) -> bool:
+        return all(c.is_closed for c in self._clients)
+
+    async def post(
+        self, url: str, *, json: Any, headers: dict[str, str], timeout: httpx.Timeout
+    ) -> httpx.Response:
+        i = min(range(len(self._busy)), key=self._busy.__getitem__)
+        self._busy[i] += 1
+        try:
+            return await self._clients[i].post(url, json=json, headers=headers, timeout=timeout)
+        finally:
+            self._busy[i] -= 1
+
+    async def aclose(self) -> None:
+        for client in self._clients:
+            await client.aclose()
+
+
 @dataclass(frozen=True)
 class Endpoint:
     """Who is being called, for messages a user reads (never with credentials)."""
@@ -70,7 +138,7 @@ _WHAT = {429: "is rate limiting requests", 529: "is overloaded"}
 
 
 async def post_with_retries(
-    client: httpx.AsyncClient,
+    client: Poster,
     url: str,
     *,
     body: dict[str, Any],

@@ -125,6 +125,7 @@ class RedisLimiter:
         self._owns_client = owns_client
         self._holder_base = f"{socket.gethostname()}:{os.getpid()}"
         self._last_warning = -_WARN_EVERY_S
+        self._script: Any = None
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisLimiter:
@@ -187,30 +188,14 @@ class RedisLimiter:
 
     async def try_acquire(self, key: str, holder: str, limit: int) -> bool:
         """One attempt: drop expired holders, then add (or, if it already holds a live
-        slot, renew) ``holder`` if fewer than ``limit`` live holders remain. Atomic
-        (WATCH/MULTI/EXEC); a concurrent change makes it try again at once."""
-        from redis.exceptions import WatchError
-
+        slot, renew) ``holder`` if fewer than ``limit`` live holders remain. One atomic
+        script on the server: however many callers race for the last slot, each attempt
+        is one round trip (a WATCH/MULTI transaction made them retry each other)."""
+        if self._script is None:
+            self._script = self._redis.register_script(_ACQUIRE_LUA)
         lease_ms = int(self.lease_s * 1000)
-        for _ in range(16):
-            async with self._redis.pipeline(transaction=True) as pipe:
-                try:
-                    await pipe.watch(key)
-                    now_ms = await self._now_ms(pipe)
-                    mine = await pipe.zscore(key, holder)
-                    live = await pipe.zcount(key, f"({now_ms}", "+inf")
-                    if (mine is None or mine <= now_ms) and live >= limit:
-                        await pipe.unwatch()
-                        return False
-                    pipe.multi()
-                    pipe.zremrangebyscore(key, "-inf", now_ms)
-                    pipe.zadd(key, {holder: now_ms + lease_ms})
-                    pipe.pexpire(key, lease_ms)
-                    await pipe.execute()
-                    return True
-                except WatchError:
-                    await asyncio.sleep(0.001 * random.random())
-        return False  # heavy contention: let the caller sleep and retry
+        acquired = await self._script(keys=[key], args=[holder, limit, lease_ms])
+        return bool(int(acquired))
 
     async def release(self, key: str, holder: str) -> None:
         """Give the slot back (idempotent: releasing twice, or an expired slot, is fine)."""
@@ -263,6 +248,23 @@ class RedisLimiter:
                 type(exc).__name__,
                 exc,
             )
+
+
+# KEYS[1]: the semaphore's sorted set (holder -> lease expiry, in Redis server time, ms);
+# ARGV: holder, limit, lease (ms). Returns 1 when the holder holds a slot now.
+_ACQUIRE_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+    return 0
+  end
+end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
 
 
 def _is_redis_error(exc: BaseException) -> bool:

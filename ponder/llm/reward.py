@@ -69,7 +69,14 @@ from ponder.llm.base import (
     BadRequest,
     ProviderUnavailable,
 )
-from ponder.llm.http import Endpoint, post_with_retries, scrub_secret, server_message
+from ponder.llm.http import (
+    ClientPool,
+    Endpoint,
+    Poster,
+    post_with_retries,
+    scrub_secret,
+    server_message,
+)
 from ponder.llm.openai_compat import RetryPolicy
 from ponder.llm.profiles import (
     SIM_PRM_PROFILE_NAME,
@@ -178,13 +185,7 @@ class HttpRewardModel:
         self._slots = asyncio.Semaphore(profile.max_concurrency)
         self._api_key = os.environ.get(profile.api_key_env, "") if profile.api_key_env else ""
         self._owns_client = client is None
-        self._client = client or httpx.AsyncClient(
-            timeout=self._timeout,
-            limits=httpx.Limits(
-                max_connections=profile.max_concurrency,
-                max_keepalive_connections=profile.max_concurrency,
-            ),
-        )
+        self._client: Poster = client or ClientPool(profile.max_concurrency, timeout=self._timeout)
 
     async def aclose(self) -> None:
         if self._owns_client:

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from ponder.db import make_engine, make_sessionmaker
 from ponder.models import Job, JobEvent, JobStep
@@ -77,6 +78,10 @@ class Probe:
 
     def close(self) -> None:
         self._engine.dispose()
+
+    def sessions(self) -> Session:
+        """A session for queries of the test's own."""
+        return self._sessions()
 
     def job(self, job_id: str) -> Job:
         with self._sessions() as s:

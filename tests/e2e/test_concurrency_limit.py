@@ -1,5 +1,6 @@
 """A profile's ``max_concurrency`` holds across worker processes: two real ``ponder
-worker`` processes (concurrency 2 each, so four slices at once) share a model profile
+worker`` processes (two slices at once each, ``PONDER_WORKER_MAX_JOBS=2``, so four slices
+at once and both processes get some) share a model profile
 with ``max_concurrency: 2`` on a ``ponder sim serve --latency-ms 300``; the sim server
 counts the requests in flight, and never sees more than 2. A second profile on the same
 server with a wide limit shows the workers really could have sent more."""
@@ -42,9 +43,10 @@ def limited(pg_url: str, queue_name: str, tmp_path: Path) -> Iterator[tuple[Stac
         queue_name,
         tmp_path,
         sim_args=("--latency-ms", "300"),
-        worker_concurrency=2,
+        worker_concurrency=1,
         extra_models=extra,
         workers=2,
+        env_overrides={"PONDER_WORKER_MAX_JOBS": "2"},
     ) as stack:
         yield stack, narrow, wide
 

@@ -466,3 +466,38 @@ def test_max_completion_tokens_replaces_max_tokens_within_the_reserved_cap() -> 
     assert body["reasoning_effort"] == "high"
     plain = provider._body(SampleRequest(messages=msgs, max_tokens=500), n=1, seed=None)
     assert plain["max_tokens"] == 500 and "max_completion_tokens" not in plain
+
+
+def test_a_large_pool_is_split_into_small_clients_never_overfilled() -> None:
+    """400 connections become 13 clients of at most 31: each request goes to the least
+    busy one, so no client is asked for more than its share while the pool has room."""
+    from ponder.llm.http import CONNECTIONS_PER_CLIENT, ClientPool
+
+    seen: list[list[int]] = []
+    pool: ClientPool
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(pool.in_flight)
+        await asyncio.sleep(0.01)
+        return httpx.Response(200, json={"ok": True})
+
+    async def go() -> None:
+        nonlocal pool
+        pool = ClientPool(400, timeout=httpx.Timeout(5), transport=httpx.MockTransport(handler))
+        limit = asyncio.Semaphore(400)  # what the provider's own slots guarantee
+
+        async def one() -> int:
+            async with limit:
+                r = await pool.post(
+                    "http://llm.test/x", json={}, headers={}, timeout=httpx.Timeout(5)
+                )
+                return r.status_code
+
+        assert set(await asyncio.gather(*(one() for _ in range(1000)))) == {200}
+        await pool.aclose()
+        assert pool.is_closed
+
+    asyncio.run(go())
+    assert len(pool) == 13 and pool.size <= CONNECTIONS_PER_CLIENT
+    assert max(max(s) for s in seen) <= pool.size
+    assert max(sum(s) for s in seen) > CONNECTIONS_PER_CLIENT  # really ran side by side
