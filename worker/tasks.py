@@ -76,6 +76,15 @@ class _WebhookClient:
         return self._client
 
 
+def message_priority(request: Any) -> int:
+    """The job priority (0..9) a task's message was published with."""
+    info = getattr(request, "delivery_info", None) or {}
+    celery_prio = info.get("priority")
+    if not isinstance(celery_prio, int):
+        return 0
+    return 9 - max(0, min(9, celery_prio))
+
+
 def create_worker_app(
     settings: Settings, *, provider_factory: ProviderFactory | None = None
 ) -> Celery:
@@ -97,12 +106,15 @@ def create_worker_app(
         if getattr(sender, "app", app) is app:
             services.close()
 
-    @app.task(name=RUN_JOB, shared=False, acks_late=True, reject_on_worker_lost=True)
-    def run_job(job_id: str) -> str:
+    @app.task(name=RUN_JOB, shared=False, acks_late=True, reject_on_worker_lost=True, bind=True)
+    def run_job(self: Any, job_id: str) -> str:
         owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         outcome = run_slice(services.get(), job_id, owner, stopping=shutdown.is_set)
         if outcome.requeue:
-            dispatcher.enqueue(job_id, countdown=outcome.countdown)
+            # the next slice goes back at the priority this one came with
+            dispatcher.enqueue(
+                job_id, priority=message_priority(self.request), countdown=outcome.countdown
+            )
         elif outcome.kind == "finished":
             svc = services.get()
             written = list(outcome.deliveries)

@@ -320,3 +320,30 @@ def test_a_write_is_released_only_once_committed(pg_settings: Settings) -> None:
     assert svc.committer.stats.groups < 20
     other.dispose()
     svc.close()
+
+
+def test_a_handed_off_job_keeps_its_priority(
+    pg_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each slice ends after one call here; every next slice is published at the
+    priority the job was submitted with (not at the default)."""
+    settings = pg_settings.model_copy(update={"slice_seconds": 1e-9})
+    job_id = create_job(settings, strategy=SEQUENTIAL, budget=BUDGET)
+    published: list[tuple[str, int]] = []
+    enqueue = Dispatcher.enqueue
+
+    def recording(self: Dispatcher, job: str, *, priority: int = 0, **kw: Any) -> bool:
+        published.append((job, priority))
+        return enqueue(self, job, priority=priority, **kw)
+
+    monkeypatch.setattr(Dispatcher, "enqueue", recording)
+    app = create_worker_app(settings)
+    with start_worker(
+        app, pool="threads", concurrency=4, perform_ping_check=False, shutdown_timeout=30
+    ):
+        assert Dispatcher(app, settings.queue).enqueue(job_id, priority=7)
+        (job,) = wait_all_terminal(settings, [job_id], timeout=60)
+    app.ponder_services.close()  # type: ignore[attr-defined]
+    assert job.status == "completed" and job.slices >= CALLS
+    assert len(published) >= CALLS  # the first publish and a hand-off per slice
+    assert {p for _, p in published} == {7}
