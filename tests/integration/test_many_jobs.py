@@ -347,3 +347,30 @@ def test_a_handed_off_job_keeps_its_priority(
     assert job.status == "completed" and job.slices >= CALLS
     assert len(published) >= CALLS  # the first publish and a hand-off per slice
     assert {p for _, p in published} == {7}
+
+
+def test_one_statement_renews_every_lease_each_under_its_fence(pg_settings: Settings) -> None:
+    from ponder.jobstore import LeaseRenewal, renew_leases
+
+    ids = [create_job(pg_settings, seed=i) for i in range(3)]
+    engine = make_engine(pg_settings.database_url)
+    claims = [claim(engine, job_id, f"w{i}", lease_seconds=30) for i, job_id in enumerate(ids)]
+    assert all(c is not None for c in claims)
+    with engine.begin() as conn:
+        conn.execute(update(Job).where(Job.id == ids[1]).values(cancel_requested=True))
+        # the third job was taken over: its old fence no longer matches
+        conn.execute(update(Job).where(Job.id == ids[2]).values(attempt=Job.attempt + 1))
+    renewals = [
+        LeaseRenewal(c.job.id, c.attempt, c.owner, seconds_used=12.5)
+        for c in claims
+        if c is not None
+    ]
+    with engine.begin() as conn:
+        renewed = renew_leases(conn, renewals, lease_seconds=600)
+    assert renewed == {ids[0]: False, ids[1]: True}
+    first = load_job(pg_settings, ids[0])
+    assert first.usage_seconds == 12.5
+    assert first.lease_expires_at is not None
+    assert (first.lease_expires_at - utcnow()).total_seconds() > 500
+    assert load_job(pg_settings, ids[2]).usage_seconds == 0
+    engine.dispose()
