@@ -46,7 +46,7 @@ from ponder.llm.base import (
     Usage,
 )
 from ponder.llm.http import (
-    ClientPool,
+    AiohttpPoster,
     Endpoint,
     Poster,
     post_with_retries,
@@ -98,7 +98,9 @@ class AnthropicProvider:
         self._limiter = limiter
         self._api_key = os.environ.get(profile.api_key_env, "") if profile.api_key_env else ""
         self._owns_client = client is None
-        self._client: Poster = client or ClientPool(profile.max_concurrency, timeout=self._timeout)
+        self._client: Poster = client or AiohttpPoster(
+            profile.max_concurrency, timeout=self._timeout
+        )
 
     supports_n = False  # the Messages API returns one message per request
 

@@ -56,8 +56,8 @@ def server_message(response: httpx.Response, secret: str | None) -> str:
 
 
 class Poster(Protocol):
-    """What the retry loop sends requests with: an ``httpx.AsyncClient`` or a
-    :class:`ClientPool`."""
+    """What the retry loop sends requests with: an :class:`AiohttpPoster` or an
+    ``httpx.AsyncClient``."""
 
     async def post(
         self, url: str, *, json: Any, headers: dict[str, str], timeout: httpx.Timeout
@@ -66,61 +66,79 @@ class Poster(Protocol):
     async def aclose(self) -> None: ...
 
 
-# connections per client of a ClientPool
-CONNECTIONS_PER_CLIENT = 32
+class AiohttpPoster:
+    """The connection pool model requests go out on: aiohttp, at most
+    ``max_connections`` connections, answers handed back as ``httpx.Response`` (so the
+    retry loop and the providers read them one way, and tests can use httpx's mock
+    transport instead).
 
+    Why not an ``httpx.AsyncClient``: a worker process sends hundreds of requests at
+    once, and httpx spent about as much CPU per request as everything else a job does
+    (its pool looks at every connection on each request); aiohttp's client costs a
+    fraction of that. Connection failures come back as ``httpx.TransportError``
+    subclasses and timeouts as ``httpx.TimeoutException`` subclasses, as httpx raises
+    them."""
 
-class ClientPool:
-    """Up to ``max_connections`` pooled connections to one server, as several httpx
-    clients of at most :data:`CONNECTIONS_PER_CLIENT` connections each.
+    def __init__(self, max_connections: int, *, timeout: httpx.Timeout) -> None:
+        self._limit = max_connections
+        self._timeout = timeout
+        self._session: Any = None
+        self._closed = False
 
-    httpcore looks at every connection of a pool on every request (to find an idle one
-    and drop expired ones), so a single pool of hundreds of connections costs CPU in
-    proportion to its size on each request: with 400 requests in flight that was most of
-    a worker's CPU. Each request goes to the client with the fewest requests in flight,
-    so no client is asked for more connections than it has while the pool as a whole
-    has room."""
+    def _client(self) -> Any:
+        import aiohttp
 
-    def __init__(
-        self,
-        max_connections: int,
-        *,
-        timeout: httpx.Timeout,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        n = max(1, -(-max_connections // CONNECTIONS_PER_CLIENT))
-        self.size = -(-max_connections // n)
-        limits = httpx.Limits(max_connections=self.size, max_keepalive_connections=self.size)
-        self._clients = [
-            httpx.AsyncClient(timeout=timeout, limits=limits, transport=transport) for _ in range(n)
-        ]
-        self._busy = [0] * n
-
-    def __len__(self) -> int:
-        return len(self._clients)
-
-    @property
-    def in_flight(self) -> list[int]:
-        """Requests in flight on each client."""
-        return list(self._busy)
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._limit, limit_per_host=self._limit),
+                # never sent, never kept: a model server has no business setting cookies
+                cookie_jar=aiohttp.DummyCookieJar(),
+                skip_auto_headers=("User-Agent",),
+                headers={"User-Agent": "ponder"},
+            )
+        return self._session
 
     @property
     def is_closed(self) -> bool:
-        return all(c.is_closed for c in self._clients)
+        return self._closed
 
     async def post(
         self, url: str, *, json: Any, headers: dict[str, str], timeout: httpx.Timeout
     ) -> httpx.Response:
-        i = min(range(len(self._busy)), key=self._busy.__getitem__)
-        self._busy[i] += 1
+        import aiohttp
+
+        request = httpx.Request("POST", url)
+        limits = aiohttp.ClientTimeout(
+            total=None, sock_connect=timeout.connect, sock_read=timeout.read
+        )
         try:
-            return await self._clients[i].post(url, json=json, headers=headers, timeout=timeout)
-        finally:
-            self._busy[i] -= 1
+            async with self._client().post(
+                url, json=json, headers=headers, timeout=limits, allow_redirects=False
+            ) as resp:
+                body = await resp.read()
+                return httpx.Response(
+                    resp.status,
+                    headers=[
+                        (k.decode("latin-1"), v.decode("latin-1")) for k, v in resp.raw_headers
+                    ],
+                    content=body,
+                    request=request,
+                )
+        except aiohttp.ServerTimeoutError as exc:
+            raise httpx.ReadTimeout(str(exc) or "timed out", request=request) from None
+        except TimeoutError as exc:
+            raise httpx.ReadTimeout(str(exc) or "timed out", request=request) from None
+        except aiohttp.ClientConnectorError as exc:
+            raise httpx.ConnectError(str(exc), request=request) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise httpx.RemoteProtocolError(
+                f"{type(exc).__name__}: {exc}", request=request
+            ) from None
 
     async def aclose(self) -> None:
-        for client in self._clients:
-            await client.aclose()
+        self._closed = True
+        if self._session is not None:
+            await self._session.close()
 
 
 @dataclass(frozen=True)

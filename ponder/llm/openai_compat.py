@@ -44,7 +44,7 @@ from ponder.llm.base import (
     Usage,
 )
 from ponder.llm.http import (
-    ClientPool,
+    AiohttpPoster,
     Endpoint,
     Poster,
     post_with_retries,
@@ -136,7 +136,9 @@ class OpenAICompatProvider:
         self._supports_n = profile.supports_n
         self._api_key = os.environ.get(profile.api_key_env, "") if profile.api_key_env else ""
         self._owns_client = client is None
-        self._client: Poster = client or ClientPool(profile.max_concurrency, timeout=self._timeout)
+        self._client: Poster = client or AiohttpPoster(
+            profile.max_concurrency, timeout=self._timeout
+        )
 
     @property
     def supports_n(self) -> bool:

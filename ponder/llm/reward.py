@@ -70,7 +70,7 @@ from ponder.llm.base import (
     ProviderUnavailable,
 )
 from ponder.llm.http import (
-    ClientPool,
+    AiohttpPoster,
     Endpoint,
     Poster,
     post_with_retries,
@@ -185,7 +185,9 @@ class HttpRewardModel:
         self._slots = asyncio.Semaphore(profile.max_concurrency)
         self._api_key = os.environ.get(profile.api_key_env, "") if profile.api_key_env else ""
         self._owns_client = client is None
-        self._client: Poster = client or ClientPool(profile.max_concurrency, timeout=self._timeout)
+        self._client: Poster = client or AiohttpPoster(
+            profile.max_concurrency, timeout=self._timeout
+        )
 
     async def aclose(self) -> None:
         if self._owns_client:

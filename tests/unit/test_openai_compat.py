@@ -468,36 +468,65 @@ def test_max_completion_tokens_replaces_max_tokens_within_the_reserved_cap() -> 
     assert plain["max_tokens"] == 500 and "max_completion_tokens" not in plain
 
 
-def test_a_large_pool_is_split_into_small_clients_never_overfilled() -> None:
-    """400 connections become 13 clients of at most 31: each request goes to the least
-    busy one, so no client is asked for more than its share while the pool has room."""
-    from ponder.llm.http import CONNECTIONS_PER_CLIENT, ClientPool
+def test_the_aiohttp_pool_answers_like_httpx_and_caps_connections() -> None:
+    """The production connection pool (aiohttp) against a real local server: answers
+    come back as httpx responses (status, headers, body), at most ``max_connections``
+    requests reach the server at once, a refused connection is an httpx.ConnectError and
+    a silent server an httpx timeout."""
+    import socket
 
-    seen: list[list[int]] = []
-    pool: ClientPool
+    from aiohttp import web
 
-    async def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(pool.in_flight)
-        await asyncio.sleep(0.01)
-        return httpx.Response(200, json={"ok": True})
+    from ponder.llm.http import AiohttpPoster
+
+    state = {"now": 0, "peak": 0}
+
+    async def handle(request: web.Request) -> web.Response:
+        state["now"] += 1
+        state["peak"] = max(state["peak"], state["now"])
+        try:
+            body = await request.json()
+            await asyncio.sleep(float(body.get("sleep", 0.01)))
+            return web.json_response({"echo": body["i"]}, status=201, headers={"Retry-After": "3"})
+        finally:
+            state["now"] -= 1
 
     async def go() -> None:
-        nonlocal pool
-        pool = ClientPool(400, timeout=httpx.Timeout(5), transport=httpx.MockTransport(handler))
-        limit = asyncio.Semaphore(400)  # what the provider's own slots guarantee
-
-        async def one() -> int:
-            async with limit:
-                r = await pool.post(
-                    "http://llm.test/x", json={}, headers={}, timeout=httpx.Timeout(5)
+        app = web.Application()
+        app.router.add_post("/x", handle)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        url = f"http://127.0.0.1:{port}/x"
+        timeout = httpx.Timeout(5)
+        pool = AiohttpPoster(4, timeout=timeout)
+        try:
+            answers = await asyncio.gather(
+                *(pool.post(url, json={"i": i}, headers={}, timeout=timeout) for i in range(20))
+            )
+            assert [r.status_code for r in answers] == [201] * 20
+            assert [r.json()["echo"] for r in answers] == list(range(20))
+            assert answers[0].headers["retry-after"] == "3"
+            assert state["peak"] == 4
+            with pytest.raises(httpx.TimeoutException):
+                await pool.post(
+                    url,
+                    json={"i": 0, "sleep": 2},
+                    headers={},
+                    timeout=httpx.Timeout(0.2),
                 )
-                return r.status_code
-
-        assert set(await asyncio.gather(*(one() for _ in range(1000)))) == {200}
-        await pool.aclose()
+            with socket.socket() as probe:  # a port nobody listens on
+                probe.bind(("127.0.0.1", 0))
+                closed = probe.getsockname()[1]
+            with pytest.raises(httpx.ConnectError):
+                await pool.post(
+                    f"http://127.0.0.1:{closed}/x", json={}, headers={}, timeout=timeout
+                )
+        finally:
+            await pool.aclose()
+            await runner.cleanup()
         assert pool.is_closed
 
     asyncio.run(go())
-    assert len(pool) == 13 and pool.size <= CONNECTIONS_PER_CLIENT
-    assert max(max(s) for s in seen) <= pool.size
-    assert max(sum(s) for s in seen) > CONNECTIONS_PER_CLIENT  # really ran side by side
