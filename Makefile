@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/scaling.py
 	$(BIN)/python bench/verifiers.py
 	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/inflight.py --full
 	$(BIN)/python bench/batch.py
 	$(BIN)/python bench/recovery.py
 

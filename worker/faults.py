@@ -34,9 +34,9 @@ _POINT_KEY = "ponder_fault_point"  # in Connection.info: the point the open tran
 
 def _point_of(statement: str) -> str | None:
     """Which fault point a SQL statement belongs to, if any."""
-    sql = statement.lstrip().lower()
-    if sql.startswith("update job_steps set") and "status=" in sql:
-        return "step_commit"  # SqlJournal.complete_paid_step marks the step done
+    sql = " ".join(statement.split()).lower()
+    if sql.startswith("update job_steps set") and ("status=" in sql or "status =" in sql):
+        return "step_commit"  # a billed call's result marked done (alone or in a group)
     if sql.startswith("update jobs set") and "finished_at=" in sql:
         return "finalize_commit"  # a job's terminal state
     return None

@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = "ponder:sem:"
 DEFAULT_LEASE_S = 30.0
+# connections a process's limiter keeps to Redis (each command holds one for a round trip)
+REDIS_CONNECTIONS = 32
 _WARN_EVERY_S = 30.0
 
 
@@ -132,9 +134,18 @@ class RedisLimiter:
         """A limiter on the Redis at ``url`` (e.g. the Celery broker URL)."""
         import redis.asyncio
 
-        client = redis.asyncio.Redis.from_url(
-            url, socket_connect_timeout=5, socket_timeout=5, health_check_interval=30
+        # Hundreds of calls in flight each take and renew a slot: with a pool that
+        # refuses connections beyond its size they failed open ("too many connections")
+        # and the limit stopped holding. This one makes a command wait for a connection.
+        pool = redis.asyncio.BlockingConnectionPool.from_url(
+            url,
+            max_connections=REDIS_CONNECTIONS,
+            timeout=10,
+            socket_connect_timeout=5,
+            socket_timeout=5,
+            health_check_interval=30,
         )
+        client = redis.asyncio.Redis.from_pool(pool)
         return cls(client, owns_client=True, **kwargs)
 
     def key(self, name: str) -> str:

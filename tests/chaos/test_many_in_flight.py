@@ -79,12 +79,13 @@ def _check_every_job(probe: Probe, ids: list[str]) -> tuple[int, int]:
 
 def test_kill_9_with_many_jobs_in_flight(pg_url: str, queue_name: str, tmp_path: Path) -> None:
     with running_stack(
-        pg_url, queue_name, tmp_path, sim_args=("--latency-ms", "700"), workers=0
+        pg_url, queue_name, tmp_path, sim_args=("--latency-ms", "1000"), workers=0
     ) as stack:
         stack.start("beat", "beat")
-        doomed = stack.start("worker", "worker", "--processes", "1")
         probe = Probe(pg_url)
+        # all queued before the worker starts, so it takes them all at once
         ids = _submit_all(stack, stack.new_key("chaos"))
+        doomed = stack.start("worker", "worker", "--processes", "1")
 
         def frozen_with_many_mid_call() -> bool:
             os.killpg(doomed.pid, signal.SIGSTOP)
@@ -112,12 +113,12 @@ def test_sigterm_with_many_jobs_in_flight_loses_no_call(
     pg_url: str, queue_name: str, tmp_path: Path
 ) -> None:
     with running_stack(
-        pg_url, queue_name, tmp_path, sim_args=("--latency-ms", "700"), workers=0
+        pg_url, queue_name, tmp_path, sim_args=("--latency-ms", "1000"), workers=0
     ) as stack:
         stack.start("beat", "beat")
-        stopping = stack.start("worker", "worker", "--processes", "1")
         probe = Probe(pg_url)
         ids = _submit_all(stack, stack.new_key("chaos"))
+        stopping = stack.start("worker", "worker", "--processes", "1")
         wait_until(lambda: _counts(probe, ids)["running"] >= 100, "100 jobs running at once", stack)
         stopping.send_signal(signal.SIGTERM)
         stopping.wait(timeout=60)

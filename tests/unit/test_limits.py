@@ -249,3 +249,34 @@ def test_build_limiter_follows_the_broker() -> None:
     run(redis_limiter.aclose())
     assert isinstance(build_limiter("filesystem:///tmp/broker"), LocalLimiter)
     assert isinstance(build_limiter("memory://"), LocalLimiter)
+
+
+def test_hundreds_of_concurrent_holders_never_fail_open(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """One process's limiter with 300 calls taking, holding and renewing slots at once
+    (more than its Redis connections): every command waits for a connection rather
+    than failing, so the limit keeps holding and nothing goes ahead unlimited."""
+    import logging
+    import uuid
+
+    limiter = RedisLimiter.from_url(REDIS_URL, prefix=f"ponder-test-{uuid.uuid4().hex}:")
+    peak = 0
+    now = 0
+
+    async def one() -> None:
+        nonlocal peak, now
+        async with limiter.slot("busy", 250):
+            now += 1
+            peak = max(peak, now)
+            await asyncio.sleep(0.05)
+            now -= 1
+
+    async def go() -> None:
+        await asyncio.gather(*(one() for _ in range(300)))
+        await limiter.aclose()
+
+    with caplog.at_level(logging.WARNING, logger="ponder.llm.limits"):
+        asyncio.run(go())
+    assert 100 <= peak <= 250
+    assert not [r for r in caplog.records if "unavailable" in r.getMessage()]
