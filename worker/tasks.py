@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 from celery import Celery
-from celery.signals import worker_shutdown
+from celery.signals import worker_ready, worker_shutdown
 from sqlalchemy.exc import DBAPIError
 
 from ponder.batches.feeder import on_item_finished
@@ -99,6 +99,23 @@ def create_worker_app(
     webhooks = _WebhookClient(settings)
     # created here, before any pool fork, so every pool process shares it
     shutdown = ShutdownFlag().set_on_worker_shutdown()
+
+    @worker_ready.connect(weak=False)
+    def warm_up(sender: Any = None, **_: Any) -> None:
+        # Build the services and load every registry now, in the consumer's thread, not
+        # on the event loop under the first jobs (imports of every strategy, task and
+        # verifier module held the loop for hundreds of milliseconds).
+        if getattr(sender, "app", app) is not app:
+            return
+        import aiohttp  # noqa: F401 - the model clients' HTTP library
+
+        from ponder.tasks import all_tasks
+        from ponder.verifiers import build_verifier  # noqa: F401 - imports the verifiers
+        from strategies.registry import all_strategies
+
+        services.get()
+        all_strategies()
+        all_tasks()
 
     @worker_shutdown.connect(weak=False)
     def close_services(sender: Any = None, **_: Any) -> None:

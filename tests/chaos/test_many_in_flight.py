@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from tests.chaos.helpers import Probe, api_client, best_of_n_body, submit, wait_until
-from tests.stack import running_stack
+from tests.stack import Stack, running_stack
 
 pytestmark = pytest.mark.chaos
 
@@ -77,15 +80,34 @@ def _check_every_job(probe: Probe, ids: list[str]) -> tuple[int, int]:
     return journaled, lost
 
 
-def test_kill_9_with_many_jobs_in_flight(pg_url: str, queue_name: str, tmp_path: Path) -> None:
+@contextmanager
+def _queued_stack(
+    pg_url: str, queue_name: str, tmp_path: Path
+) -> Iterator[tuple[Stack, Probe, list[str], subprocess.Popen[bytes]]]:
+    """The stack with every job queued before its one worker process starts (so the
+    worker takes them all at once), then that worker."""
     with running_stack(
         pg_url, queue_name, tmp_path, sim_args=("--latency-ms", "1000"), workers=0
     ) as stack:
         stack.start("beat", "beat")
         probe = Probe(pg_url)
-        # all queued before the worker starts, so it takes them all at once
-        ids = _submit_all(stack, stack.new_key("chaos"))
-        doomed = stack.start("worker", "worker", "--processes", "1")
+        try:
+            ids = _submit_all(stack, stack.new_key("chaos"))
+            worker = stack.start("worker", "worker", "--processes", "1")
+            yield stack, probe, ids, worker
+        finally:
+            probe.close()
+
+
+def _finish_elsewhere(stack: Stack, probe: Probe, ids: list[str]) -> tuple[int, int]:
+    """Start a second worker, wait for every job to end, check them all."""
+    stack.start("worker2", "worker", "--processes", "1")
+    wait_until(lambda: _counts(probe, ids)["unfinished"] == 0, "every job to finish", stack, 180)
+    return _check_every_job(probe, ids)
+
+
+def test_kill_9_with_many_jobs_in_flight(pg_url: str, queue_name: str, tmp_path: Path) -> None:
+    with _queued_stack(pg_url, queue_name, tmp_path) as (stack, probe, ids, doomed):
 
         def frozen_with_many_mid_call() -> bool:
             os.killpg(doomed.pid, signal.SIGSTOP)
@@ -98,12 +120,7 @@ def test_kill_9_with_many_jobs_in_flight(pg_url: str, queue_name: str, tmp_path:
         wait_until(frozen_with_many_mid_call, "100 jobs running with a call in flight", stack)
         in_flight = _counts(probe, ids)["pending"]
         stack.kill9("worker")
-        stack.start("worker2", "worker", "--processes", "1")
-        wait_until(
-            lambda: _counts(probe, ids)["unfinished"] == 0, "every job to finish", stack, 180
-        )
-        journaled, lost = _check_every_job(probe, ids)
-        probe.close()
+        journaled, lost = _finish_elsewhere(stack, probe, ids)
     assert journaled == JOBS * CALLS
     # only the calls in flight at the kill were paid again (lost), none of the journaled
     assert 0 < lost <= in_flight
@@ -112,13 +129,7 @@ def test_kill_9_with_many_jobs_in_flight(pg_url: str, queue_name: str, tmp_path:
 def test_sigterm_with_many_jobs_in_flight_loses_no_call(
     pg_url: str, queue_name: str, tmp_path: Path
 ) -> None:
-    with running_stack(
-        pg_url, queue_name, tmp_path, sim_args=("--latency-ms", "1000"), workers=0
-    ) as stack:
-        stack.start("beat", "beat")
-        probe = Probe(pg_url)
-        ids = _submit_all(stack, stack.new_key("chaos"))
-        stopping = stack.start("worker", "worker", "--processes", "1")
+    with _queued_stack(pg_url, queue_name, tmp_path) as (stack, probe, ids, stopping):
         wait_until(lambda: _counts(probe, ids)["running"] >= 100, "100 jobs running at once", stack)
         stopping.send_signal(signal.SIGTERM)
         stopping.wait(timeout=60)
@@ -127,11 +138,6 @@ def test_sigterm_with_many_jobs_in_flight_loses_no_call(
         assert after["pending"] == 0, after
         assert after["running"] == 0, after
         stack.procs.pop("worker")
-        stack.start("worker2", "worker", "--processes", "1")
-        wait_until(
-            lambda: _counts(probe, ids)["unfinished"] == 0, "every job to finish", stack, 180
-        )
-        journaled, lost = _check_every_job(probe, ids)
-        probe.close()
+        journaled, lost = _finish_elsewhere(stack, probe, ids)
     assert journaled == JOBS * CALLS
     assert lost == 0
