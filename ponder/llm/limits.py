@@ -169,14 +169,24 @@ class RedisLimiter:
         held = await self._acquire(key, holder, limit)
         # The renewer is asked to stop, never cancelled: cancelling a redis-py coroutine
         # in the middle of a command can leave its connection unusable (seen as a hang).
+        # It starts only once the call has run for renew_s: most calls end before that,
+        # and a process with hundreds of calls in flight then keeps no task per call.
         stop = asyncio.Event()
-        renewer = (
-            asyncio.ensure_future(self._renew_loop(key, holder, limit, stop)) if held else None
+        renewer: asyncio.Future[None] | None = None
+
+        def start_renewing() -> None:
+            nonlocal renewer
+            renewer = asyncio.ensure_future(self._renew_loop(key, holder, limit, stop))
+
+        timer = (
+            asyncio.get_running_loop().call_later(self.renew_s, start_renewing) if held else None
         )
         try:
             yield
         finally:
             stop.set()
+            if timer is not None:
+                timer.cancel()
             if renewer is not None:
                 await asyncio.shield(renewer)
             if held:
@@ -221,9 +231,13 @@ class RedisLimiter:
             self._warn(key, exc)
 
     async def _renew_loop(self, key: str, holder: str, limit: int, stop: asyncio.Event) -> None:
+        """Renew now, then every renew_s, until ``stop``."""
+        first = True
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.renew_s)
+            if not first:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.renew_s)
+            first = False
             if stop.is_set():
                 return
             try:
