@@ -116,6 +116,19 @@ _JOURNAL = select(
 ).where(_steps.c.job_id == bindparam("f_id"))
 
 
+_JOURNAL_OF_MANY = select(
+    _steps.c.job_id,
+    _steps.c.key,
+    _steps.c.kind,
+    _steps.c.status,
+    _steps.c.digest,
+    _steps.c.result,
+    _steps.c.reserved_tokens,
+    _steps.c.reserved_calls,
+    _steps.c.reserved_cost_usd,
+).where(_steps.c.job_id.in_(bindparam("ids", expanding=True)))
+
+
 def _read_journal(conn: Connection, job_id: str) -> tuple[dict[int, StepRecord], int, Spend]:
     """One query for the whole journal: done results to replay, and the reservations a
     dead worker left pending (how many, and their total: counted as spent, since their
@@ -176,6 +189,123 @@ def claim_in(conn: Connection, job_id: str, owner: str, lease_seconds: float) ->
             ).one()
             job = job_from_row(row)
     return Claim(job=job, attempt=attempt, owner=owner, steps=steps, lost_calls=n_lost)
+
+
+@dataclass(frozen=True)
+class ClaimRequest:
+    """A slice asking for its job's lease, as the group committer batches it
+    (:func:`claim_jobs`)."""
+
+    job_id: str
+    owner: str
+    lease_seconds: float
+
+
+# Postgres: the claims of a whole group in one statement (each job's owner from the
+# JSON rows; the id list for the primary key). Two requests for one job: one wins. The
+# columns come back in the model's order (a migrated table's own order may differ).
+_BATCH_CLAIM = (
+    text(
+        """
+        UPDATE jobs SET
+          attempt = jobs.attempt + 1,
+          recoveries = jobs.recoveries
+            + CASE WHEN jobs.lease_owner IS NOT NULL THEN 1 ELSE 0 END,
+          lease_owner = v.owner,
+          lease_expires_at = v.expires,
+          status = :running,
+          started_at = COALESCE(jobs.started_at, :now),
+          updated_at = :now
+        FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(id varchar, owner varchar,
+          expires timestamptz)
+        WHERE jobs.id = ANY(CAST(:ids AS varchar[])) AND jobs.id = v.id
+          AND jobs.status IN (:queued, :running)
+          AND (jobs.lease_owner IS NULL OR jobs.lease_expires_at < :now)
+        RETURNING {returning}
+        """.format(returning=", ".join(f'jobs."{c.name}"' for c in _jobs.c))
+    )
+    .bindparams(bindparam("now", type_=UTCDateTime()))
+    .columns(*_jobs.c)
+)
+
+
+def claim_jobs(conn: Connection, requests: list[ClaimRequest]) -> list[tuple[bool, Any]]:
+    """:func:`claim_in` for many jobs in the caller's transaction: one ``(True, Claim or
+    None)`` per request. On Postgres, a handful of statements for the whole group."""
+    if conn.dialect.name != "postgresql":
+        return [(True, claim_in(conn, r.job_id, r.owner, r.lease_seconds)) for r in requests]
+    now = utcnow()
+    rows = [
+        {
+            "id": r.job_id,
+            "owner": r.owner,
+            "expires": (now + timedelta(seconds=r.lease_seconds)).isoformat(),
+        }
+        for r in requests
+    ]
+    claimed = {
+        (str(row.id), str(row.lease_owner)): job_from_row(row)
+        for row in conn.execute(
+            _BATCH_CLAIM,
+            {
+                "now": now,
+                "rows": json.dumps(rows),
+                "ids": sorted({r.job_id for r in requests}),
+                "queued": JobStatus.QUEUED,
+                "running": JobStatus.RUNNING,
+            },
+        )
+    }
+    # only an earlier slice or attempt can have journaled anything
+    again = [job.id for job in claimed.values() if job.attempt > 1]
+    steps: dict[str, dict[int, StepRecord]] = {job_id: {} for job_id in again}
+    lost: dict[str, tuple[int, Spend]] = {}
+    if again:
+        for r in conn.execute(_JOURNAL_OF_MANY, {"ids": again}):
+            if r.status == "done":
+                steps[r.job_id][int(r.key)] = StepRecord(
+                    int(r.key), r.kind, r.digest, r.result or {}
+                )
+            else:
+                n, spend = lost.get(r.job_id, (0, Spend()))
+                lost[r.job_id] = (
+                    n + 1,
+                    spend + Spend(r.reserved_tokens, r.reserved_calls, r.reserved_cost_usd),
+                )
+    for job_id, (n_lost, spend) in lost.items():
+        conn.execute(delete(_steps).where(_steps.c.job_id == job_id, _steps.c.status == "pending"))
+        counted = conn.execute(
+            update(_jobs)
+            .where(_jobs.c.id == job_id)
+            .values(
+                usage_tokens=_jobs.c.usage_tokens + spend.tokens,
+                usage_calls=_jobs.c.usage_calls + spend.calls,
+                usage_cost_usd=_jobs.c.usage_cost_usd + spend.cost_usd,
+                lost_calls=_jobs.c.lost_calls + n_lost,
+            )
+            .returning(*_jobs.c)
+        ).one()
+        recounted = job_from_row(counted)
+        claimed[(job_id, str(recounted.lease_owner))] = recounted
+    out: list[tuple[bool, Any]] = []
+    for req in requests:
+        won = claimed.get((req.job_id, req.owner))
+        if won is None:
+            out.append((True, None))
+            continue
+        out.append(
+            (
+                True,
+                Claim(
+                    job=won,
+                    attempt=won.attempt,
+                    owner=req.owner,
+                    steps=steps.get(req.job_id, {}),
+                    lost_calls=lost.get(req.job_id, (0, Spend()))[0],
+                ),
+            )
+        )
+    return out
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -29,7 +29,14 @@ from ponder.budget import BudgetExhausted, BudgetLimits, Ledger, Spend
 from ponder.config import Settings
 from ponder.db import make_engine, make_sessionmaker
 from ponder.groupcommit import GroupCommitter
-from ponder.jobstore import Claim, JournalWrite, SqlJournal, claim_in, write_journal
+from ponder.jobstore import (
+    Claim,
+    ClaimRequest,
+    JournalWrite,
+    SqlJournal,
+    claim_jobs,
+    write_journal,
+)
 from ponder.llm.base import Provider, ProviderError, ProviderUnavailable
 from ponder.llm.limits import Limiter, build_limiter
 from ponder.llm.profiles import ModelProfile, build_provider, load_models_file
@@ -107,7 +114,7 @@ class WorkerServices:
             self.commit_engine,
             window=settings.commit_window_seconds,
             clean_errors=(LeaseLost,),
-            batchers={JournalWrite: write_journal},
+            batchers={JournalWrite: write_journal, ClaimRequest: claim_jobs},
         )
         self.jobloop = JobLoop(self.committer, LeaseKeeper(self.engine, settings.lease_seconds))
         # One limiter per process: max_concurrency holds across every worker process
@@ -187,13 +194,10 @@ async def run_slice_async(
         # worker that is not stopping.
         return SliceOutcome("handoff", "worker shutting down")
     settings = svc.settings
-    lease_seconds = settings.lease_seconds
-
-    def take(conn: Connection) -> Claim | None:
-        return claim_in(conn, job_id, owner, lease_seconds)
-
     try:
-        c = await svc.committer.run(take, key=job_id)
+        c: Claim | None = await svc.committer.submit(
+            ClaimRequest(job_id, owner, settings.lease_seconds), key=job_id
+        )
     except DBAPIError as exc:
         log.warning("job %s: database unavailable at claim: %s", job_id, exc)
         return SliceOutcome("retry", "database unavailable", countdown=2.0)

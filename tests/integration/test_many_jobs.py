@@ -374,3 +374,53 @@ def test_one_statement_renews_every_lease_each_under_its_fence(pg_settings: Sett
     assert (first.lease_expires_at - utcnow()).total_seconds() > 500
     assert load_job(pg_settings, ids[2]).usage_seconds == 0
     engine.dispose()
+
+
+def test_claims_of_a_group_take_one_statement_and_each_gets_its_own_answer(
+    pg_settings: Settings,
+) -> None:
+    """A group's claims: two slices racing for one job (one wins), a job leased by a live
+    worker (no claim), a job a dead worker left mid-call (claimed, its pending call
+    counted as spent and lost, its journaled call kept for replay)."""
+    from ponder.jobstore import ClaimRequest, claim_jobs
+
+    fresh, busy, orphan = (create_job(pg_settings, seed=i) for i in range(3))
+    engine = make_engine(pg_settings.database_url)
+    assert claim(engine, busy, "alive", lease_seconds=600) is not None
+    dead = claim(engine, orphan, "dead", lease_seconds=600)
+    assert dead is not None
+    with engine.begin() as conn:
+        for key, status in ((1, "done"), (2, "pending")):
+            conn.execute(
+                insert(JobStep).values(
+                    job_id=orphan,
+                    key=key,
+                    kind="sample",
+                    status=status,
+                    digest="d",
+                    attempt=dead.attempt,
+                    reserved_tokens=100,
+                    reserved_calls=1,
+                    reserved_cost_usd=0.0,
+                    result={"completions": []} if status == "done" else None,
+                    created_at=utcnow(),
+                )
+            )
+        conn.execute(update(Job).where(Job.id == orphan).values(lease_expires_at=utcnow()))
+    requests = [
+        ClaimRequest(fresh, "a", 30),
+        ClaimRequest(fresh, "b", 30),
+        ClaimRequest(busy, "c", 30),
+        ClaimRequest(orphan, "d", 30),
+    ]
+    with engine.begin() as conn:
+        answers = claim_jobs(conn, requests)
+    assert all(ok for ok, _ in answers)
+    first, second, taken, resumed = (c for _, c in answers)
+    assert (first is None) != (second is None)  # exactly one of the racing slices won
+    assert taken is None
+    assert resumed is not None and resumed.attempt == dead.attempt + 1
+    assert set(resumed.steps) == {1} and resumed.lost_calls == 1
+    assert resumed.job.usage_calls == 1 and resumed.job.usage_tokens == 100
+    assert resumed.job.recoveries == 1
+    engine.dispose()
