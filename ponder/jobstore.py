@@ -173,22 +173,26 @@ def claim_in(conn: Connection, job_id: str, owner: str, lease_seconds: float) ->
     if attempt > 1:  # only an earlier slice or attempt can have journaled anything
         steps, n_lost, lost = _read_journal(conn, job_id)
         if n_lost:
-            conn.execute(
-                delete(_steps).where(_steps.c.job_id == job_id, _steps.c.status == "pending")
-            )
-            row = conn.execute(
-                update(_jobs)
-                .where(_jobs.c.id == job_id)
-                .values(
-                    usage_tokens=_jobs.c.usage_tokens + lost.tokens,
-                    usage_calls=_jobs.c.usage_calls + lost.calls,
-                    usage_cost_usd=_jobs.c.usage_cost_usd + lost.cost_usd,
-                    lost_calls=_jobs.c.lost_calls + n_lost,
-                )
-                .returning(*_jobs.c)
-            ).one()
-            job = job_from_row(row)
+            job = _count_lost(conn, job_id, n_lost, lost)
     return Claim(job=job, attempt=attempt, owner=owner, steps=steps, lost_calls=n_lost)
+
+
+def _count_lost(conn: Connection, job_id: str, n_lost: int, lost: Spend) -> Job:
+    """The reservations a dead worker left pending: dropped from the journal and counted
+    as spent (their real usage is unknown). Returns the job as it is now."""
+    conn.execute(delete(_steps).where(_steps.c.job_id == job_id, _steps.c.status == "pending"))
+    row = conn.execute(
+        update(_jobs)
+        .where(_jobs.c.id == job_id)
+        .values(
+            usage_tokens=_jobs.c.usage_tokens + lost.tokens,
+            usage_calls=_jobs.c.usage_calls + lost.calls,
+            usage_cost_usd=_jobs.c.usage_cost_usd + lost.cost_usd,
+            lost_calls=_jobs.c.lost_calls + n_lost,
+        )
+        .returning(*_jobs.c)
+    ).one()
+    return job_from_row(row)
 
 
 @dataclass(frozen=True)
@@ -273,19 +277,7 @@ def claim_jobs(conn: Connection, requests: list[ClaimRequest]) -> list[tuple[boo
                     spend + Spend(r.reserved_tokens, r.reserved_calls, r.reserved_cost_usd),
                 )
     for job_id, (n_lost, spend) in lost.items():
-        conn.execute(delete(_steps).where(_steps.c.job_id == job_id, _steps.c.status == "pending"))
-        counted = conn.execute(
-            update(_jobs)
-            .where(_jobs.c.id == job_id)
-            .values(
-                usage_tokens=_jobs.c.usage_tokens + spend.tokens,
-                usage_calls=_jobs.c.usage_calls + spend.calls,
-                usage_cost_usd=_jobs.c.usage_cost_usd + spend.cost_usd,
-                lost_calls=_jobs.c.lost_calls + n_lost,
-            )
-            .returning(*_jobs.c)
-        ).one()
-        recounted = job_from_row(counted)
+        recounted = _count_lost(conn, job_id, n_lost, spend)
         claimed[(job_id, str(recounted.lease_owner))] = recounted
     out: list[tuple[bool, Any]] = []
     for req in requests:
