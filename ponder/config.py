@@ -77,6 +77,20 @@ class Settings(BaseSettings):
         description="Worker processes `ponder worker` starts (`--processes`); default: one "
         "per CPU core.",
     )
+    worker_tenant_reserve: int | None = Field(
+        default=None,
+        ge=0,
+        description="Slices of each worker process that one tenant may not take, kept for "
+        "other tenants (default: max_jobs / 16, at least 1).",
+    )
+    tenant_max_queued: int = Field(
+        default=64,
+        ge=1,
+        le=100_000,
+        description="Jobs of one tenant waiting in the broker at once; more are kept held "
+        "in Postgres and published as these start, so no tenant's flood stands in front "
+        "of another tenant's job.",
+    )
     worker_db_connections: int = Field(
         default=10,
         ge=3,
@@ -162,6 +176,14 @@ class Settings(BaseSettings):
     schedule_max_backfill_runs: int = Field(
         default=1000, ge=1, description="Most fire times one backfill request may cover."
     )
+
+    @property
+    def tenant_share(self) -> int:
+        """Slices of one worker process one tenant may run at once."""
+        reserve = self.worker_tenant_reserve
+        if reserve is None:
+            reserve = max(1, self.worker_max_jobs // 16)
+        return max(1, self.worker_max_jobs - reserve)
 
     @property
     def is_sqlite(self) -> bool:

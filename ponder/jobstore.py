@@ -986,6 +986,15 @@ class SqlJournal:
             {"slices": 1, "recoveries": 1} if interrupted else {"slices": 1},
         )
 
+    async def park(self, *, never_ran: bool) -> None:
+        """Give the job back without running it: its tenant has its share of this
+        process (ponder.fairness). The job waits held until a slice of its tenant ends;
+        one that never ran shows as queued again."""
+        sets: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None, "held": True}
+        if never_ran:
+            sets.update(status=JobStatus.QUEUED, started_at=None)
+        await self._write(sets)
+
     async def finalize(
         self,
         *,
@@ -1103,7 +1112,8 @@ def request_cancel(sessions: sessionmaker[Session], job_id: str) -> list[str]:
         status=JobStatus.CANCELLED,
         stop_reason="cancelled",
         error=None,
-        only_if=and_(Job.status == JobStatus.QUEUED, Job.lease_owner.is_(None)),
+        # queued, or held waiting for its tenant's turn (ponder.fairness): nobody runs it
+        only_if=and_(or_(Job.status == JobStatus.QUEUED, Job.held), Job.lease_owner.is_(None)),
         deliveries=deliveries,
     ):
         return deliveries

@@ -130,6 +130,22 @@ class Job(Base):
             postgresql_where=text("held AND status = 'queued'"),
             sqlite_where=text("held AND status = 'queued'"),
         ),
+        # a tenant's jobs waiting in the broker, and its held jobs outside batches in
+        # publishing order (see ponder.fairness)
+        Index(
+            "ix_jobs_tenant_waiting",
+            "tenant_id",
+            postgresql_where=text("status = 'queued' AND NOT held AND lease_owner IS NULL"),
+            sqlite_where=text("status = 'queued' AND NOT held AND lease_owner IS NULL"),
+        ),
+        Index(
+            "ix_jobs_tenant_held",
+            "tenant_id",
+            "priority",
+            "created_at",
+            postgresql_where=text("held AND batch_id IS NULL"),
+            sqlite_where=text("held AND batch_id IS NULL"),
+        ),
         # batch items fed to the queue and not finished: what counts against the
         # feeder's in-flight limits
         Index(

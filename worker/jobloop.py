@@ -155,6 +155,33 @@ class LeaseKeeper:
                 log.warning("lease heartbeat failed, retrying next tick: %s", exc)
 
 
+class TenantSlots:
+    """How many slices each tenant runs in this process, against its share: a tenant may
+    take at most ``share`` of the process's places, so others always find one free
+    (see ponder.fairness). Used on the loop only."""
+
+    def __init__(self, share: int) -> None:
+        self.share = share
+        self._running: dict[str, int] = {}
+
+    def take(self, tenant_id: str) -> bool:
+        held = self._running.get(tenant_id, 0)
+        if held >= self.share:
+            return False
+        self._running[tenant_id] = held + 1
+        return True
+
+    def give_back(self, tenant_id: str) -> None:
+        left = self._running.get(tenant_id, 0) - 1
+        if left > 0:
+            self._running[tenant_id] = left
+        else:
+            self._running.pop(tenant_id, None)
+
+    def running(self, tenant_id: str) -> int:
+        return self._running.get(tenant_id, 0)
+
+
 class StopWatch:
     """One poll of a stop flag for every slice: an asyncio event set once the flag is up."""
 
@@ -181,9 +208,10 @@ class JobLoop:
     """The process's event loop thread and what its slices share. Start it once per
     process (after any fork); :meth:`call` runs a coroutine on it from any thread."""
 
-    def __init__(self, committer: GroupCommitter, leases: LeaseKeeper) -> None:
+    def __init__(self, committer: GroupCommitter, leases: LeaseKeeper, tenant_share: int) -> None:
         self.committer = committer
         self.leases = leases
+        self.tenants = TenantSlots(tenant_share)
         self.stops = StopWatch()
         self.lag = LoopLag()
         self.loop = asyncio.new_event_loop()

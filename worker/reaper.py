@@ -11,12 +11,16 @@ from datetime import timedelta
 from typing import Any
 
 from ponder.batches.feeder import tick as batch_tick
+from ponder.fairness import release_idle
 from ponder.jobstore import jobs_to_requeue
 from ponder.models import utcnow
 from ponder.webhooks.delivery import due_deliveries
 from worker.celery_app import Dispatcher
 from worker.queue_watch import QueueWatch, watch_for
 from worker.runner import WorkerServices
+
+# held jobs the reaper publishes per tick for a tenant with none waiting in the queue
+IDLE_RELEASE = 8
 
 
 def reap_once(
@@ -36,6 +40,11 @@ def reap_once(
     # batch items: queue the next ones of every batch, complete finished batches (the
     # batch.completed outbox rows they write go out with the due deliveries below)
     batches = batch_tick(svc.sessions, dispatcher.publish, svc.settings)
+    # held jobs of tenants with none left in the queue (a publish lost, or every slice of
+    # the tenant parked): a few go out again (ponder.fairness)
+    released = release_idle(svc.sessions, per_tenant=IDLE_RELEASE)
+    for job_id, priority in released:
+        dispatcher.enqueue(job_id, priority=priority)
     deliveries = due_deliveries(svc.sessions, now=now, stale_before=stale_before)
     for delivery_id in deliveries:
         dispatcher.enqueue_delivery(delivery_id)
@@ -43,6 +52,7 @@ def reap_once(
         "requeued": len(jobs),
         "sent": sent,
         "deliveries": len(deliveries),
+        "released": len(released),
         "queue_checked": queue.checked,
         "queue_lost": queue.lost,
         "republished": queue.republished,

@@ -21,13 +21,14 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ponder.budget import BudgetExhausted, BudgetLimits, Ledger, Spend
 from ponder.config import Settings
 from ponder.db import make_engine, make_sessionmaker
+from ponder.fairness import queue_is_full, release_held
 from ponder.groupcommit import GroupCommitter
 from ponder.jobstore import (
     Claim,
@@ -116,7 +117,11 @@ class WorkerServices:
             clean_errors=(LeaseLost,),
             batchers={JournalWrite: write_journal, ClaimRequest: claim_jobs},
         )
-        self.jobloop = JobLoop(self.committer, LeaseKeeper(self.engine, settings.lease_seconds))
+        self.jobloop = JobLoop(
+            self.committer,
+            LeaseKeeper(self.engine, settings.lease_seconds),
+            tenant_share=settings.tenant_share,
+        )
         # One limiter per process: max_concurrency holds across every worker process
         # (Redis-backed on the broker's Redis; in-process in the embedded mode).
         self.limiter: Limiter = build_limiter(settings.broker_url)
@@ -125,6 +130,9 @@ class WorkerServices:
             lambda profile: build_provider(profile, limiter=limiter)
         )
         self._providers: dict[str, Provider] = {}
+        # publish(job_id, priority): set by the Celery app (tasks.py) so the loop can
+        # publish a tenant's held jobs; None where slices run without a broker (tests)
+        self.publish: Callable[[str, int], bool] | None = None
         # reward models (PRMs) by profile name, built on first use, kept like providers
         self.reward_models = RewardModels(self.profiles, reward_model_factory)
 
@@ -151,7 +159,7 @@ class WorkerServices:
 
 @dataclass(frozen=True)
 class SliceOutcome:
-    kind: str  # finished | handoff | skipped | lost | retry
+    kind: str  # finished | handoff | skipped | lost | retry | parked
     detail: str = ""
     countdown: float | None = None
     # when finished: the webhook deliveries finalize wrote, and the job's batch, so the
@@ -220,15 +228,30 @@ async def run_slice_async(
                 progress=job.progress,
             )
             return _finished(journal, job, "max_attempts")
-        started = time.monotonic()
-        seconds_before = job.usage_seconds
-        svc.jobloop.leases.hold(journal, lambda: seconds_before + (time.monotonic() - started))
+        tenants = svc.jobloop.tenants
+        if not tenants.take(job.tenant_id):
+            # its tenant has its share of this process: others must find places free
+            await journal.park(never_ran=job.slices == 0 and not c.steps)
+            return SliceOutcome("parked", "its tenant has its share of this worker process")
         try:
-            return await _run(
-                svc, c, journal, _Shutdown(stopping, svc.jobloop.stops.event(stopping), settings)
-            )
+            # one of the tenant's queued jobs started: publish its next held one
+            await _release_held(svc, job.tenant_id)
+            started = time.monotonic()
+            seconds_before = job.usage_seconds
+            svc.jobloop.leases.hold(journal, lambda: seconds_before + (time.monotonic() - started))
+            try:
+                return await _run(
+                    svc,
+                    c,
+                    journal,
+                    _Shutdown(stopping, svc.jobloop.stops.event(stopping), settings),
+                )
+            finally:
+                svc.jobloop.leases.release(journal)
         finally:
-            svc.jobloop.leases.release(journal)
+            tenants.give_back(job.tenant_id)
+            # a place of this tenant's freed up: a job parked for want of it may run
+            await _release_held(svc, job.tenant_id)
     except LeaseLost:
         return SliceOutcome("lost", "lease taken over")
     except DBAPIError as exc:
@@ -236,6 +259,30 @@ async def run_slice_async(
         # and the reaper covers us if that publish is lost too.
         log.warning("job %s: database error mid-slice: %s", job_id, exc)
         return SliceOutcome("retry", "database unavailable", countdown=settings.lease_seconds)
+
+
+async def _release_held(svc: WorkerServices, tenant_id: str) -> None:
+    """Publish the tenant's next held job, if it has one and its queue has room
+    (ponder.fairness). Never raises: the reaper publishes held jobs of tenants with none
+    queued."""
+    publish = svc.publish
+    if publish is None:
+        return
+
+    limit = svc.settings.tenant_max_queued
+
+    def release(conn: Connection) -> list[tuple[str, int]]:
+        if queue_is_full(conn, tenant_id, limit):
+            return []  # the tenant's queue is full already: its short queue stays short
+        return release_held(conn, tenant_id, 1)
+
+    try:
+        released = await svc.committer.run(release, key=tenant_id)
+        loop = asyncio.get_running_loop()
+        for job_id, priority in released:
+            await loop.run_in_executor(None, publish, job_id, priority)
+    except Exception as exc:
+        log.warning("could not publish a held job of tenant %s: %s", tenant_id, exc)
 
 
 class _Shutdown:

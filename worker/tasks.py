@@ -7,6 +7,7 @@ import os
 import socket
 import threading
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -34,9 +35,15 @@ class _LazyServices:
     """Built on first use inside each worker process (after any fork), once: the pool's
     threads all share it (and its event loop)."""
 
-    def __init__(self, settings: Settings, provider_factory: ProviderFactory | None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        provider_factory: ProviderFactory | None,
+        publish: Callable[[str, int], bool] | None = None,
+    ) -> None:
         self._settings = settings
         self._factory = provider_factory
+        self._publish = publish
         self._svc: WorkerServices | None = None
         self._pid = 0
         self._lock = threading.Lock()
@@ -48,6 +55,7 @@ class _LazyServices:
         with self._lock:
             if self._svc is None or self._pid != os.getpid():
                 self._svc = WorkerServices(self._settings, provider_factory=self._factory)
+                self._svc.publish = self._publish
                 self._pid = os.getpid()
             return self._svc
 
@@ -93,8 +101,8 @@ def create_worker_app(
     # one INFO line per model request (httpx's default) costs more CPU than the request
     # itself when a process runs hundreds of jobs; failures are still logged as warnings
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    services = _LazyServices(settings, provider_factory)
     dispatcher = Dispatcher(app, settings.queue)
+    services = _LazyServices(settings, provider_factory, dispatcher.publish)
     app.ponder_services = services  # type: ignore[attr-defined]
     webhooks = _WebhookClient(settings)
     # created here, before any pool fork, so every pool process shares it

@@ -16,6 +16,7 @@ from api import crud
 from api.deps import AppContext, ContextDep, CurrentTenant, RequireJson, SessionDep
 from api.errors import ApiProblem, invalid
 from api.schemas import MAX_IDEMPOTENCY_KEY_CHARS, JobCreate, JobPublic, JobsPublic
+from ponder.fairness import queue_is_full
 from ponder.jobstore import request_cancel
 from ponder.models import Job, JobStatus, Tenant, job_from_row, job_row, utcnow
 from ponder.notify import JobNotifier
@@ -121,10 +122,14 @@ def _submit(
 
     values = job_values(body, context.settings, context.models)
     now = utcnow()
+    # beyond the tenant's queue of waiting jobs, the job waits held in Postgres and is
+    # published as the tenant's queued jobs start (ponder.fairness)
+    held = queue_is_full(session.connection(), tenant.id, context.settings.tenant_max_queued)
     row = job_row(
         {
             "tenant_id": tenant.id,
             "status": JobStatus.QUEUED,
+            "held": held,
             "idempotency_key": idempotency_key,
             "request_hash": digest,
             "created_at": now,
@@ -149,7 +154,8 @@ def _submit(
 
     # The row is committed: if the broker is down the job stays queued and the reaper
     # enqueues it later, so the client still gets its 202.
-    context.dispatcher.enqueue(job.id, priority=job.priority)
+    if not held:
+        context.dispatcher.enqueue(job.id, priority=job.priority)
     response.headers["Location"] = f"{router.prefix}/{job.id}"
     return JobPublic.from_row(job)
 

@@ -1,0 +1,112 @@
+"""Fair shares between tenants: one tenant's flood must not hold every place.
+
+Two rules keep a tenant that submits thousands of jobs from starving the others:
+
+* **A short queue per tenant.** At most ``tenant_max_queued`` of a tenant's jobs wait in
+  the broker at once. Jobs submitted beyond that are stored *held* in Postgres (never
+  published, never touched by the reaper) and published, highest priority first, as the
+  tenant's queued ones start: each claim of one of its jobs publishes one held job, so
+  its queue stays topped up. Another tenant's job is therefore never behind more than
+  that many of the flooding tenant's messages.
+* **A share of each worker process.** A tenant may run at most ``max_jobs - reserve``
+  slices in one worker process (see ``worker.jobloop.TenantSlots``). A slice beyond its
+  tenant's share is *parked*: its job goes back to held, its message is acknowledged,
+  and it is published again when a slice of that tenant ends (a place it may use just
+  freed up). So a process always has places for other tenants.
+
+Held jobs of a tenant with none left in the queue are published by the reaper too (a
+few a tick), which covers a publish lost while the broker was away.
+
+Batch items have their own feeder (``ponder.batches.feeder``) and are never touched
+here: the held jobs this module publishes are those without a batch.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from ponder.models import Job, JobStatus, utcnow
+
+_WAITING = (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+def queue_is_full(conn: Connection, tenant_id: str, limit: int) -> bool:
+    """Whether ``tenant_id`` already has ``limit`` jobs waiting in the broker (queued,
+    published, not claimed). Counts at most ``limit`` rows."""
+    waiting = (
+        select(Job.id)
+        .where(
+            Job.tenant_id == tenant_id,
+            Job.status == JobStatus.QUEUED,
+            ~Job.held,
+            Job.lease_owner.is_(None),
+        )
+        .limit(limit)
+        .subquery()
+    )
+    return int(conn.execute(select(func.count()).select_from(waiting)).scalar_one()) >= limit
+
+
+def release_held(conn: Connection, tenant_id: str, n: int = 1) -> list[tuple[str, int]]:
+    """Take up to ``n`` of the tenant's held jobs (not batch items) out of hold, highest
+    priority first, oldest first; returns ``(id, priority)`` pairs to publish. Rows
+    another releaser holds are skipped (SKIP LOCKED on Postgres)."""
+    if n <= 0:
+        return []
+    chosen = (
+        select(Job.id)
+        .where(
+            Job.tenant_id == tenant_id,
+            Job.held,
+            Job.batch_id.is_(None),
+            Job.status.in_(_WAITING),
+            Job.lease_owner.is_(None),
+        )
+        .order_by(Job.priority.desc(), Job.created_at, Job.id)
+        .limit(n)
+        .with_for_update(skip_locked=True)
+    )
+    rows = conn.execute(
+        update(Job)
+        .where(Job.id.in_(chosen.scalar_subquery()))
+        .values(held=False, enqueued_at=utcnow())
+        .returning(Job.id, Job.priority)
+    ).all()
+    return sorted(((str(i), int(p)) for i, p in rows), key=lambda r: -r[1])
+
+
+def release_idle(sessions: sessionmaker[Session], per_tenant: int) -> list[tuple[str, int]]:
+    """For every tenant with held jobs and none waiting in the broker, take up to
+    ``per_tenant`` out of hold (the reaper's fallback); returns what to publish."""
+    released: list[tuple[str, int]] = []
+    with sessions() as s, s.begin():
+        holding = set(
+            s.execute(
+                select(Job.tenant_id)
+                .where(
+                    Job.held,
+                    Job.batch_id.is_(None),
+                    Job.status.in_(_WAITING),
+                    Job.lease_owner.is_(None),
+                )
+                .distinct()
+            ).scalars()
+        )
+        if not holding:
+            return []
+        waiting = set(
+            s.execute(
+                select(Job.tenant_id)
+                .where(
+                    Job.tenant_id.in_(holding),
+                    Job.status == JobStatus.QUEUED,
+                    ~Job.held,
+                    Job.lease_owner.is_(None),
+                )
+                .distinct()
+            ).scalars()
+        )
+        for tenant_id in sorted(holding - waiting):
+            released += release_held(s.connection(), tenant_id, per_tenant)
+    return released
