@@ -132,7 +132,8 @@ def worker(
         raise typer.Exit(supervise(child, n))
     from worker.tasks import create_worker_app
 
-    celery = create_worker_app(settings)
+    # the process's share per tenant follows its real number of slots
+    celery = create_worker_app(settings.model_copy(update={"worker_max_jobs": slots}))
     celery.worker_main(
         [
             "worker",
