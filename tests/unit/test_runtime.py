@@ -262,3 +262,35 @@ def test_heartbeat_keeps_the_lease_through_a_blocking_call(sqlite_settings: Sett
     assert job.status == "completed"
     assert job.recoveries == 0
     svc.close()
+
+
+def test_a_slice_beyond_its_tenants_share_is_parked_not_run(sqlite_settings: Settings) -> None:
+    """With one place per tenant in the process, a second job of the same tenant that
+    arrives while the first runs is parked: held again, shown as queued, nothing spent;
+    another tenant's job runs meanwhile."""
+    import asyncio
+
+    from worker.runner import run_slice_async
+
+    settings = sqlite_settings.model_copy(update={"worker_max_jobs": 2, "worker_tenant_reserve": 1})
+    first = create_job(settings, strategy=ONE_AT_A_TIME)
+    second = create_job(settings, strategy=ONE_AT_A_TIME)
+    other = create_job(settings, strategy=ONE_AT_A_TIME)
+    svc = _services(settings, [])
+    with svc.sessions() as s, s.begin():
+        tenant = s.get(Job, first).tenant_id  # type: ignore[union-attr]
+        s.execute(update(Job).where(Job.id == second).values(tenant_id=tenant))
+
+    async def go() -> list[str]:
+        running = asyncio.ensure_future(run_slice_async(svc, first, "a"))
+        while svc.jobloop.tenants.running(tenant) == 0:
+            await asyncio.sleep(0.001)
+        parked = await run_slice_async(svc, second, "b")
+        elsewhere = await run_slice_async(svc, other, "c")
+        return [(await running).kind, parked.kind, elsewhere.kind]
+
+    assert svc.jobloop.call(go()) == ["finished", "parked", "finished"]
+    job = load_job(settings, second)
+    assert job.held and job.status == "queued" and job.started_at is None
+    assert job.lease_owner is None and job.usage_calls == 0
+    svc.close()
