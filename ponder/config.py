@@ -81,10 +81,10 @@ class Settings(BaseSettings):
         default=None,
         ge=0,
         description="Slices of each worker process that one tenant may not take, kept for "
-        "other tenants (default: max_jobs / 16, at least 1).",
+        "other tenants (default: max_jobs / 64, at least 1).",
     )
     tenant_max_queued: int = Field(
-        default=64,
+        default=256,
         ge=1,
         le=100_000,
         description="Jobs of one tenant waiting in the broker at once; more are kept held "
@@ -182,7 +182,7 @@ class Settings(BaseSettings):
         """Slices of one worker process one tenant may run at once."""
         reserve = self.worker_tenant_reserve
         if reserve is None:
-            reserve = max(1, self.worker_max_jobs // 16)
+            reserve = max(1, self.worker_max_jobs // 64)
         return max(1, self.worker_max_jobs - reserve)
 
     @property

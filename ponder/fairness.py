@@ -23,6 +23,8 @@ here: the held jobs this module publishes are those without a batch.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import Connection, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -110,3 +112,42 @@ def release_idle(sessions: sessionmaker[Session], per_tenant: int) -> list[tuple
         for tenant_id in sorted(holding - waiting):
             released += release_held(s.connection(), tenant_id, per_tenant)
     return released
+
+
+@dataclass(frozen=True)
+class ReleaseRequest:
+    """A worker asking to publish one more held job of ``tenant_id`` if its queue has
+    room (fewer than ``limit`` waiting), as the group committer batches it."""
+
+    tenant_id: str
+    limit: int
+
+
+def release_for(
+    conn: Connection, requests: list[ReleaseRequest]
+) -> list[tuple[bool, list[tuple[str, int]]]]:
+    """:func:`release_held` for a group's requests at once: per tenant, one count of its
+    waiting jobs and one release of as many held jobs as its queue has room for (at most
+    one per request). Each request gets the jobs to publish that fell to it."""
+    wanted: dict[str, list[int]] = {}
+    for i, r in enumerate(requests):
+        wanted.setdefault(r.tenant_id, []).append(i)
+    waiting = dict(
+        conn.execute(
+            select(Job.tenant_id, func.count())
+            .where(
+                Job.tenant_id.in_(sorted(wanted)),
+                Job.status == JobStatus.QUEUED,
+                ~Job.held,
+                Job.lease_owner.is_(None),
+            )
+            .group_by(Job.tenant_id)
+        ).all()
+    )
+    out: list[tuple[bool, list[tuple[str, int]]]] = [(True, []) for _ in requests]
+    for tenant_id, indexes in sorted(wanted.items()):
+        limit = requests[indexes[0]].limit
+        room = min(len(indexes), limit - int(waiting.get(tenant_id, 0)))
+        for i, job in zip(indexes, release_held(conn, tenant_id, room), strict=False):
+            out[i] = (True, [job])
+    return out

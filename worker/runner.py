@@ -21,14 +21,14 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ponder.budget import BudgetExhausted, BudgetLimits, Ledger, Spend
 from ponder.config import Settings
 from ponder.db import make_engine, make_sessionmaker
-from ponder.fairness import queue_is_full, release_held
+from ponder.fairness import ReleaseRequest, release_for
 from ponder.groupcommit import GroupCommitter
 from ponder.jobstore import (
     Claim,
@@ -115,7 +115,11 @@ class WorkerServices:
             self.commit_engine,
             window=settings.commit_window_seconds,
             clean_errors=(LeaseLost,),
-            batchers={JournalWrite: write_journal, ClaimRequest: claim_jobs},
+            batchers={
+                JournalWrite: write_journal,
+                ClaimRequest: claim_jobs,
+                ReleaseRequest: release_for,
+            },
         )
         self.jobloop = JobLoop(
             self.committer,
@@ -268,16 +272,10 @@ async def _release_held(svc: WorkerServices, tenant_id: str) -> None:
     publish = svc.publish
     if publish is None:
         return
-
-    limit = svc.settings.tenant_max_queued
-
-    def release(conn: Connection) -> list[tuple[str, int]]:
-        if queue_is_full(conn, tenant_id, limit):
-            return []  # the tenant's queue is full already: its short queue stays short
-        return release_held(conn, tenant_id, 1)
-
     try:
-        released = await svc.committer.run(release, key=tenant_id)
+        released: list[tuple[str, int]] = await svc.committer.submit(
+            ReleaseRequest(tenant_id, svc.settings.tenant_max_queued), key=tenant_id
+        )
         loop = asyncio.get_running_loop()
         for job_id, priority in released:
             await loop.run_in_executor(None, publish, job_id, priority)
