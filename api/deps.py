@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.errors import ApiProblem
 from ponder.auth import hash_key, tenant_for_key
 from ponder.config import Settings
+from ponder.fairness import QueueGauge
 from ponder.llm.profiles import ModelProfile
 from ponder.models import Tenant
 from worker.celery_app import Dispatcher
@@ -34,6 +35,8 @@ class AppContext:
     reads: sessionmaker[Session]
     # the thread pool the hot paths run their database work on (see api.main)
     db_threads: anyio.CapacityLimiter
+    # whether a tenant's queue of waiting jobs is full (ponder.fairness), counted lazily
+    queues: QueueGauge
 
 
 async def get_context(request: Request) -> AppContext:

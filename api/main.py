@@ -19,6 +19,7 @@ from api.routes import schedules as schedule_routes
 from api.schemas import ProblemDetail
 from ponder.config import Settings
 from ponder.db import make_engine, make_sessionmaker
+from ponder.fairness import QueueGauge
 from ponder.llm.profiles import load_models_file
 from ponder.notify import JobNotifier
 from worker.celery_app import Dispatcher, create_celery
@@ -85,6 +86,7 @@ def create_app(settings: Settings, *, dispatcher: Dispatcher | None = None) -> F
         models=models,
         reads=make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT")),
         db_threads=anyio.CapacityLimiter(HOT_PATH_THREADS),
+        queues=QueueGauge(),
     )
 
     notifier = JobNotifier(settings.database_url)

@@ -23,6 +23,8 @@ here: the held jobs this module publishes are those without a batch.
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, func, select, update
@@ -33,9 +35,9 @@ from ponder.models import Job, JobStatus, utcnow
 _WAITING = (JobStatus.QUEUED, JobStatus.RUNNING)
 
 
-def queue_is_full(conn: Connection, tenant_id: str, limit: int) -> bool:
-    """Whether ``tenant_id`` already has ``limit`` jobs waiting in the broker (queued,
-    published, not claimed). Counts at most ``limit`` rows."""
+def waiting_count(conn: Connection, tenant_id: str, limit: int) -> int:
+    """How many of ``tenant_id``'s jobs wait in the broker (queued, published, not
+    claimed), counting at most ``limit``."""
     waiting = (
         select(Job.id)
         .where(
@@ -47,7 +49,12 @@ def queue_is_full(conn: Connection, tenant_id: str, limit: int) -> bool:
         .limit(limit)
         .subquery()
     )
-    return int(conn.execute(select(func.count()).select_from(waiting)).scalar_one()) >= limit
+    return int(conn.execute(select(func.count()).select_from(waiting)).scalar_one())
+
+
+def queue_is_full(conn: Connection, tenant_id: str, limit: int) -> bool:
+    """Whether ``tenant_id`` already has ``limit`` jobs waiting in the broker."""
+    return waiting_count(conn, tenant_id, limit) >= limit
 
 
 def release_held(conn: Connection, tenant_id: str, n: int = 1) -> list[tuple[str, int]]:
@@ -151,3 +158,33 @@ def release_for(
         for i, job in zip(indexes, release_held(conn, tenant_id, room), strict=False):
             out[i] = (True, [job])
     return out
+
+
+class QueueGauge:
+    """:func:`queue_is_full` for the API's submissions, without a count on every one.
+
+    A tenant whose last count (at most ``ttl`` seconds ago) plus the jobs admitted since
+    is under half its limit is admitted without asking the database again; otherwise the
+    database is asked. Several API processes may each admit up to half a limit before
+    they look again, so a queue may briefly hold a little more than its limit, never a
+    flood. Thread-safe."""
+
+    def __init__(self, ttl: float = 1.0) -> None:
+        self._ttl = ttl
+        self._seen: dict[str, tuple[float, int]] = {}  # tenant -> (when counted, count)
+        self._lock = threading.Lock()
+
+    def is_full(self, conn: Connection, tenant_id: str, limit: int) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            seen = self._seen.get(tenant_id)
+            if seen is not None and now - seen[0] < self._ttl and seen[1] < limit // 2:
+                self._seen[tenant_id] = (seen[0], seen[1] + 1)
+                return False
+        waiting = waiting_count(conn, tenant_id, limit)
+        full = waiting >= limit
+        with self._lock:
+            self._seen[tenant_id] = (now, waiting + (0 if full else 1))
+            if len(self._seen) > 10_000:  # forget tenants not seen lately
+                self._seen = {t: v for t, v in self._seen.items() if now - v[0] < self._ttl}
+        return full

@@ -16,7 +16,6 @@ from api import crud
 from api.deps import AppContext, ContextDep, CurrentTenant, RequireJson, SessionDep
 from api.errors import ApiProblem, invalid
 from api.schemas import MAX_IDEMPOTENCY_KEY_CHARS, JobCreate, JobPublic, JobsPublic
-from ponder.fairness import queue_is_full
 from ponder.jobstore import request_cancel
 from ponder.models import Job, JobStatus, Tenant, job_from_row, job_row, utcnow
 from ponder.notify import JobNotifier
@@ -124,7 +123,9 @@ def _submit(
     now = utcnow()
     # beyond the tenant's queue of waiting jobs, the job waits held in Postgres and is
     # published as the tenant's queued jobs start (ponder.fairness)
-    held = queue_is_full(session.connection(), tenant.id, context.settings.tenant_max_queued)
+    held = context.queues.is_full(
+        session.connection(), tenant.id, context.settings.tenant_max_queued
+    )
     row = job_row(
         {
             "tenant_id": tenant.id,
