@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/verifiers.py
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/inflight.py --full
+	$(BIN)/python bench/fairness.py
 	$(BIN)/python bench/batch.py
 	$(BIN)/python bench/recovery.py
 

@@ -84,7 +84,7 @@ class Settings(BaseSettings):
         "other tenants (default: max_jobs / 64, at least 1).",
     )
     tenant_max_queued: int = Field(
-        default=256,
+        default=32,
         ge=1,
         le=100_000,
         description="Jobs of one tenant waiting in the broker at once; more are kept held "
