@@ -164,9 +164,11 @@ class TenantSlots:
         self.share = share
         self._running: dict[str, int] = {}
 
-    def take(self, tenant_id: str) -> bool:
+    def take(self, tenant_id: str, *, always: bool = False) -> bool:
+        """Count one more slice of the tenant; False (nothing counted) when it has its
+        share already, unless ``always``."""
         held = self._running.get(tenant_id, 0)
-        if held >= self.share:
+        if held >= self.share and not always:
             return False
         self._running[tenant_id] = held + 1
         return True

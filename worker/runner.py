@@ -233,7 +233,9 @@ async def run_slice_async(
             )
             return _finished(journal, job, "max_attempts")
         tenants = svc.jobloop.tenants
-        if not tenants.take(job.tenant_id):
+        # batch items are shared out by the batch feeder already (and a parked item
+        # would wait for a feeder that only feeds items not yet started): they always run
+        if not tenants.take(job.tenant_id, always=job.batch_id is not None):
             # its tenant has its share of this process: others must find places free
             await journal.park(never_ran=job.slices == 0 and not c.steps)
             return SliceOutcome("parked", "its tenant has its share of this worker process")

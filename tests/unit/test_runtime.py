@@ -293,4 +293,18 @@ def test_a_slice_beyond_its_tenants_share_is_parked_not_run(sqlite_settings: Set
     job = load_job(settings, second)
     assert job.held and job.status == "queued" and job.started_at is None
     assert job.lease_owner is None and job.usage_calls == 0
+
+    # a batch item is never parked: the batch feeder shares batches out already
+    item = create_job(settings, strategy=ONE_AT_A_TIME)
+    with svc.sessions() as s, s.begin():
+        s.execute(update(Job).where(Job.id == item).values(tenant_id=tenant, batch_id="b-1"))
+
+    async def with_item() -> str:
+        assert svc.jobloop.tenants.take(tenant)  # the tenant's one place is taken
+        try:
+            return (await run_slice_async(svc, item, "e")).kind
+        finally:
+            svc.jobloop.tenants.give_back(tenant)
+
+    assert svc.jobloop.call(with_item()) == "finished"
     svc.close()
