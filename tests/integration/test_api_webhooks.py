@@ -155,7 +155,9 @@ def test_submit_refuses_webhooks_to_forbidden_addresses(
 
 def test_submit_accepts_public_addresses_and_names(strict_client: TestClient) -> None:
     headers = auth_headers(strict_client, "acme")
-    for url in ("https://example.com/hooks/ponder", "http://93.184.216.34:8080/x"):
+    # names under .test never resolve, and 192.0.2.0/24 is for documentation: nothing
+    # here is ever contacted (no worker runs), and no real host is named
+    for url in ("https://hooks.ponder.test/hooks/ponder", "http://hooks.ponder.test:8080/x"):
         out = strict_client.post("/v1/jobs", json=job_body(webhook_url=url), headers=headers)
         assert out.status_code == 202, out.text
 

@@ -17,7 +17,7 @@ ATTACKS = [
     "```python\nimport os\nwhile True:\n    os.fork()\n```",
     "```python\nx = bytearray(10**10)\n```",
     "```python\nopen('big', 'wb').write(b'0' * 10**9)\n```",
-    "```python\nimport socket\nsocket.create_connection(('1.1.1.1', 80), timeout=2)\n```",
+    "```python\nimport socket\nsocket.create_connection(('192.0.2.1', 80), timeout=2)\n```",
     "```python\nprint('x' * 50_000_000)\n```",
 ]
 HONEST = "```python\ndef add(a, b):\n    return a + b\n```"

@@ -113,7 +113,7 @@ def test_network() -> None:
     )
     result = verdict(code)
     assert not result.passed and "network access is disabled" in result.feedback
-    result = verdict(code.replace("127.0.0.1", "93.184.216.34"))
+    result = verdict(code.replace("127.0.0.1", "192.0.2.1"))  # a documentation address
     assert not result.passed and "network access is disabled" in result.feedback
 
 
