@@ -117,7 +117,8 @@ def test_no_network_and_it_fails_fast() -> None:
     code = (
         "import socket, time\n"
         "print(sorted(n for _, n in socket.if_nameindex()))\n"
-        "for addr in [('127.0.0.1', 80), ('8.8.8.8', 53), ('1.1.1.1', 443)]:\n"
+        # documentation addresses: even a sandbox that leaked would reach no real host
+        "for addr in [('127.0.0.1', 80), ('192.0.2.1', 53), ('198.51.100.1', 443)]:\n"
         "    s = socket.socket()\n"
         "    s.settimeout(5)\n"
         "    t = time.monotonic()\n"
@@ -128,7 +129,7 @@ def test_no_network_and_it_fails_fast() -> None:
         "        print(e.errno, round(time.monotonic() - t, 2))\n"
         "u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
         "try:\n"
-        "    u.sendto(b'x', ('8.8.8.8', 53))\n"
+        "    u.sendto(b'x', ('192.0.2.1', 53))\n"
         "    print('sent')\n"
         "except OSError as e:\n"
         "    print(e.errno)\n"
