@@ -52,11 +52,6 @@ def waiting_count(conn: Connection, tenant_id: str, limit: int) -> int:
     return int(conn.execute(select(func.count()).select_from(waiting)).scalar_one())
 
 
-def queue_is_full(conn: Connection, tenant_id: str, limit: int) -> bool:
-    """Whether ``tenant_id`` already has ``limit`` jobs waiting in the broker."""
-    return waiting_count(conn, tenant_id, limit) >= limit
-
-
 def release_held(conn: Connection, tenant_id: str, n: int = 1) -> list[tuple[str, int]]:
     """Take up to ``n`` of the tenant's held jobs (not batch items) out of hold, highest
     priority first, oldest first; returns ``(id, priority)`` pairs to publish. Rows
@@ -161,7 +156,8 @@ def release_for(
 
 
 class QueueGauge:
-    """:func:`queue_is_full` for the API's submissions, without a count on every one.
+    """Whether a tenant's queue of waiting jobs is full (:func:`waiting_count` reaches
+    the limit), for the API's submissions, without a count on every one.
 
     A tenant whose last count (at most ``ttl`` seconds ago) plus the jobs admitted since
     is under half its limit is admitted without asking the database again; otherwise the

@@ -371,22 +371,6 @@ def renew_leases(
     return {str(job_id): bool(cancel) for job_id, cancel in rows}
 
 
-def renew_lease(
-    sessions: sessionmaker[Session],
-    job_id: str,
-    attempt: int,
-    owner: str,
-    lease_seconds: float,
-    seconds_used: float,
-) -> bool | None:
-    """Extend one lease. Returns the job's cancel flag, or None if the lease is gone."""
-    with sessions() as s, s.begin():
-        renewed = renew_leases(
-            s.connection(), [LeaseRenewal(job_id, attempt, owner, seconds_used)], lease_seconds
-        )
-    return renewed.get(job_id)
-
-
 class _JobSummary(Protocol):
     @property
     def id(self) -> str: ...
@@ -466,11 +450,6 @@ def _announce(db: Session | Connection, job: Job | _Summary, event_type: str) ->
     ]
 
 
-# columns a fenced write adds to (SET col = col + :d_col); the rest are set outright
-_INCREMENTED = frozenset(
-    {"usage_tokens", "usage_calls", "usage_cost_usd", "lost_calls", "event_seq", "slices"}
-    | {"strategy_events", "recoveries"}
-)
 # what finalize reads back for the webhook's payload (the job as it ends)
 _SUMMARY_COLUMNS = (
     "id",
