@@ -104,7 +104,8 @@ _CLAIM = (
 )
 
 
-_JOURNAL = select(
+# what a claim reads back of a job's journal: results to replay, reservations left pending
+_JOURNAL_COLUMNS = (
     _steps.c.key,
     _steps.c.kind,
     _steps.c.status,
@@ -113,20 +114,11 @@ _JOURNAL = select(
     _steps.c.reserved_tokens,
     _steps.c.reserved_calls,
     _steps.c.reserved_cost_usd,
-).where(_steps.c.job_id == bindparam("f_id"))
-
-
-_JOURNAL_OF_MANY = select(
-    _steps.c.job_id,
-    _steps.c.key,
-    _steps.c.kind,
-    _steps.c.status,
-    _steps.c.digest,
-    _steps.c.result,
-    _steps.c.reserved_tokens,
-    _steps.c.reserved_calls,
-    _steps.c.reserved_cost_usd,
-).where(_steps.c.job_id.in_(bindparam("ids", expanding=True)))
+)
+_JOURNAL = select(*_JOURNAL_COLUMNS).where(_steps.c.job_id == bindparam("f_id"))
+_JOURNAL_OF_MANY = select(_steps.c.job_id, *_JOURNAL_COLUMNS).where(
+    _steps.c.job_id.in_(bindparam("ids", expanding=True))
+)
 
 
 def _read_journal(conn: Connection, job_id: str) -> tuple[dict[int, StepRecord], int, Spend]:
@@ -662,19 +654,16 @@ def _write_one(conn: Connection, w: JournalWrite) -> WriteOutcome:
         adds["event_seq"] = len(w.events)
     if w.strategy_events:
         adds["strategy_events"] = w.strategy_events
-    stmt = _fenced_update(tuple(sorted(sets)), tuple(sorted(adds)), False)
-    params = {"f_id": w.job_id, "f_attempt": w.attempt, "f_owner": w.owner}
-    params.update({f"v_{k}": v for k, v in sets.items()})
-    params.update({f"d_{k}": v for k, v in adds.items()})
-    row = conn.execute(stmt, params).first()
-    if row is None:
-        return (False, LeaseLost(f"job {w.job_id}: lease lost"))
+    fenced = _FencedWrite.of(
+        w.job_id, w.attempt, w.owner, sets, adds, free_steps=w.free_steps, events=w.events
+    )
+    try:
+        row = fenced.execute(conn)
+    except LeaseLost as exc:
+        return (False, exc)
     cancel = bool(row[0])
-    steps = list(w.free_steps)
     if w.pending_step is not None and not cancel:
-        steps.append(w.pending_step)
-    for s in steps:
-        conn.execute(_INSERT_STEP, s)
+        conn.execute(_INSERT_STEP, w.pending_step)
     if w.done_step is not None:
         d = w.done_step
         conn.execute(
@@ -691,16 +680,6 @@ def _write_one(conn: Connection, w: JournalWrite) -> WriteOutcome:
         )
     if w.drop_step is not None:
         conn.execute(delete(_steps).where(_steps.c.job_id == w.job_id, _steps.c.key == w.drop_step))
-    if w.events:
-        first = int(row[1]) - len(w.events) + 1
-        now = utcnow()
-        conn.execute(
-            _INSERT_EVENT,
-            [
-                {"job_id": w.job_id, "seq": first + i, "kind": k, "data": d, "created_at": now}
-                for i, (k, d) in enumerate(w.events)
-            ],
-        )
     return (True, cancel)
 
 
@@ -724,6 +703,27 @@ class _FencedWrite:
     params: dict[str, Any]
     free_steps: list[dict[str, Any]]
     events: list[tuple[str, dict[str, Any]]]
+
+    @classmethod
+    def of(
+        cls,
+        job_id: str,
+        attempt: int,
+        owner: str,
+        sets: dict[str, Any],
+        adds: dict[str, Any],
+        *,
+        free_steps: list[dict[str, Any]],
+        events: list[tuple[str, dict[str, Any]]],
+        summary: bool = False,
+    ) -> _FencedWrite:
+        """The write that sets ``sets`` and adds ``adds`` to the job row under the fence
+        (id, attempt, owner), then inserts ``free_steps`` and ``events``."""
+        stmt = _fenced_update(tuple(sorted(sets)), tuple(sorted(adds)), summary)
+        params = {"f_id": job_id, "f_attempt": attempt, "f_owner": owner}
+        params.update({f"v_{k}": v for k, v in sets.items()})
+        params.update({f"d_{k}": v for k, v in adds.items()})
+        return cls(job_id, stmt, params, free_steps, events)
 
     def execute(self, conn: Connection) -> Row[Any]:
         row = conn.execute(self.statement, self.params).first()
@@ -843,12 +843,15 @@ class SqlJournal:
         if self._progress is not None and "progress" not in sets:
             sets["progress"] = self._progress
             self._progress = None
-        stmt = _fenced_update(tuple(sorted(sets)), tuple(sorted(adds)), summary)
-        params = {"f_id": self.job_id, "f_attempt": self.attempt, "f_owner": self.owner}
-        params.update({f"v_{k}": v for k, v in sets.items()})
-        params.update({f"d_{k}": v for k, v in adds.items()})
-        return _FencedWrite(
-            self.job_id, stmt, params, free, [(kind, data) for kind, data, _ in events]
+        return _FencedWrite.of(
+            self.job_id,
+            self.attempt,
+            self.owner,
+            sets,
+            adds,
+            free_steps=free,
+            events=[(kind, data) for kind, data, _ in events],
+            summary=summary,
         )
 
     async def _write(
