@@ -11,11 +11,11 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from api.schemas import FieldError, JobUsage
-from ponder.batches.datasets import BuiltinDataset
-from ponder.batches.jsonl import LineError
 from ponder.batches.spec import BatchBudget, JobDefaults, JobFilter
-from ponder.models import Batch, Dataset
+from ponder.datasets.catalog import BuiltinDataset
+from ponder.jsonl import LineError
 from ponder.report import BatchFigures
+from ponder.tables import Batch, Dataset
 
 
 class BatchCounts(BaseModel):

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from ponder.models import Job, JobStatus, canonical_id
+from ponder.tables import Job, JobStatus, canonical_id
 
 
 def get_job(session: Session, tenant_id: str, job_id: str) -> Job | None:

@@ -18,7 +18,7 @@ from ponder.auth import hash_key, tenant_for_key
 from ponder.config import Settings
 from ponder.fairness import QueueGauge
 from ponder.llm.profiles import ModelProfile
-from ponder.models import Tenant
+from ponder.tables import Tenant
 from worker.celery_app import Dispatcher
 
 

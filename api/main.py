@@ -14,7 +14,7 @@ from api.errors import PROBLEM_JSON, install_error_handlers
 from api.middleware import BodySizeLimitMiddleware
 from api.routes import batches, events, health, jobs, strategies, trace, webhooks
 from api.routes import datasets as dataset_routes
-from api.routes import models as model_routes
+from api.routes import profiles as model_routes
 from api.routes import schedules as schedule_routes
 from api.schemas import ProblemDetail
 from ponder.config import Settings

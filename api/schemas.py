@@ -14,7 +14,7 @@ from ponder.jobspec import GAME24_EXAMPLE as GAME24_EXAMPLE
 from ponder.jobspec import MAX_SEED as MAX_SEED
 from ponder.jobspec import JobCreate as JobCreate
 from ponder.jobspec import StrategyChoice as StrategyChoice
-from ponder.models import Job
+from ponder.tables import Job
 
 MAX_IDEMPOTENCY_KEY_CHARS = 255
 

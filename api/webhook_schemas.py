@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from ponder.models import WebhookAttempt, WebhookDelivery, WebhookSecret
+from ponder.tables import WebhookAttempt, WebhookDelivery, WebhookSecret
 
 MAX_GRACE_SECONDS = 30 * 86_400
 

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.inflight import REDIS, default_durability_env, post_jobs, scratch_database
 from ponder.db import make_engine
-from ponder.models import Job
+from ponder.tables import Job
 from tests.chaos.helpers import best_of_n_body
 from tests.stack import running_stack
 

@@ -70,7 +70,7 @@ from bench.throughput import CpuMeter
 from ponder.config import Settings
 from ponder.db import make_engine
 from ponder.migrate import upgrade
-from ponder.models import Job
+from ponder.tables import Job
 from tests.chaos.helpers import TERMINAL, best_of_n_body
 from tests.conftest import PG_ADMIN
 from tests.stack import Stack, running_stack

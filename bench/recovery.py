@@ -86,7 +86,7 @@ from bench.procs import tree_pids
 from ponder.config import Settings
 from ponder.db import make_engine, make_sessionmaker
 from ponder.migrate import upgrade
-from ponder.models import Job, JobEvent, JobStep
+from ponder.tables import Job, JobEvent, JobStep
 from tests.chaos.helpers import TERMINAL, api_client, best_of_n_body, submit
 from tests.stack import Stack, running_stack
 

@@ -8,7 +8,7 @@ from sqlalchemy import Connection
 
 from ponder.config import Settings
 from ponder.db import make_engine
-from ponder.models import Base
+from ponder.tables import Base
 
 config = context.config
 target_metadata = Base.metadata

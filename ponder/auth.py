@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ponder.models import ApiKey, Tenant
+from ponder.tables import ApiKey, Tenant
 
 KEY_PREFIX = "pk_"
 # what the api_keys.prefix column keeps: "pk_" and the first 8 random characters

@@ -130,7 +130,7 @@ def worker(
         logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(message)s")
         child = ["worker", "--processes", "1", "--max-jobs", str(slots), "--loglevel", loglevel]
         raise typer.Exit(supervise(child, n))
-    from worker.tasks import create_worker_app
+    from worker.celery_tasks import create_worker_app
 
     # the process's share per tenant follows its real number of slots
     celery = create_worker_app(settings.model_copy(update={"worker_max_jobs": slots}))
@@ -157,7 +157,7 @@ def beat(
     """Run the scheduler. Every few seconds it triggers the reaper (re-enqueues lost work,
     sends due webhook retries, feeds batches) and the schedule tick (starts the batches of
     schedules whose time has come). Running two is safe: a fire time runs at most once."""
-    from worker.tasks import create_worker_app
+    from worker.celery_tasks import create_worker_app
 
     celery = create_worker_app(_settings())
     schedule = Path(tempfile.gettempdir()) / f"ponder-beat-{os.getpid()}"

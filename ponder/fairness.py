@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from ponder.models import Job, JobStatus, utcnow
+from ponder.tables import Job, JobStatus, utcnow
 
 _WAITING = (JobStatus.QUEUED, JobStatus.RUNNING)
 

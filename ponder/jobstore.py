@@ -38,7 +38,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, sessionmaker
 
 from ponder.budget import Spend
-from ponder.models import (
+from ponder.notify import notify_job_finished
+from ponder.runtime import Cancelled, LeaseLost, StepRecord
+from ponder.tables import (
     Job,
     JobEvent,
     JobStatus,
@@ -47,8 +49,6 @@ from ponder.models import (
     job_from_row,
     utcnow,
 )
-from ponder.notify import notify_job_finished
-from ponder.runtime import Cancelled, LeaseLost, StepRecord
 from ponder.webhooks.outbox import add_delivery
 
 

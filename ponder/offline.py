@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ponder.budget import BudgetExhausted, BudgetLimits, Ledger
+from ponder.families import get_task
 from ponder.llm.base import Provider, Usage
 from ponder.llm.profiles import build_provider, load_models_file
 from ponder.llm.reward import RewardModels
 from ponder.memjournal import MemoryJournal
 from ponder.problem import Problem
 from ponder.runtime import Context, PriceFn, PriceLookup, ProviderLookup, RewardModelLookup
-from ponder.tasks import get_task
 from ponder.verifiers import build_verifier
 
 

@@ -43,7 +43,7 @@ class Problem(BaseModel):
 
     def prompt_messages(self) -> list[Message]:
         """The chat messages that pose this problem to a model."""
-        from ponder.tasks import get_task
+        from ponder.families import get_task
 
         if self.task is not None:
             return get_task(self.task).messages(self)

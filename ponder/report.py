@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ponder.models import Job, JobStatus
+from ponder.tables import Job, JobStatus
 
 _RAN = (JobStatus.COMPLETED, JobStatus.FAILED)
 _CHUNK = 1000

@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ponder.budget import BudgetExhausted, DeadlineExceeded, Ledger, Reservation, Spend
+from ponder.families.base import Task
 from ponder.llm.base import (
     Completion,
     Message,
@@ -44,7 +45,6 @@ from ponder.llm.base import (
     estimate_prompt_tokens,
 )
 from ponder.problem import Problem
-from ponder.tasks.base import Task
 from ponder.verifiers.base import Verdict, Verifier
 from ponder.verifiers.llm_judge import JudgeRequest, LlmJudgeVerifier
 from ponder.verifiers.reward_model import RewardModelVerifier

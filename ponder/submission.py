@@ -14,12 +14,12 @@ from pydantic import BaseModel, ValidationError
 from ponder.batches.spec import ItemInvalid, JobValidator
 from ponder.budget import BudgetLimits
 from ponder.config import Settings
+from ponder.families import all_tasks, get_task
+from ponder.families.base import get_step_task
 from ponder.field_errors import Invalid, describe_validation_errors, invalid
 from ponder.jobspec import JobCreate
 from ponder.llm.profiles import ModelProfile
 from ponder.problem import Problem
-from ponder.tasks import all_tasks, get_task
-from ponder.tasks.base import get_step_task
 from ponder.verifiers import validate_verifier_spec
 from ponder.webhooks.ssrf import ForbiddenAddress, check_target_url
 from strategies.registry import all_strategies, get_strategy

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ponder.families.base import get_step_task
 from ponder.llm.base import estimate_prompt_tokens
 from ponder.problem import Problem
 from ponder.runtime import Context
-from ponder.tasks.base import get_step_task
 from strategies.registry import get_strategy, register
 
 

@@ -24,9 +24,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ponder.families.base import StepState
 from ponder.problem import Problem
 from ponder.runtime import Context
-from ponder.tasks.base import StepState
 from strategies.registry import register
 from strategies.tree_of_thoughts import StepSearch, ranked
 

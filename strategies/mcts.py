@@ -31,9 +31,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ponder.families.base import StepState
 from ponder.problem import Problem
 from ponder.runtime import Context
-from ponder.tasks.base import StepState
 from strategies.registry import register
 from strategies.tree_of_thoughts import StepSearch
 

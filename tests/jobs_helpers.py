@@ -11,7 +11,7 @@ from sqlalchemy import update
 from ponder.config import Settings
 from ponder.db import make_engine, make_sessionmaker
 from ponder.llm.base import Provider, SampleRequest, SampleResult
-from ponder.models import Job, Tenant, utcnow
+from ponder.tables import Job, Tenant, utcnow
 from worker.runner import SliceOutcome, WorkerServices, run_slice
 
 

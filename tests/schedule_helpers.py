@@ -10,13 +10,13 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from ponder.batches.datasets import DatasetEntry, create_dataset
 from ponder.config import Settings
+from ponder.datasets.catalog import DatasetEntry, create_dataset
 from ponder.llm.profiles import load_models_file
-from ponder.models import Batch, Schedule, ScheduleRun, Tenant, utcnow
 from ponder.schedules.launch import TemplateLauncher
-from ponder.schedules.store import restart_cursor
+from ponder.schedules.store import restart_next_fire
 from ponder.submission import job_validator
+from ponder.tables import Batch, Schedule, ScheduleRun, Tenant, utcnow
 
 DATASET = "tiny"
 TEMPLATE: dict[str, Any] = {
@@ -77,7 +77,7 @@ def add_schedule(
             created_at=created,
             updated_at=created,
         )
-        restart_cursor(schedule, created)
+        restart_next_fire(schedule, created)
         s.add(schedule)
         s.flush()
         return schedule.id

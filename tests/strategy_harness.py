@@ -20,7 +20,7 @@ from ponder.config import Settings
 from ponder.llm.base import SampleRequest, SampleResult
 from ponder.llm.profiles import ModelProfile
 from ponder.llm.sim.model import SimProvider
-from ponder.models import Job
+from ponder.tables import Job
 from tests.jobs_helpers import (
     CountingProvider,
     Crash,

@@ -48,7 +48,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ponder.batches.feeder import Publish
 from ponder.config import Settings
-from ponder.models import Job, JobStatus, utcnow
+from ponder.tables import Job, JobStatus, utcnow
 from worker.celery_app import RUN_JOB, broker_options
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from typing import Any
 from ponder.batches.feeder import tick as batch_tick
 from ponder.fairness import release_idle
 from ponder.jobstore import jobs_to_requeue
-from ponder.models import utcnow
+from ponder.tables import utcnow
 from ponder.webhooks.delivery import due_deliveries
 from worker.celery_app import Dispatcher
 from worker.queue_watch import QueueWatch, watch_for

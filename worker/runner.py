@@ -29,6 +29,7 @@ from ponder.budget import BudgetExhausted, BudgetLimits, Ledger, Spend
 from ponder.config import Settings
 from ponder.db import make_engine, make_sessionmaker
 from ponder.fairness import ReleaseRequest, release_for
+from ponder.families import get_task
 from ponder.groupcommit import GroupCommitter
 from ponder.jobstore import (
     Claim,
@@ -42,7 +43,6 @@ from ponder.llm.base import Provider, ProviderError, ProviderUnavailable
 from ponder.llm.limits import Limiter, build_limiter
 from ponder.llm.profiles import ModelProfile, build_provider, load_models_file
 from ponder.llm.reward import RewardModelFactory, RewardModels
-from ponder.models import Job, JobStatus, StopReason
 from ponder.problem import Problem
 from ponder.runtime import (
     Cancelled,
@@ -52,7 +52,7 @@ from ponder.runtime import (
     SliceExpired,
     WorkerStopping,
 )
-from ponder.tasks import get_task
+from ponder.tables import Job, JobStatus, StopReason
 from ponder.verifiers import build_verifier
 from strategies.registry import get_strategy
 from worker.faults import install_faults

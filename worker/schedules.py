@@ -9,10 +9,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from ponder.batches.feeder import feed
-from ponder.models import utcnow
 from ponder.schedules.launch import TemplateLauncher
 from ponder.schedules.store import TickReport, tick
 from ponder.submission import job_validator
+from ponder.tables import utcnow
 from worker.celery_app import Dispatcher
 from worker.runner import WorkerServices
 

@@ -43,9 +43,9 @@ from ponder.batches.store import (
     totals_for,
 )
 from ponder.field_errors import describe_validation_errors
-from ponder.models import Batch
 from ponder.report import batch_figures
 from ponder.submission import job_validator
+from ponder.tables import Batch
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
 

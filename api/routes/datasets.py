@@ -22,9 +22,9 @@ from api.batch_schemas import (
 from api.deps import ContextDep, CurrentTenant, SessionDep
 from api.errors import ApiProblem, invalid
 from api.routes.batches import JSONL_TYPES
-from ponder.batches import datasets
 from ponder.batches.service import MAX_REPORTED_ERRORS
-from ponder.models import Dataset, DatasetItem
+from ponder.datasets import catalog as datasets
+from ponder.tables import Dataset, DatasetItem
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 

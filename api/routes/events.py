@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from api import crud
 from api.deps import ContextDep, CurrentTenant
 from api.errors import ApiProblem
-from ponder.models import Job, JobEvent
 from ponder.notify import JobNotifier
+from ponder.tables import Job, JobEvent
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 

@@ -17,9 +17,9 @@ from api.deps import AppContext, ContextDep, CurrentTenant, RequireJson, Session
 from api.errors import ApiProblem, invalid
 from api.schemas import MAX_IDEMPOTENCY_KEY_CHARS, JobCreate, JobPublic, JobsPublic
 from ponder.jobstore import request_cancel
-from ponder.models import Job, JobStatus, Tenant, job_from_row, job_row, utcnow
 from ponder.notify import JobNotifier
 from ponder.submission import job_values, request_hash
+from ponder.tables import Job, JobStatus, Tenant, job_from_row, job_row, utcnow
 from ponder.webhooks.delivery import take_unsent
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])

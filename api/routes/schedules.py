@@ -20,18 +20,18 @@ from api.deps import ContextDep, CurrentTenant, RequireJson, SessionDep
 from api.errors import ApiProblem, invalid
 from ponder.batches.feeder import feed
 from ponder.batches.spec import BatchTemplate
-from ponder.models import Schedule, ScheduleRun, ScheduleRunStatus, canonical_id, utcnow
 from ponder.schedules.cron import CronError, CronSchedule, parse_cron, parse_timezone
 from ponder.schedules.launch import TemplateInvalid, TemplateLauncher
 from ponder.schedules.store import (
     backfill_runs,
     cron_of,
-    restart_cursor,
+    restart_next_fire,
     start_schedule_runs,
     trigger_run,
     window_of,
 )
 from ponder.submission import job_validator
+from ponder.tables import Schedule, ScheduleRun, ScheduleRunStatus, canonical_id, utcnow
 
 router = APIRouter(prefix="/v1/schedules", tags=["schedules"])
 
@@ -597,7 +597,7 @@ def create_schedule(
         created_at=now,
         updated_at=now,
     )
-    restart_cursor(schedule, now)
+    restart_next_fire(schedule, now)
     if schedule.next_fire_time is None:
         raise _never_fires(schedule)
     _check_template(session, tenant.id, body.template, context)
@@ -691,7 +691,7 @@ def update_schedule(
     except ValueError as exc:
         raise invalid(("body",), str(exc)) from None
     if restart:
-        restart_cursor(schedule, now)
+        restart_next_fire(schedule, now)
         if schedule.next_fire_time is None:
             raise _never_fires(schedule)
     schedule.updated_at = now

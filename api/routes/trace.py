@@ -10,7 +10,7 @@ from api import crud
 from api.deps import CurrentTenant, SessionDep
 from api.errors import ApiProblem
 from api.schemas import JobTrace, SpendPoint, TraceEvent, TraceStep
-from ponder.models import JobEvent, JobStep
+from ponder.tables import JobEvent, JobStep
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 

@@ -18,7 +18,7 @@ from api.webhook_schemas import (
     SecretList,
     SecretPublic,
 )
-from ponder.models import WebhookAttempt, WebhookDelivery, utcnow
+from ponder.tables import WebhookAttempt, WebhookDelivery, utcnow
 from ponder.webhooks.delivery import active_secrets, redeliver, rotate_secret, take_unsent
 
 router = APIRouter(tags=["webhooks"])

@@ -6,6 +6,4 @@ tenants, and reported on as a whole.
 - :mod:`ponder.batches.service`: :func:`create_batch` (validate + insert in one transaction).
 - :mod:`ponder.batches.feeder`: keeps at most K items per batch queued or running.
 - :mod:`ponder.batches.store`: completion (``batch.completed`` exactly once), cancel, reads.
-- :mod:`ponder.batches.datasets`: uploaded and built-in datasets.
-- :mod:`ponder.batches.jsonl`: parsing JSON Lines uploads with per-line errors.
 """

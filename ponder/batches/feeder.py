@@ -47,7 +47,7 @@ from ponder.batches.store import (
     unfinished_batch_ids,
 )
 from ponder.config import Settings
-from ponder.models import Batch, BatchStatus, Job, JobStatus, utcnow
+from ponder.tables import Batch, BatchStatus, Job, JobStatus, utcnow
 
 log = logging.getLogger(__name__)
 

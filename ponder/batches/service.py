@@ -13,8 +13,6 @@ from sqlalchemy import func, insert, select, type_coerce
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
-from ponder.batches import datasets
-from ponder.batches.jsonl import Line, LineError, parse_jsonl
 from ponder.batches.spec import (
     MAX_CUSTOM_ID_CHARS,
     BatchSpec,
@@ -24,7 +22,9 @@ from ponder.batches.spec import (
     JobValidator,
 )
 from ponder.config import Settings
-from ponder.models import Batch, BatchSource, BatchStatus, Job, JobStatus, new_id, utcnow
+from ponder.datasets import catalog as datasets
+from ponder.jsonl import Line, LineError, parse_jsonl
+from ponder.tables import Batch, BatchSource, BatchStatus, Job, JobStatus, new_id, utcnow
 
 # the most per-item errors a response lists (all are counted)
 MAX_REPORTED_ERRORS = 1000

@@ -14,7 +14,8 @@ from sqlalchemy import ColumnElement, and_, case, exists, func, insert, or_, sel
 from sqlalchemy.orm import Session, sessionmaker
 
 from ponder.jobstore import job_public_summary
-from ponder.models import (
+from ponder.notify import CHANNEL
+from ponder.tables import (
     Batch,
     BatchStatus,
     Job,
@@ -24,7 +25,6 @@ from ponder.models import (
     canonical_id,
     utcnow,
 )
-from ponder.notify import CHANNEL
 from ponder.webhooks.outbox import BATCH_COMPLETED, delivery_row
 
 

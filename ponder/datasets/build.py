@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ponder.datasets import ARITHMETIC_DEPTHS, ARITHMETIC_SIZE, DATA_DIR
-from ponder.tasks.arithmetic import make_problem
+from ponder.families.arithmetic import make_problem
 
 TARGET = Fraction(24)
 GAME24_RANGE = range(1, 14)

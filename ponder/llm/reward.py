@@ -340,7 +340,7 @@ class SimRewardModel:
     * ``score_steps``: each step is replayed on the numbers left; a step that does not
       apply (an operand not left, wrong arithmetic, a wrong ``left`` list) scores 0, and
       so does every step after it. A valid step scores the task heuristic of the numbers
-      it leaves (:func:`ponder.tasks.game24.heuristic`: exact with one or two numbers
+      it leaves (:func:`ponder.families.game24.heuristic`: exact with one or two numbers
       left, a glance otherwise) plus Gaussian noise (sd ``noise``), clipped to [0, 1].
     * ``score``: the expression in a candidate (after ``Answer:``, else the whole text)
       is checked like the game24 verifier scores it (1 for 24, up to 0.5 the closer a
@@ -366,7 +366,7 @@ class SimRewardModel:
         pass
 
     async def score(self, prompt: str, candidates: list[str]) -> list[float]:
-        from ponder.tasks.game24 import parse_answer, parse_prompt
+        from ponder.families.game24 import parse_answer, parse_prompt
         from ponder.verifiers.game24 import check_expression
 
         numbers = parse_prompt(prompt)
@@ -380,7 +380,7 @@ class SimRewardModel:
         return out
 
     async def score_steps(self, prompt: str, paths: list[list[str]]) -> list[list[float]]:
-        from ponder.tasks.game24 import heuristic, parse_prompt, parse_step
+        from ponder.families.game24 import heuristic, parse_prompt, parse_step
 
         numbers = parse_prompt(prompt)
         out: list[list[float]] = []

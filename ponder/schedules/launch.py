@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 from ponder.batches.service import BatchRejected, active_batches_for_schedule, create_batch
 from ponder.batches.spec import BatchTemplate, JobValidator
 from ponder.config import Settings
-from ponder.models import Batch, Schedule, ScheduleRun
 from ponder.schedules.store import Launched, RunRejected
+from ponder.tables import Batch, Schedule, ScheduleRun
 
 _MAX_NOTED_ITEMS = 3
 

@@ -26,9 +26,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from ponder.db import transaction
-from ponder.models import Schedule, ScheduleRun, ScheduleRunKind, ScheduleRunStatus, new_id
 from ponder.schedules.cron import CronError, CronSchedule
 from ponder.schedules.timing import Window, plan_due
+from ponder.tables import Schedule, ScheduleRun, ScheduleRunKind, ScheduleRunStatus, new_id
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def window_of(schedule: Schedule) -> Window:
     return Window(schedule.start_time, schedule.end_time)
 
 
-def restart_cursor(schedule: Schedule, now: datetime) -> None:
+def restart_next_fire(schedule: Schedule, now: datetime) -> None:
     """Point the schedule at its first fire time after ``now``: fire times before a
     change of timing (or while disabled) are never materialised."""
     schedule.next_fire_time = window_of(schedule).first_after(cron_of(schedule), now)
@@ -154,7 +154,7 @@ def materialise_due(
     sessions: sessionmaker[Session], *, now: datetime, limit: int = MAX_RUNS_PER_TRANSACTION
 ) -> int:
     """Create the runs of every enabled schedule whose next fire time has come; move each
-    schedule's cursor past ``now``. The number of runs created. A schedule that fails is
+    schedule's next fire time past ``now``. The number of runs created. A schedule that fails is
     logged and left for the next tick; the others go on."""
     created = 0
     failed: set[str] = set()
@@ -208,7 +208,7 @@ def _materialise_one(session: Session, schedule: Schedule, *, now: datetime, lim
     plan = plan_due(
         cron,
         window_of(schedule),
-        cursor=schedule.next_fire_time,
+        next_fire=schedule.next_fire_time,
         now=now,
         catchup=schedule.catchup,
         limit=limit,

@@ -1,10 +1,10 @@
 """When a schedule fires: pure functions of a cron schedule, the schedule's settings and
 an explicit ``now`` (no clock reads, no database), so every rule is tested directly.
 
-A schedule's cursor (``next_fire_time``) is the earliest fire time not dealt with yet.
-At each tick the fire times from the cursor up to ``now`` are *due*: with ``catchup``
+A schedule's ``next_fire_time`` is the earliest fire time not dealt with yet.
+At each tick the fire times from the next fire time up to ``now`` are *due*: with ``catchup``
 every one of them becomes a run, without it only the newest does (the older ones were
-missed, e.g. while beat was down, and are dropped). The cursor then moves past ``now``.
+missed, e.g. while beat was down, and are dropped). It then moves past ``now``.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import islice
 
-from ponder.models import ScheduleRunKind
 from ponder.schedules.cron import CronSchedule
+from ponder.tables import ScheduleRunKind
 
 _TICK = timedelta(microseconds=1)
 
@@ -53,7 +53,7 @@ class Window:
 @dataclass(frozen=True)
 class DuePlan:
     """What one tick does for one schedule: the runs to create (fire time, kind), oldest
-    first, and where the cursor goes."""
+    first, and where the next fire time goes."""
 
     runs: list[tuple[datetime, str]]
     next_fire_time: datetime | None
@@ -67,20 +67,20 @@ def plan_due(
     cron: CronSchedule,
     window: Window,
     *,
-    cursor: datetime | None,
+    next_fire: datetime | None,
     now: datetime,
     catchup: bool,
     limit: int,
 ) -> DuePlan:
-    """The runs due at ``now`` for a schedule whose cursor is ``cursor``.
+    """The runs due at ``now`` for a schedule whose next fire time is ``next_fire``.
 
     The newest due fire time is ``scheduled``; older ones (only with ``catchup``) are
     ``catchup``. At most ``limit`` runs are planned: after a long downtime the rest
     follow at the next ticks, oldest first (so every planned run is then ``catchup``)."""
-    if cursor is None or cursor > now:
-        return DuePlan([], cursor)
+    if next_fire is None or next_fire > now:
+        return DuePlan([], next_fire)
     horizon = now if window.end_time is None else min(now, window.end_time)
-    lowest = cursor if window.start_time is None else max(cursor, window.start_time)
+    lowest = next_fire if window.start_time is None else max(next_fire, window.start_time)
     if lowest > horizon:
         due: list[datetime] = []
     elif catchup:

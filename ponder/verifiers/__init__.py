@@ -56,7 +56,7 @@ VERIFIER_OPTIONS: dict[str, tuple[str, ...]] = {
 def _check_default(problem: Problem) -> None:
     # the task's own verifier; free-form: exact if expected is given, else none
     if problem.task is not None and problem.expected is None:
-        from ponder.tasks import get_task
+        from ponder.families import get_task
 
         default = get_task(problem.task).default_verifier().name
         if default in ("numeric", "exact"):
@@ -173,7 +173,7 @@ def validate_verifier_spec(
 
 def build_verifier(spec: dict[str, Any] | None, problem: Problem) -> Verifier:
     """The verifier ``spec`` describes (checked at submit; a bad spec raises ValueError)."""
-    from ponder.tasks import get_task
+    from ponder.families import get_task
 
     if spec is None:
         if problem.task is not None:

@@ -34,7 +34,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from ponder.config import Settings
-from ponder.models import (
+from ponder.retry_after import parse_retry_after
+from ponder.tables import (
     DeliveryStatus,
     DisabledWebhookTarget,
     WebhookAttempt,
@@ -42,7 +43,6 @@ from ponder.models import (
     WebhookSecret,
     utcnow,
 )
-from ponder.retry_after import parse_retry_after
 from ponder.webhooks import signing
 from ponder.webhooks.ssrf import ForbiddenAddress
 

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, insert
 from sqlalchemy.orm import Session
 
-from ponder.models import DeliveryStatus, WebhookDelivery, new_id, utcnow
+from ponder.tables import DeliveryStatus, WebhookDelivery, new_id, utcnow
 
 JOB_EVENTS = {
     "completed": "job.completed",

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ponder.db import make_engine, make_sessionmaker
-from ponder.models import Job, JobEvent, JobStep
+from ponder.tables import Job, JobEvent, JobStep
 from tests.stack import Stack
 
 TERMINAL = ("completed", "failed", "cancelled")

@@ -43,7 +43,7 @@ def _submit_all(stack, key: str) -> list[str]:  # type: ignore[no-untyped-def]
 
 
 def _counts(probe: Probe, ids: list[str]) -> dict[str, int]:
-    from ponder.models import Job, JobStep
+    from ponder.tables import Job, JobStep
 
     with probe.sessions() as s:
         running = s.execute(

@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from ponder.config import Settings
 from ponder.db import make_engine, make_sessionmaker
-from ponder.models import Job, utcnow
+from ponder.tables import Job, utcnow
 from tests.chaos.helpers import Probe, api_client, best_of_n_body, submit, wait_until
 from tests.privsvc import PrivateRedis
 from tests.stack import PONDER, Stack, running_stack

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from ponder.db import make_engine, make_sessionmaker
-from ponder.models import WebhookDelivery
+from ponder.tables import WebhookDelivery
 from tests.stack import Stack
 
 pytestmark = pytest.mark.e2e

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ponder.db import make_engine, make_sessionmaker
-from ponder.models import Batch, Job, ScheduleRun
+from ponder.tables import Batch, Job, ScheduleRun
 from tests.schedule_helpers import TEMPLATE, set_cursor, tenant_with_dataset
 from tests.stack import Stack
 

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
 from ponder.config import Settings
-from ponder.models import ApiKey, Job
+from ponder.tables import ApiKey, Job
 from tests.api_helpers import (
     api_client,
     assert_problem,

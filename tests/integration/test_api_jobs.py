@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
 from ponder.config import Settings
-from ponder.models import Job, WebhookDelivery
+from ponder.tables import Job, WebhookDelivery
 from tests.api_helpers import (
     api_client,
     assert_problem,

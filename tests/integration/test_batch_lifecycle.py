@@ -23,7 +23,7 @@ from ponder.batches.feeder import feed, on_item_finished, tick
 from ponder.batches.store import complete_if_done
 from ponder.config import Settings
 from ponder.jobstore import jobs_to_requeue
-from ponder.models import Batch, Job, WebhookDelivery, utcnow
+from ponder.tables import Batch, Job, WebhookDelivery, utcnow
 from tests.api_helpers import api_client, auth_headers, queued_job_ids
 from worker.runner import WorkerServices, run_slice
 

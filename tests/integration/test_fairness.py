@@ -19,10 +19,10 @@ from sqlalchemy import func, select
 from ponder.config import Settings
 from ponder.db import make_engine, make_sessionmaker
 from ponder.fairness import release_held, release_idle
-from ponder.models import Job
+from ponder.tables import Job
 from tests.api_helpers import api_client, auth_headers
 from tests.integration.test_many_jobs import peak_running, wait_all_terminal
-from worker.tasks import create_worker_app
+from worker.celery_tasks import create_worker_app
 
 pytestmark = pytest.mark.integration
 

@@ -22,11 +22,11 @@ from ponder.db import make_engine, make_sessionmaker
 from ponder.jobstore import claim
 from ponder.llm.base import Completion, SampleRequest, SampleResult, Usage
 from ponder.llm.sim.model import SimProvider
-from ponder.models import Job, JobEvent, JobStep, Tenant, utcnow
+from ponder.tables import Job, JobEvent, JobStep, Tenant, utcnow
 from tests.jobs_helpers import CountingProvider, create_job, load_job
 from worker.celery_app import Dispatcher
+from worker.celery_tasks import create_worker_app
 from worker.runner import WorkerServices, run_slice_async
-from worker.tasks import create_worker_app
 
 pytestmark = pytest.mark.integration
 

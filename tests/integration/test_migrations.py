@@ -10,7 +10,7 @@ from alembic.migration import MigrationContext
 
 from ponder.db import make_engine
 from ponder.migrate import upgrade
-from ponder.models import Base
+from ponder.tables import Base
 
 
 def _diff(url: str) -> list[object]:

@@ -21,14 +21,14 @@ from sqlalchemy import select, update
 
 from ponder.config import Settings
 from ponder.localproc import free_port
-from ponder.models import Job, utcnow
+from ponder.tables import Job, utcnow
 from tests.api_helpers import api_client, auth_headers, job_body, queued_job_ids
 from tests.jobs_helpers import create_job, load_job
 from worker.celery_app import Dispatcher, broker_options, create_celery
+from worker.celery_tasks import create_worker_app
 from worker.queue_watch import QueueWatch, WatchReport, job_id_of, queue_keys, watch_for
 from worker.reaper import reap_once
 from worker.runner import WorkerServices
-from worker.tasks import create_worker_app
 
 pytestmark = pytest.mark.integration
 

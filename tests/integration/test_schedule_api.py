@@ -15,8 +15,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ponder.config import Settings
-from ponder.models import Batch, Schedule, ScheduleRun
 from ponder.schedules.store import tick
+from ponder.tables import Batch, Schedule, ScheduleRun
 from tests.api_helpers import assert_problem, auth_headers
 from tests.schedule_helpers import TEMPLATE, finish_batches, launcher, tenant_with_dataset
 

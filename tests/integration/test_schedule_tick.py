@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ponder.config import Settings
 from ponder.db import make_engine, make_sessionmaker
-from ponder.models import Batch, Schedule, ScheduleRun
 from ponder.schedules.store import insert_runs, tick, trigger_run
+from ponder.tables import Batch, Schedule, ScheduleRun
 from tests.schedule_helpers import (
     add_schedule,
     batches_of,

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from ponder.config import Settings
 from strategies.registry import all_strategies
 from tests.api_helpers import api_client, auth_headers
-from worker.tasks import create_worker_app
+from worker.celery_tasks import create_worker_app
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ponder.config import Settings
 from ponder.db import make_engine, make_sessionmaker
-from ponder.models import (
+from ponder.tables import (
     DeliveryStatus,
     Tenant,
     WebhookAttempt,

@@ -11,11 +11,11 @@ from celery.contrib.testing.worker import start_worker
 from sqlalchemy import select
 
 from ponder.config import Settings
-from ponder.models import JobEvent, JobStep
+from ponder.tables import JobEvent, JobStep
 from tests.jobs_helpers import create_job, load_job
 from worker.celery_app import Dispatcher
+from worker.celery_tasks import create_worker_app
 from worker.reaper import reap_once
-from worker.tasks import create_worker_app
 
 pytestmark = pytest.mark.integration
 
@@ -97,7 +97,7 @@ def test_the_reaper_requeues_a_job_at_its_priority(pg_settings: Settings) -> Non
     from sqlalchemy import update
 
     from ponder.db import make_engine, make_sessionmaker
-    from ponder.models import Job
+    from ponder.tables import Job
     from worker.runner import WorkerServices
 
     urgent, normal = create_job(pg_settings), create_job(pg_settings)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ponder.auth import create_api_key, tenant_for_key
 from ponder.config import Settings
 from ponder.db import make_engine, make_sessionmaker
-from ponder.models import ApiKey, Tenant
+from ponder.tables import ApiKey, Tenant
 
 
 @pytest.fixture

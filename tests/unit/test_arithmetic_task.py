@@ -7,15 +7,15 @@ from typing import Any
 
 import pytest
 
-from ponder.problem import Problem
-from ponder.tasks import get_task
-from ponder.tasks.arithmetic import (
+from ponder.families import get_task
+from ponder.families.arithmetic import (
     TASK,
     format_prompt,
     make_problem,
     parse_answer,
     parse_prompt,
 )
+from ponder.problem import Problem
 from ponder.verifiers.numeric import NumericVerifier
 
 QUESTION = "A shop has 17 apples. It sells 5 apples. How many apples does the shop have now?"

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from ponder.batches.jsonl import parse_jsonl
 from ponder.batches.spec import BatchBudget, BatchSpec, BatchTemplate, JobDefaults, JobFilter
+from ponder.jsonl import parse_jsonl
 
 
 def test_a_spec_names_exactly_one_source() -> None:

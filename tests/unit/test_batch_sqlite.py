@@ -23,8 +23,8 @@ from ponder.batches.store import cancel_batch
 from ponder.config import Settings
 from ponder.db import make_engine, make_sessionmaker
 from ponder.llm.profiles import load_models_file
-from ponder.models import Job, Tenant, WebhookDelivery, utcnow
 from ponder.submission import job_validator
+from ponder.tables import Job, Tenant, WebhookDelivery, utcnow
 
 DEFAULTS = {"strategy": {"name": "best_of_n", "params": {"n": 2}}}
 

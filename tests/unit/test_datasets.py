@@ -16,8 +16,8 @@ from ponder.datasets.build import (
     solve_game24,
     to_jsonl,
 )
+from ponder.families import get_task
 from ponder.problem import Problem
-from ponder.tasks import get_task
 from ponder.verifiers.game24 import check_expression
 from ponder.verifiers.numeric import NumericVerifier
 

@@ -9,11 +9,8 @@ from fractions import Fraction
 
 import pytest
 
-from ponder.llm.sim.model import Draw, respond
-from ponder.llm.sim.skills.game24_steps import evaluate, propose
-from ponder.problem import Problem
-from ponder.tasks.base import StepState, StepTask, get_step_task
-from ponder.tasks.game24 import (
+from ponder.families.base import StepState, StepTask, get_step_task
+from ponder.families.game24 import (
     STEPS,
     Step,
     evaluate_messages,
@@ -28,6 +25,9 @@ from ponder.tasks.game24 import (
     parse_step_prompt,
     propose_messages,
 )
+from ponder.llm.sim.model import Draw, respond
+from ponder.llm.sim.skills.game24_steps import evaluate, propose
+from ponder.problem import Problem
 from ponder.verifiers.game24 import check_expression
 
 F = Fraction

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from ponder.families import get_task
+from ponder.families.game24 import TASK, format_prompt, parse_prompt
 from ponder.problem import Problem
-from ponder.tasks import get_task
-from ponder.tasks.game24 import TASK, format_prompt, parse_prompt
 
 EXPECTED_PROMPT = (
     "Use the numbers 4 9 10 13 and the operations + - * / with parentheses to make 24. "

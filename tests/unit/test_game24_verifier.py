@@ -7,8 +7,8 @@ import random
 
 import pytest
 
+from ponder.families.game24 import parse_answer
 from ponder.problem import Problem
-from ponder.tasks.game24 import parse_answer
 from ponder.verifiers.base import Verdict
 from ponder.verifiers.game24 import Game24Verifier, check_expression
 

@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from ponder.config import Settings
 from ponder.db import make_engine, make_sessionmaker
-from ponder.models import JobEvent
-from ponder.tasks.base import StepState
+from ponder.families.base import StepState
+from ponder.tables import JobEvent
 from strategies.mcts import Node, select_child, uct_score
 from tests.strategy_harness import (
     GAME24_HARD,

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from ponder.config import Settings
 from ponder.llm.base import Completion, SampleRequest, SampleResult, Usage
-from ponder.models import JobEvent
+from ponder.tables import JobEvent
 from tests.jobs_helpers import create_job, load_job, run_until_done
 from worker.runner import WorkerServices
 

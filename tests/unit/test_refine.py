@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from ponder.config import Settings
 from ponder.db import make_engine, make_sessionmaker
-from ponder.models import JobEvent
+from ponder.tables import JobEvent
 from strategies.refine import CRITIQUE_PROMPT, RefineParams
 from tests.jobs_helpers import CountingProvider, create_job, load_job, run_until_done
 from tests.strategy_harness import (

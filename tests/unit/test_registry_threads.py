@@ -11,7 +11,7 @@ import pytest
 
 PROGRAM = """
 import threading
-from ponder.tasks import all_tasks
+from ponder.families import all_tasks
 from strategies.registry import all_strategies
 
 start = threading.Barrier(32)
@@ -32,7 +32,7 @@ print(sorted(set(seen)))
 
 @pytest.mark.parametrize("run", range(3))
 def test_concurrent_first_lookups_see_every_strategy_and_task(run: int) -> None:
-    from ponder.tasks import all_tasks
+    from ponder.families import all_tasks
     from strategies.registry import all_strategies
 
     full = (len(all_strategies()), len(all_tasks()))

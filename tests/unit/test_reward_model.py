@@ -20,6 +20,8 @@ from api.main import create_app
 from ponder.auth import create_api_key
 from ponder.budget import BudgetLimits, Ledger
 from ponder.config import Settings
+from ponder.families import get_task
+from ponder.families.game24 import format_prompt, legal_steps
 from ponder.llm.base import AuthError, BadRequest, ProviderUnavailable, RateLimited
 from ponder.llm.openai_compat import RetryPolicy
 from ponder.llm.profiles import (
@@ -42,8 +44,6 @@ from ponder.llm.sim.server import create_sim_app
 from ponder.memjournal import MemoryJournal
 from ponder.problem import Problem
 from ponder.runtime import Context
-from ponder.tasks import get_task
-from ponder.tasks.game24 import format_prompt, legal_steps
 from strategies.registry import get_strategy
 from tests.jobs_helpers import (
     CountingProvider,

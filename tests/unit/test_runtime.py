@@ -10,8 +10,8 @@ from ponder.config import Settings
 from ponder.jobstore import SqlJournal, claim
 from ponder.llm.profiles import ModelProfile
 from ponder.llm.sim.model import SimProvider
-from ponder.models import Job, JobEvent, JobStep
 from ponder.runtime import LeaseLost
+from ponder.tables import Job, JobEvent, JobStep
 from tests.jobs_helpers import (
     CountingProvider,
     Crash,

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from ponder.config import Settings
 from ponder.db import make_engine, make_sessionmaker
-from ponder.models import JobEvent
+from ponder.tables import JobEvent
 from ponder.verifiers.game24 import check_expression
 from strategies.registry import get_strategy
 from strategies.self_consistency import SelfConsistencyParams

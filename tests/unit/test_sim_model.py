@@ -11,11 +11,11 @@ from fractions import Fraction
 
 import pytest
 
+from ponder.families.game24 import format_prompt, parse_answer
 from ponder.llm import base
 from ponder.llm.base import Message, Provider, SampleRequest, SampleResult
 from ponder.llm.sim import model
 from ponder.llm.sim.model import Draw, SimProvider, count_tokens, register_skill
-from ponder.tasks.game24 import format_prompt, parse_answer
 from ponder.verifiers.game24 import check_expression
 
 PUZZLES = [

@@ -12,11 +12,11 @@ from sqlalchemy import select
 
 from ponder.config import Settings
 from ponder.db import make_engine, make_sessionmaker
+from ponder.families.game24 import format_prompt, parse_answer
 from ponder.llm.base import Message, SampleRequest
 from ponder.llm.profiles import ModelProfile
 from ponder.llm.sim.model import CONTINUE_CUE, FINAL_ANSWER_CUE, SimProvider
-from ponder.models import JobEvent
-from ponder.tasks.game24 import format_prompt, parse_answer
+from ponder.tables import JobEvent
 from ponder.verifiers.game24 import check_expression
 from strategies.thinking import (
     FINAL_PROMPT,

@@ -29,6 +29,7 @@ from fractions import Fraction
 from functools import lru_cache
 from typing import Protocol
 
+from ponder.families.game24 import parse_prompt
 from ponder.llm.base import (
     BadRequest,
     Completion,
@@ -39,7 +40,6 @@ from ponder.llm.base import (
     Usage,
 )
 from ponder.once import Once
-from ponder.tasks.game24 import parse_prompt
 from ponder.verifiers.game24 import DivisionByZero, ExpressionError, evaluate, parse_expression
 
 BYTES_PER_TOKEN = 4

@@ -1,7 +1,7 @@
 """The simulated model on arithmetic word problems (the ``arithmetic`` task).
 
 Honest by construction: the skill reads the question's sentences back with the
-template grammar of :mod:`ponder.tasks.arithmetic` (it never sees ``expected``), works
+template grammar of :mod:`ponder.families.arithmetic` (it never sees ``expected``), works
 the story out one operation per trace line, and can slip on any operation: a slip
 writes a plausible wrong result (off by one or ten, swapped digits, the wrong
 operation, a lost zero) and every later step builds on it, so different slips end in
@@ -32,9 +32,9 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 
+from ponder.families.arithmetic import parse_prompt
 from ponder.llm.base import Message
 from ponder.llm.sim.model import Draw, count_tokens, register_skill
-from ponder.tasks.arithmetic import parse_prompt
 from ponder.verifiers.numeric import format_fraction
 
 SLIP = 0.25  # chance that one operation, done once without checking, comes out wrong
@@ -284,10 +284,10 @@ def calibrate(
     """Single-sample accuracy by (depth, max_tokens), through the real provider path."""
     import random
 
+    from ponder.families.arithmetic import format_prompt, make_problem
+    from ponder.families.arithmetic import parse_answer as read_answer
     from ponder.llm.base import SampleRequest
     from ponder.llm.sim.model import generate
-    from ponder.tasks.arithmetic import format_prompt, make_problem
-    from ponder.tasks.arithmetic import parse_answer as read_answer
 
     table: dict[tuple[int, int], float] = {}
     for depth in depths:

@@ -1,6 +1,6 @@
 """The simulated model on Tree of Thoughts' Game of 24 step prompts.
 
-Two prompt kinds (see :mod:`ponder.tasks.game24`): *propose* ("list possible next
+Two prompt kinds (see :mod:`ponder.families.game24`): *propose* ("list possible next
 steps from these numbers") and *evaluate* ("can these numbers still reach 24? sure /
 likely / impossible"). Both answers come from an honest, bounded search whose size grows
 with the sample's ``max_tokens`` — never from an answer key — and everything is drawn
@@ -27,15 +27,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-from ponder.llm.base import Message
-from ponder.llm.sim.model import Draw, count_tokens, register_skill
-from ponder.tasks.game24 import (
+from ponder.families.game24 import (
     Step,
     format_number,
     format_numbers,
     legal_steps,
     parse_step_prompt,
 )
+from ponder.llm.base import Message
+from ponder.llm.sim.model import Draw, count_tokens, register_skill
 
 TARGET = Fraction(24)
 _NOISE_SCALE = 1.0  # std-dev of the ranking jitter at temperature 1

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+from ponder.families.base import StepState, register_step_task
 from ponder.llm.base import Message
 from ponder.problem import Problem
-from ponder.tasks.base import StepState, register_step_task
 from ponder.verifiers.base import Verifier
 from ponder.verifiers.game24 import Game24Verifier
 
@@ -424,7 +424,7 @@ TARGET_VALUE = Fraction(24)
 
 
 class Game24Steps:
-    """The Game of 24 as a :class:`~ponder.tasks.base.StepTask`."""
+    """The Game of 24 as a :class:`~ponder.families.base.StepTask`."""
 
     name = "game24"
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from ponder.families.base import Task
 from ponder.once import Once
-from ponder.tasks.base import Task
 
 _TASKS: dict[str, Task] = {}
 
@@ -32,7 +32,7 @@ def _register_builtin() -> None:
     import importlib
     import pkgutil
 
-    import ponder.tasks as package
+    import ponder.families as package
 
     for info in pkgutil.iter_modules(package.__path__):
         if info.name == "base" or info.name.startswith("_"):

@@ -104,7 +104,7 @@ def get_step_task(name: str | None) -> StepTask | None:
     """The step-task view of task family ``name`` (None if it has none)."""
     if name is None:
         return None
-    from ponder.tasks import all_tasks
+    from ponder.families import all_tasks
 
     all_tasks()  # imports the built-in task modules, which register their step views
     return _STEP_TASKS.get(name)

@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError
 
 from ponder.batches.feeder import on_item_finished
 from ponder.config import Settings
-from ponder.models import utcnow
+from ponder.tables import utcnow
 from ponder.webhooks.delivery import deliver, take_unsent
 from ponder.webhooks.ssrf import guarded_client
 from worker.celery_app import DELIVER, REAP, RUN_JOB, SCHEDULE_TICK, Dispatcher, create_celery
@@ -117,7 +117,7 @@ def create_worker_app(
             return
         import aiohttp  # noqa: F401 - the model clients' HTTP library
 
-        from ponder.tasks import all_tasks
+        from ponder.families import all_tasks
         from ponder.verifiers import build_verifier  # noqa: F401 - imports the verifiers
         from strategies.registry import all_strategies
 

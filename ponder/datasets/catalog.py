@@ -14,10 +14,10 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from ponder import datasets as shipped
-from ponder.batches.jsonl import LineError, parse_jsonl
-from ponder.models import Dataset, DatasetItem, new_id, utcnow
+from ponder.families import all_tasks, get_task
+from ponder.jsonl import LineError, parse_jsonl
 from ponder.problem import Problem
-from ponder.tasks import all_tasks, get_task
+from ponder.tables import Dataset, DatasetItem, new_id, utcnow
 
 MAX_NAME_CHARS = 200
 MAX_ITEM_KEY_CHARS = 200
