@@ -14,7 +14,6 @@ from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from api import crud
 from api.batch_schemas import (
     BatchCreated,
     BatchesPublic,
@@ -24,7 +23,7 @@ from api.batch_schemas import (
     inline_schema,
 )
 from api.deps import AppContext, ContextDep, CurrentTenant, SessionDep
-from api.errors import ApiProblem, invalid
+from api.errors import ApiProblem
 from ponder.batches.feeder import feed
 from ponder.batches.service import (
     MAX_REPORTED_ERRORS,
@@ -43,6 +42,7 @@ from ponder.batches.store import (
     totals_for,
 )
 from ponder.field_errors import describe_validation_errors
+from ponder.pagination import parse_cursor
 from ponder.report import batch_figures
 from ponder.submission import job_validator
 from ponder.tables import Batch
@@ -294,30 +294,18 @@ def list_all(
 ) -> BatchesPublic:
     """The tenant's batches, newest first, a page at a time (counts and usage; `GET
     /v1/batches/{id}` adds accuracy, latency and per-strategy figures)."""
-    after = None
-    if cursor is not None:
-        decoded = crud.Cursor.decode(cursor)
-        if decoded is None:
-            raise invalid(
-                ("query", "cursor"),
-                "not a valid cursor; pass the `next_cursor` of a previous page unchanged, "
-                "or omit it for the first page",
-            )
-        after = (decoded.created_at, decoded.job_id)
-    batches, more = list_batches(
+    page = list_batches(
         session,
         tenant.id,
         limit=limit,
-        after=after,
+        after=parse_cursor(cursor),
         status=status,
         schedule_id=None if schedule_id is None else str(schedule_id),
     )
-    totals = totals_for(session, [b.id for b in batches])
-    next_cursor = None
-    if more and batches:
-        next_cursor = crud.Cursor(batches[-1].created_at, batches[-1].id).encode()
+    totals = totals_for(session, [b.id for b in page.rows])
     return BatchesPublic(
-        data=[BatchSummary.from_row(b, totals[b.id]) for b in batches], next_cursor=next_cursor
+        data=[BatchSummary.from_row(b, totals[b.id]) for b in page.rows],
+        next_cursor=page.next_cursor,
     )
 
 

@@ -8,10 +8,9 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
-from api import crud
 from api.batch_schemas import (
     DatasetDetail,
     DatasetItemPublic,
@@ -24,6 +23,7 @@ from api.errors import ApiProblem, invalid
 from api.routes.batches import JSONL_TYPES
 from ponder.batches.service import MAX_REPORTED_ERRORS
 from ponder.datasets import catalog as datasets
+from ponder.pagination import Cursor, newest_first, parse_cursor
 from ponder.tables import Dataset, DatasetItem
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
@@ -170,34 +170,19 @@ def list_all(
 ) -> DatasetsPublic:
     """Your uploaded datasets, newest first, and on the first page also the built-in
     ones (`game24`, `game24-easy`, `arithmetic-d1`, ...)."""
-    query = select(Dataset).where(Dataset.tenant_id == tenant.id)
-    if cursor is not None:
-        after = crud.Cursor.decode(cursor)
-        if after is None:
-            raise invalid(
-                ("query", "cursor"),
-                "not a valid cursor; pass the `next_cursor` of a previous page unchanged, "
-                "or omit it for the first page",
-            )
-        query = query.where(
-            or_(
-                Dataset.created_at < after.created_at,
-                and_(Dataset.created_at == after.created_at, Dataset.id < after.job_id),
-            )
-        )
-    rows = list(
-        session.execute(
-            query.order_by(Dataset.created_at.desc(), Dataset.id.desc()).limit(limit + 1)
-        ).scalars()
+    page = newest_first(
+        session,
+        select(Dataset).where(Dataset.tenant_id == tenant.id),
+        time_column=Dataset.created_at,
+        id_column=Dataset.id,
+        limit=limit,
+        after=parse_cursor(cursor),
+        position=lambda dataset: Cursor(dataset.created_at, dataset.id),
     )
-    page = rows[:limit]
-    data = [DatasetPublic.from_row(d) for d in page]
+    data = [DatasetPublic.from_row(d) for d in page.rows]
     if cursor is None:
         data.extend(DatasetPublic.from_builtin(d) for d in datasets.builtin_datasets())
-    next_cursor = None
-    if len(rows) > limit and page:
-        next_cursor = crud.Cursor(page[-1].created_at, page[-1].id).encode()
-    return DatasetsPublic(data=data, next_cursor=next_cursor)
+    return DatasetsPublic(data=data, next_cursor=page.next_cursor)
 
 
 @router.get("/{dataset_id}", summary="Get a dataset and its problems", responses=_NOT_FOUND)

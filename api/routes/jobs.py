@@ -18,6 +18,7 @@ from api.errors import ApiProblem, invalid
 from api.schemas import MAX_IDEMPOTENCY_KEY_CHARS, JobCreate, JobPublic, JobsPublic
 from ponder.jobstore import request_cancel
 from ponder.notify import JobNotifier
+from ponder.pagination import parse_cursor
 from ponder.submission import job_values, request_hash
 from ponder.tables import Job, JobStatus, Tenant, job_from_row, job_row, utcnow
 from ponder.webhooks.delivery import take_unsent
@@ -189,26 +190,16 @@ def list_jobs(
     batch_id: Annotated[UUID | None, Query(description="Only jobs of this batch.")] = None,
 ) -> JobsPublic:
     """The tenant's jobs, newest first, a page at a time."""
-    after = None
-    if cursor is not None:
-        after = crud.Cursor.decode(cursor)
-        if after is None:
-            raise invalid(
-                ("query", "cursor"),
-                "not a valid cursor; pass the `next_cursor` of a previous page unchanged, "
-                "or omit it for the first page",
-            )
-    jobs, next_cursor = crud.list_jobs(
+    page = crud.list_jobs(
         session,
         tenant.id,
         limit=limit,
-        after=after,
+        after=parse_cursor(cursor),
         status=status,
         batch_id=None if batch_id is None else str(batch_id),
     )
     return JobsPublic(
-        data=[JobPublic.from_row(job) for job in jobs],
-        next_cursor=None if next_cursor is None else next_cursor.encode(),
+        data=[JobPublic.from_row(job) for job in page.rows], next_cursor=page.next_cursor
     )
 
 

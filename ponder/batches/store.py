@@ -7,14 +7,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, exists, func, insert, or_, select, text, update
+from sqlalchemy import ColumnElement, and_, case, exists, func, insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ponder.jobstore import job_public_summary
 from ponder.notify import CHANNEL
+from ponder.pagination import Cursor, Page, newest_first
 from ponder.tables import (
     Batch,
     BatchStatus,
@@ -240,30 +240,25 @@ def list_batches(
     tenant_id: str,
     *,
     limit: int,
-    after: tuple[datetime, str] | None = None,
+    after: Cursor | None = None,
     status: str | None = None,
     schedule_id: str | None = None,
-) -> tuple[list[Batch], bool]:
-    """One page of the tenant's batches, newest first, and whether more follow."""
+) -> Page[Batch]:
+    """One page of the tenant's batches, newest first."""
     query = select(Batch).where(Batch.tenant_id == tenant_id)
     if status is not None:
         query = query.where(Batch.status == status)
     if schedule_id is not None:
         query = query.where(Batch.schedule_id == schedule_id)
-    if after is not None:
-        created_at, last_id = after
-        query = query.where(
-            or_(
-                Batch.created_at < created_at,
-                and_(Batch.created_at == created_at, Batch.id < last_id),
-            )
-        )
-    rows = list(
-        session.execute(
-            query.order_by(Batch.created_at.desc(), Batch.id.desc()).limit(limit + 1)
-        ).scalars()
+    return newest_first(
+        session,
+        query,
+        time_column=Batch.created_at,
+        id_column=Batch.id,
+        limit=limit,
+        after=after,
+        position=lambda batch: Cursor(batch.created_at, batch.id),
     )
-    return rows[:limit], len(rows) > limit
 
 
 def totals_for(session: Session, batch_ids: list[str]) -> dict[str, dict[str, Any]]:
