@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from api.crud import Cursor
 from api.schemas import JobCreate
 from ponder.field_errors import describe_validation_errors
+from ponder.pagination import Cursor
 from ponder.submission import request_hash
 
 GOOD: dict[str, Any] = {
