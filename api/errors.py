@@ -1,6 +1,10 @@
 """Every error is an RFC 9457 problem document (``application/problem+json``):
 ``{type, title, status, detail}``, plus ``errors`` (one entry per invalid field) for
-validation failures. ``detail`` always says what went wrong and how to fix it."""
+validation failures. ``detail`` always says what went wrong and how to fix it.
+
+The service layer (``ponder``) raises :class:`ponder.field_errors.Invalid` (422),
+:class:`ponder.errors.NotFound` (404) and :class:`ponder.errors.Conflict` (409); the
+handlers here turn them into problem documents, so routes need no ``try``."""
 
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from ponder.errors import Conflict, NotFound
 from ponder.field_errors import Invalid, describe_validation_errors
 from ponder.field_errors import invalid as ponder_invalid
 
@@ -114,6 +119,14 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, Invalid)
         return problem_response(422, exc.detail, errors=exc.errors)
 
+    async def on_not_found(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, NotFound)
+        return problem_response(404, exc.detail)
+
+    async def on_conflict(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, Conflict)
+        return problem_response(409, exc.detail, extra=dict(exc.extra))
+
     async def on_http_exception(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
@@ -169,6 +182,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     app.add_exception_handler(ApiProblem, on_api_problem)
     app.add_exception_handler(Invalid, on_invalid)
+    app.add_exception_handler(NotFound, on_not_found)
+    app.add_exception_handler(Conflict, on_conflict)
     app.add_exception_handler(StarletteHTTPException, on_http_exception)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(OperationalError, on_database_unavailable)
