@@ -18,8 +18,8 @@ from ponder.auth import hash_key, tenant_for_key
 from ponder.config import Settings
 from ponder.fairness import QueueGauge
 from ponder.llm.profiles import ModelProfile
+from ponder.queue import JobQueue
 from ponder.tables import Tenant
-from worker.celery_app import Dispatcher
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class AppContext:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
-    dispatcher: Dispatcher
+    dispatcher: JobQueue
     models: dict[str, ModelProfile]
     # for single reads on hot paths: autocommit sessions (no BEGIN/ROLLBACK round trips)
     reads: sessionmaker[Session]

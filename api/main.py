@@ -22,7 +22,7 @@ from ponder.db import make_engine, make_sessionmaker
 from ponder.fairness import QueueGauge
 from ponder.llm.profiles import load_models_file
 from ponder.notify import JobNotifier
-from worker.celery_app import Dispatcher, create_celery
+from ponder.queue import JobQueue
 
 DESCRIPTION = """\
 Ponder runs hard problems through **test-time-compute strategies** (best-of-N,
@@ -70,14 +70,12 @@ TAGS: list[dict[str, Any]] = [
 HOT_PATH_THREADS = 8
 
 
-def create_app(settings: Settings, *, dispatcher: Dispatcher | None = None) -> FastAPI:
-    """The API for ``settings``: its own engine, sessions, model profiles and queue
-    dispatcher (built from ``settings.broker_url`` unless ``dispatcher`` is given)."""
+def create_app(settings: Settings, *, dispatcher: JobQueue) -> FastAPI:
+    """The API for ``settings``: its own engine, sessions and model profiles, publishing
+    to the job queue ``dispatcher`` (owned by the caller: ``ponder api`` builds the
+    Celery one from ``settings.broker_url``)."""
     models = load_models_file(settings.models_file)  # a bad models file fails here, early
     engine = make_engine(settings.database_url)
-    owns_dispatcher = dispatcher is None
-    if dispatcher is None:
-        dispatcher = Dispatcher(create_celery(settings), settings.queue)
     context = AppContext(
         settings=settings,
         engine=engine,
@@ -98,8 +96,6 @@ def create_app(settings: Settings, *, dispatcher: Dispatcher | None = None) -> F
             yield
         finally:
             await notifier.stop()
-            if owns_dispatcher:
-                context.dispatcher.app.close()
             engine.dispose()
 
     app = FastAPI(

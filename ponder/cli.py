@@ -77,8 +77,16 @@ def api(
     import uvicorn
 
     from api.main import create_app
+    from worker.celery_app import dispatcher_for
 
-    uvicorn.run(create_app(_settings()), host=host, port=port, log_level="info")
+    settings = _settings()
+    dispatcher = dispatcher_for(settings)
+    try:
+        uvicorn.run(
+            create_app(settings, dispatcher=dispatcher), host=host, port=port, log_level="info"
+        )
+    finally:
+        dispatcher.close()
 
 
 @app.command()

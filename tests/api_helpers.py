@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from api.main import create_app
 from ponder.auth import create_api_key
 from ponder.config import Settings
-from worker.celery_app import Dispatcher, celery_priority
+from worker.celery_app import Dispatcher, celery_priority, dispatcher_for
 
 GAME24_JOB: dict[str, Any] = {
     "problem": {"task": "game24", "input": {"numbers": [4, 9, 10, 13]}},
@@ -42,11 +42,14 @@ def api_client(
     raise_server_exceptions: bool = True,
 ) -> Iterator[TestClient]:
     """A client of a freshly built app (lifespan run), cleaning its Redis queue after."""
-    app = create_app(settings, dispatcher=dispatcher)
+    own = dispatcher_for(settings) if dispatcher is None else None
+    app = create_app(settings, dispatcher=dispatcher or own)
     try:
         with TestClient(app, raise_server_exceptions=raise_server_exceptions) as client:
             yield client
     finally:
+        if own is not None:
+            own.close()
         _drop_queue(settings)
 
 

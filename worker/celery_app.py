@@ -88,7 +88,8 @@ def celery_priority(job_priority: int) -> int:
 
 
 class Dispatcher:
-    """Sends job slices to the queue."""
+    """Sends job slices and webhook deliveries to the Celery queue: the
+    :class:`ponder.queue.JobQueue` of the API, the worker and beat."""
 
     def __init__(self, app: Celery, queue: str) -> None:
         self.app = app
@@ -139,3 +140,13 @@ class Dispatcher:
             )
             return False
         return True
+
+    def close(self) -> None:
+        """Release the broker connections (for a dispatcher that built its own app)."""
+        self.app.close()
+
+
+def dispatcher_for(settings: Settings) -> Dispatcher:
+    """A dispatcher with its own Celery app for ``settings``' broker and queue (the API's;
+    close it when done)."""
+    return Dispatcher(create_celery(settings), settings.queue)

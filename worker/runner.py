@@ -25,12 +25,13 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from ponder.budget import BudgetExhausted, BudgetLimits, Ledger, Spend
+from ponder.budget import BudgetLimits, Ledger, Spend
 from ponder.config import Settings
 from ponder.db import make_engine, make_sessionmaker
 from ponder.fairness import ReleaseRequest, release_for
 from ponder.families import get_task
 from ponder.groupcommit import GroupCommitter
+from ponder.jobstate import Ending, Next, could_not_start, ending_for, gave_up, retry_countdown
 from ponder.jobstore import (
     Claim,
     ClaimRequest,
@@ -39,20 +40,13 @@ from ponder.jobstore import (
     claim_jobs,
     write_journal,
 )
-from ponder.llm.base import Provider, ProviderError, ProviderUnavailable
+from ponder.llm.base import Provider
 from ponder.llm.limits import Limiter, build_limiter
 from ponder.llm.profiles import ModelProfile, build_provider, load_models_file
 from ponder.llm.reward import RewardModelFactory, RewardModels
 from ponder.problem import Problem
-from ponder.runtime import (
-    Cancelled,
-    Context,
-    LeaseLost,
-    NonDeterminism,
-    SliceExpired,
-    WorkerStopping,
-)
-from ponder.tables import Job, JobStatus, StopReason
+from ponder.runtime import Context, LeaseLost, WorkerStopping
+from ponder.tables import Job, StopReason
 from ponder.verifiers import build_verifier
 from strategies.registry import get_strategy
 from worker.faults import install_faults
@@ -218,19 +212,9 @@ async def run_slice_async(
     journal = SqlJournal(svc.committer, c)
     job = c.job
     try:
-        if job.recoveries > settings.max_attempts:
-            await journal.finalize(
-                status=JobStatus.FAILED,
-                stop_reason=StopReason.ERROR,
-                result=job.best,
-                error=(
-                    f"the job was interrupted {job.recoveries} times (its worker was lost or "
-                    f"its model server unreachable); gave up after "
-                    f"max_attempts={settings.max_attempts}"
-                ),
-                seconds_used=job.usage_seconds,
-                progress=job.progress,
-            )
+        ending = gave_up(job.recoveries, settings.max_attempts)
+        if ending is not None:
+            await _finalize(journal, ending, job.best, job.usage_seconds, job.progress)
             return _finished(journal, job, "max_attempts")
         tenants = svc.jobloop.tenants
         # batch items are shared out by the batch feeder already (and a parked item
@@ -363,64 +347,67 @@ async def _run(
         )
     except Exception as exc:  # a job that cannot even start fails with the reason
         log.exception("job %s: cannot start", job.id)
-        await journal.finalize(
-            status=JobStatus.FAILED,
-            stop_reason=StopReason.ERROR,
-            result=job.best,
-            error=f"the job could not start: {exc}",
-            seconds_used=job.usage_seconds,
-            progress=job.progress,
-        )
+        await _finalize(journal, could_not_start(exc), job.best, job.usage_seconds, job.progress)
         return _finished(journal, job, "could not start")
     journal.event(
         "started" if job.slices == 0 and c.attempt == 1 else "resumed",
         {"attempt": c.attempt, "journaled_steps": len(c.steps), "lost_calls": c.lost_calls},
     )
 
-    status, stop_reason, error = JobStatus.COMPLETED, StopReason.SEARCH_EXHAUSTED, None
     try:
         await shutdown.run(spec.run(problem, ctx, job.strategy.get("params") or {}))
+    except DBAPIError:
+        raise  # the database went away: the slice is retried (see run_slice_async)
+    except Exception as exc:
+        ending = ending_for(exc)
+        if ending.unexpected:
+            log.exception("job %s: strategy %s failed", job.id, spec.name)
+    else:
         best = ctx.best
-        if best is not None and best.verdict.passed:
-            stop_reason = StopReason.VERIFIED
-    except WorkerStopping as exc:
+        ending = ending_for(None, verified=best is not None and best.verdict.passed)
+
+    if ending.then is Next.LOST:
+        raise LeaseLost("lease taken over")
+    if ending.then is Next.SHUTDOWN:
         await ctx.drain(shutdown.time_left())
         await journal.handoff(ctx.seconds_used())
-        log.info("job %s: %s; the job is handed back to the queue for another worker", job.id, exc)
+        log.info(
+            "job %s: the worker is shutting down; the job is handed back to the queue for "
+            "another worker",
+            job.id,
+        )
         return SliceOutcome("handoff", "worker shutting down")
-    except SliceExpired:
+    if ending.then is Next.HANDOFF:
         await ctx.drain(settings.drain_seconds)
         await journal.handoff(ctx.seconds_used())
         return SliceOutcome("handoff", "slice time used up")
-    except LeaseLost:
-        raise
-    except BudgetExhausted as exc:
-        stop_reason, error = exc.stop_reason, None
-        log.info("job %s stops: %s", job.id, exc)
-    except Cancelled:
-        status, stop_reason = JobStatus.CANCELLED, StopReason.CANCELLED
-    except ProviderUnavailable as exc:
+    if ending.then is Next.RETRY:
         await ctx.drain(settings.drain_seconds)
-        journal.event("model_unavailable", {"error": str(exc)})
+        journal.event("model_unavailable", {"error": ending.error})
         await journal.handoff(ctx.seconds_used(), interrupted=True)
-        return SliceOutcome("retry", str(exc), countdown=min(60.0, 5.0 * (2**job.recoveries)))
-    except (ProviderError, NonDeterminism) as exc:
-        status, stop_reason, error = JobStatus.FAILED, StopReason.ERROR, str(exc)
-    except DBAPIError:
-        raise
-    except Exception as exc:
-        log.exception("job %s: strategy %s failed", job.id, spec.name)
-        status, stop_reason = JobStatus.FAILED, StopReason.ERROR
-        error = f"the strategy failed: {type(exc).__name__}: {exc}"
+        return SliceOutcome("retry", ending.error or "", countdown=retry_countdown(job.recoveries))
+    if ending.stop_reason in (StopReason.BUDGET_EXHAUSTED, StopReason.DEADLINE):
+        log.info("job %s stops: %s", job.id, ending.stop_reason)
     await ctx.drain(settings.drain_seconds)
     if journal.lease_lost:
         raise LeaseLost("lease lost while finishing")
+    await _finalize(journal, ending, ctx.best_json(), ctx.seconds_used(), ctx.progress())
+    return _finished(journal, job, ending.stop_reason or "")
+
+
+async def _finalize(
+    journal: SqlJournal,
+    ending: Ending,
+    result: Any,
+    seconds_used: float,
+    progress: Any,
+) -> None:
+    assert ending.status is not None and ending.stop_reason is not None
     await journal.finalize(
-        status=status,
-        stop_reason=stop_reason,
-        result=ctx.best_json(),
-        error=error,
-        seconds_used=ctx.seconds_used(),
-        progress=ctx.progress(),
+        status=ending.status,
+        stop_reason=ending.stop_reason,
+        result=result,
+        error=ending.error,
+        seconds_used=seconds_used,
+        progress=progress,
     )
-    return _finished(journal, job, stop_reason)

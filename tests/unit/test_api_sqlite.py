@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from api.main import create_app
 from ponder.auth import create_api_key
 from ponder.config import Settings
+from worker.celery_app import dispatcher_for
 
 JOB = {
     "problem": {"task": "game24", "input": {"numbers": [4, 9, 10, 13]}},
@@ -21,7 +22,7 @@ JOB = {
 
 @pytest.fixture
 def client(sqlite_settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(sqlite_settings)) as c:
+    with TestClient(create_app(sqlite_settings, dispatcher=dispatcher_for(sqlite_settings))) as c:
         yield c
 
 

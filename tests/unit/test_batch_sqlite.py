@@ -25,6 +25,7 @@ from ponder.db import make_engine, make_sessionmaker
 from ponder.llm.profiles import load_models_file
 from ponder.submission import job_validator
 from ponder.tables import Job, Tenant, WebhookDelivery, utcnow
+from worker.celery_app import dispatcher_for
 
 DEFAULTS = {"strategy": {"name": "best_of_n", "params": {"n": 2}}}
 
@@ -36,7 +37,7 @@ def settings(sqlite_settings: Settings) -> Settings:
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as c:
+    with TestClient(create_app(settings, dispatcher=dispatcher_for(settings))) as c:
         yield c
 
 

@@ -60,6 +60,7 @@ from tests.strategy_harness import (
     check_solves,
     check_tight_budget,
 )
+from worker.celery_app import dispatcher_for
 from worker.runner import WorkerServices, run_slice
 
 T = TypeVar("T")
@@ -409,7 +410,9 @@ JOB: dict[str, Any] = {
 
 @pytest.fixture
 def api(sqlite_settings: Settings) -> Iterator[tuple[TestClient, dict[str, str]]]:
-    with TestClient(create_app(sqlite_settings)) as client:
+    with TestClient(
+        create_app(sqlite_settings, dispatcher=dispatcher_for(sqlite_settings))
+    ) as client:
         key = create_api_key(client.app.state.sessions, "acme")  # type: ignore[attr-defined]
         yield client, {"Authorization": f"Bearer {key}"}
 
