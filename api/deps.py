@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.errors import ApiProblem
 from ponder.auth import hash_key, tenant_for_key
+from ponder.catalog import StrategyCatalog
 from ponder.config import Settings
 from ponder.fairness import QueueGauge
 from ponder.llm.profiles import ModelProfile
@@ -30,6 +31,8 @@ class AppContext:
     engine: Engine
     sessions: sessionmaker[Session]
     dispatcher: JobQueue
+    # the strategies a job may name (strategies.registry), for the core's checks
+    strategies: StrategyCatalog
     models: dict[str, ModelProfile]
     # for single reads on hot paths: autocommit sessions (no BEGIN/ROLLBACK round trips)
     reads: sessionmaker[Session]

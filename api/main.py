@@ -23,6 +23,7 @@ from ponder.fairness import QueueGauge
 from ponder.llm.profiles import load_models_file
 from ponder.notify import JobNotifier
 from ponder.queue import JobQueue
+from strategies.registry import CATALOG
 
 DESCRIPTION = """\
 Ponder runs hard problems through **test-time-compute strategies** (best-of-N,
@@ -81,6 +82,7 @@ def create_app(settings: Settings, *, dispatcher: JobQueue) -> FastAPI:
         engine=engine,
         sessions=make_sessionmaker(engine),
         dispatcher=dispatcher,
+        strategies=CATALOG,
         models=models,
         reads=make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT")),
         db_threads=anyio.CapacityLimiter(HOT_PATH_THREADS),

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from ponder.batches.spec import ItemInvalid, JobValidator
 from ponder.budget import BudgetLimits
+from ponder.catalog import StrategyCatalog
 from ponder.config import Settings
 from ponder.families import all_tasks, get_task
 from ponder.families.base import get_step_task
@@ -22,7 +23,6 @@ from ponder.llm.profiles import ModelProfile
 from ponder.problem import Problem
 from ponder.verifiers import validate_verifier_spec
 from ponder.webhooks.ssrf import ForbiddenAddress, check_target_url
-from strategies.registry import all_strategies, get_strategy
 
 DEFAULT_MAX_TOKENS = 50_000
 DEFAULT_MAX_CALLS = 128
@@ -39,13 +39,19 @@ def request_hash(body: JobCreate) -> str:
 
 
 def job_values(
-    body: JobCreate, settings: Settings, models: dict[str, ModelProfile]
+    body: JobCreate,
+    settings: Settings,
+    models: dict[str, ModelProfile],
+    strategies: StrategyCatalog,
 ) -> dict[str, Any]:
     """The checked, normalized columns of the job ``body`` asks for; raises
     :class:`Invalid` (a 422 in the API) naming the field to fix."""
-    strategy_params = _check_strategy(body.strategy.name, body.strategy.params)
+    strategy_params = _check_strategy(strategies, body.strategy.name, body.strategy.params)
     _check_problem(body.problem)
-    if get_strategy(body.strategy.name).requires_steps and get_step_task(body.problem.task) is None:
+    if (
+        strategies.get(body.strategy.name).requires_steps
+        and get_step_task(body.problem.task) is None
+    ):
         raise invalid(
             ("body", "strategy", "name"),
             f"strategy {body.strategy.name!r} searches over reasoning steps and needs a task "
@@ -94,11 +100,13 @@ def job_values(
     }
 
 
-def _check_strategy(name: str, params: dict[str, Any]) -> dict[str, Any]:
+def _check_strategy(
+    strategies: StrategyCatalog, name: str, params: dict[str, Any]
+) -> dict[str, Any]:
     try:
-        spec = get_strategy(name)
+        spec = strategies.get(name)
     except KeyError:
-        available = ", ".join(s.name for s in all_strategies())
+        available = ", ".join(s.name for s in strategies.all())
         raise invalid(
             ("body", "strategy", "name"),
             f"unknown strategy {name!r}; available strategies: {available}",
@@ -198,7 +206,9 @@ def _number(value: float) -> str:
     return repr(float(value))
 
 
-def job_validator(settings: Settings, models: dict[str, ModelProfile]) -> JobValidator:
+def job_validator(
+    settings: Settings, models: dict[str, ModelProfile], strategies: StrategyCatalog
+) -> JobValidator:
     """The check ``POST /v1/jobs`` makes, as a function of a raw job body: the job's row
     values, or :class:`ponder.batches.spec.ItemInvalid` with the same messages a 422 for
     that body would carry (field locations relative to the body). Batches validate each
@@ -207,7 +217,7 @@ def job_validator(settings: Settings, models: dict[str, ModelProfile]) -> JobVal
     def validate(body: dict[str, Any]) -> dict[str, Any]:
         try:
             job = JobCreate.model_validate(body)
-            return job_values(job, settings, models)
+            return job_values(job, settings, models, strategies)
         except ValidationError as exc:
             detail, errors = describe_validation_errors(
                 exc.errors(include_url=False, include_input=False)

@@ -73,3 +73,17 @@ def get_strategy(name: str) -> StrategySpec:
 def all_strategies() -> list[StrategySpec]:
     _load()
     return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+
+
+class _Catalog:
+    """The registry as the core's :class:`ponder.catalog.StrategyCatalog`."""
+
+    def get(self, name: str) -> StrategySpec:
+        return get_strategy(name)
+
+    def all(self) -> list[StrategySpec]:
+        return all_strategies()
+
+
+# what the API and the worker hand to the core's job checks
+CATALOG = _Catalog()

@@ -17,6 +17,7 @@ from ponder.schedules.launch import TemplateLauncher
 from ponder.schedules.store import restart_next_fire
 from ponder.submission import job_validator
 from ponder.tables import Batch, Schedule, ScheduleRun, Tenant, utcnow
+from strategies.registry import CATALOG
 
 DATASET = "tiny"
 TEMPLATE: dict[str, Any] = {
@@ -86,7 +87,7 @@ def add_schedule(
 def launcher(settings: Settings) -> TemplateLauncher:
     """What the beat tick uses to create batches."""
     return TemplateLauncher(
-        settings, job_validator(settings, load_models_file(settings.models_file))
+        settings, job_validator(settings, load_models_file(settings.models_file), CATALOG)
     )
 
 

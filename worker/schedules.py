@@ -13,6 +13,7 @@ from ponder.schedules.launch import TemplateLauncher
 from ponder.schedules.store import TickReport, tick
 from ponder.submission import job_validator
 from ponder.tables import utcnow
+from strategies.registry import CATALOG
 from worker.celery_app import Dispatcher
 from worker.runner import WorkerServices
 
@@ -23,7 +24,7 @@ def schedule_tick(
     """One tick at ``now`` (the clock unless given), then the first items of the batches
     it started are queued at once (the reaper's feeder would within seconds)."""
     # Runs' items are checked exactly as POST /v1/jobs checks a job.
-    launcher = TemplateLauncher(svc.settings, job_validator(svc.settings, svc.profiles))
+    launcher = TemplateLauncher(svc.settings, job_validator(svc.settings, svc.profiles, CATALOG))
     report = tick(svc.sessions, launcher, now=utcnow() if now is None else now)
     if report.started:
         feed(svc.sessions, dispatcher.publish, svc.settings)

@@ -253,7 +253,9 @@ def _create(
     """Validate and insert a batch in one transaction; a refused batch is a 422."""
     with context.sessions() as session:
         try:
-            created = make(session, job_validator(context.settings, context.models))
+            created = make(
+                session, job_validator(context.settings, context.models, context.strategies)
+            )
         except BatchRejected as exc:
             raise _rejected(exc) from None
         session.commit()

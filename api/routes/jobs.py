@@ -120,7 +120,7 @@ def _submit(
         if existing is not None:
             return _replay(existing, digest, response)
 
-    values = job_values(body, context.settings, context.models)
+    values = job_values(body, context.settings, context.models, context.strategies)
     now = utcnow()
     # beyond the tenant's queue of waiting jobs, the job waits held in Postgres and is
     # published as the tenant's queued jobs start (ponder.fairness)

@@ -430,7 +430,9 @@ class BackfillPublic(BaseModel):
 
 
 def _launcher(context: ContextDep) -> TemplateLauncher:
-    return TemplateLauncher(context.settings, job_validator(context.settings, context.models))
+    return TemplateLauncher(
+        context.settings, job_validator(context.settings, context.models, context.strategies)
+    )
 
 
 def _not_found(schedule_id: str) -> ApiProblem:

@@ -25,6 +25,7 @@ from ponder.db import make_engine, make_sessionmaker
 from ponder.llm.profiles import load_models_file
 from ponder.submission import job_validator
 from ponder.tables import Job, Tenant, WebhookDelivery, utcnow
+from strategies.registry import CATALOG
 from worker.celery_app import dispatcher_for
 
 DEFAULTS = {"strategy": {"name": "best_of_n", "params": {"n": 2}}}
@@ -138,7 +139,7 @@ def test_schedule_contract_on_sqlite(settings: Settings) -> None:
     batch per (schedule, fire time), and the count of a schedule's unfinished batches."""
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
-    validator = job_validator(settings, load_models_file(settings.models_file))
+    validator = job_validator(settings, load_models_file(settings.models_file), CATALOG)
     template = BatchTemplate.model_validate({"dataset": "arithmetic-d1", "defaults": DEFAULTS})
     fire = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
     try:

@@ -6,7 +6,7 @@ import asyncio
 
 from ponder.config import Settings
 from ponder.llm.sim.model import SimProvider
-from ponder.offline import run_offline
+from strategies.offline import run_offline
 from tests.strategy_harness import GAME24_HARD, run_job
 
 STRATEGY = {

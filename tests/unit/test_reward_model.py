@@ -606,7 +606,7 @@ def test_unknown_reward_model_fails_the_job_clearly(sqlite_settings: Settings) -
 
 
 def test_offline_prm_beam_search_matches_the_durable_one() -> None:
-    from ponder.offline import run_offline
+    from strategies.offline import run_offline
 
     result = asyncio.run(
         run_offline(

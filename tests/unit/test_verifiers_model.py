@@ -18,7 +18,6 @@ from ponder.db import make_engine, make_sessionmaker
 from ponder.llm.base import Message
 from ponder.llm.sim import model as sim_model
 from ponder.llm.sim.model import SimProvider
-from ponder.offline import run_offline
 from ponder.problem import Problem
 from ponder.tables import JobStep
 from ponder.verifiers.llm_judge import (
@@ -27,6 +26,7 @@ from ponder.verifiers.llm_judge import (
     ScoreError,
     parse_score,
 )
+from strategies.offline import run_offline
 from tests.strategy_harness import (
     check_resume,
     check_tight_budget,
