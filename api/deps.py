@@ -18,6 +18,7 @@ from ponder.auth import hash_key, tenant_for_key
 from ponder.catalog import StrategyCatalog
 from ponder.config import Settings
 from ponder.fairness import QueueGauge
+from ponder.jobs.service import JobService
 from ponder.llm.profiles import ModelProfile
 from ponder.queue import JobQueue
 from ponder.tables import Tenant
@@ -40,6 +41,8 @@ class AppContext:
     db_threads: anyio.CapacityLimiter
     # whether a tenant's queue of waiting jobs is full (ponder.fairness), counted lazily
     queues: QueueGauge
+    # the job use cases (submit, cancel), built from the parts above
+    jobs: JobService
 
 
 async def get_context(request: Request) -> AppContext:

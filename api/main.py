@@ -20,6 +20,7 @@ from api.schemas import ProblemDetail
 from ponder.config import Settings
 from ponder.db import make_engine, make_sessionmaker
 from ponder.fairness import QueueGauge
+from ponder.jobs.service import JobService
 from ponder.llm.profiles import load_models_file
 from ponder.notify import JobNotifier
 from ponder.queue import JobQueue
@@ -77,6 +78,7 @@ def create_app(settings: Settings, *, dispatcher: JobQueue) -> FastAPI:
     Celery one from ``settings.broker_url``)."""
     models = load_models_file(settings.models_file)  # a bad models file fails here, early
     engine = make_engine(settings.database_url)
+    queues = QueueGauge()
     context = AppContext(
         settings=settings,
         engine=engine,
@@ -86,7 +88,8 @@ def create_app(settings: Settings, *, dispatcher: JobQueue) -> FastAPI:
         models=models,
         reads=make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT")),
         db_threads=anyio.CapacityLimiter(HOT_PATH_THREADS),
-        queues=QueueGauge(),
+        queues=queues,
+        jobs=JobService(settings, models, CATALOG, dispatcher, queues),
     )
 
     notifier = JobNotifier(settings.database_url)

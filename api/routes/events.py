@@ -9,12 +9,11 @@ from typing import Annotated, Any
 import anyio
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from api import crud
 from api.deps import ContextDep, CurrentTenant
 from api.errors import ApiProblem
+from ponder.jobs import service as jobs_service
 from ponder.notify import JobNotifier
 from ponder.tables import Job, JobEvent
 
@@ -30,18 +29,10 @@ def _read(
     sessions: sessionmaker[Session], tenant_id: str, job_id: str, after: int
 ) -> tuple[Job | None, list[JobEvent]]:
     with sessions() as session:
-        job = crud.get_job(session, tenant_id, job_id)
+        job = jobs_service.find(session, tenant_id, job_id)
         if job is None:
             return None, []
-        events = list(
-            session.execute(
-                select(JobEvent)
-                .where(JobEvent.job_id == job.id, JobEvent.seq > after)
-                .order_by(JobEvent.seq)
-                .limit(BATCH)
-            ).scalars()
-        )
-        return job, events
+        return job, jobs_service.events_after(session, job.id, after, limit=BATCH)
 
 
 def _frame(event: JobEvent) -> str:
@@ -93,7 +84,7 @@ async def stream_events(
         start = max(start, int(last_event_id))
     job, first = await anyio.to_thread.run_sync(_read, context.sessions, tenant.id, job_id, start)
     if job is None:
-        raise ApiProblem(404, f"no job with id {job_id[:64]!r} belongs to this API key's tenant")
+        raise jobs_service.not_found(job_id)
     notifier: JobNotifier = request.app.state.job_notifier
 
     async def body() -> AsyncIterator[str]:
@@ -106,7 +97,7 @@ async def stream_events(
                     last = event.seq
                 if events:
                     quiet = 0.0
-                elif crud.is_terminal(current):
+                elif jobs_service.is_terminal(current):
                     return  # the terminal event is written with the status change
                 if len(events) < BATCH:
                     if await request.is_disconnected():

@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import anyio
 from fastapi import APIRouter, Header, Query, Request, Response
-from sqlalchemy import Table, insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from api import crud
 from api.deps import AppContext, ContextDep, CurrentTenant, RequireJson, SessionDep
-from api.errors import ApiProblem, invalid
+from api.errors import invalid
 from api.schemas import MAX_IDEMPOTENCY_KEY_CHARS, JobCreate, JobPublic, JobsPublic
-from ponder.jobstore import request_cancel
+from ponder.jobs import service as jobs_service
 from ponder.notify import JobNotifier
 from ponder.pagination import parse_cursor
-from ponder.submission import job_values, request_hash
-from ponder.tables import Job, JobStatus, Tenant, job_from_row, job_row, utcnow
-from ponder.webhooks.delivery import take_unsent
+from ponder.tables import Job, Tenant
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -41,15 +36,7 @@ _CANCEL_ERRORS: dict[int | str, dict[str, Any]] = {
 # with notifications on, re-check this often anyway (to notice client disconnects)
 _NOTIFIED_RECHECK_SECONDS = 2.0
 
-_JOBS = cast(Table, Job.__table__)
-_INSERT_JOB = insert(_JOBS).returning(*_JOBS.c)
-
 JobStatusName = Literal["queued", "running", "completed", "failed", "cancelled"]
-
-
-def _not_found(job_id: str) -> ApiProblem:
-    shown = job_id if len(job_id) <= 64 else job_id[:64] + "..."
-    return ApiProblem(404, f"no job with id {shown!r} belongs to this API key's tenant")
 
 
 @router.post(
@@ -103,76 +90,11 @@ def _submit_in_thread(
     idempotency_key: str | None,
 ) -> JobPublic:
     with context.sessions() as session:
-        return _submit(tenant, body, session, context, response, idempotency_key)
-
-
-def _submit(
-    tenant: Tenant,
-    body: JobCreate,
-    session: Session,
-    context: AppContext,
-    response: Response,
-    idempotency_key: str | None,
-) -> JobPublic:
-    digest = request_hash(body)
-    if idempotency_key is not None:
-        existing = crud.get_job_by_idempotency_key(session, tenant.id, idempotency_key)
-        if existing is not None:
-            return _replay(existing, digest, response)
-
-    values = job_values(body, context.settings, context.models, context.strategies)
-    now = utcnow()
-    # beyond the tenant's queue of waiting jobs, the job waits held in Postgres and is
-    # published as the tenant's queued jobs start (ponder.fairness)
-    held = context.queues.is_full(
-        session.connection(), tenant.id, context.settings.tenant_max_queued
-    )
-    row = job_row(
-        {
-            "tenant_id": tenant.id,
-            "status": JobStatus.QUEUED,
-            "held": held,
-            "idempotency_key": idempotency_key,
-            "request_hash": digest,
-            "created_at": now,
-            "updated_at": now,
-            "enqueued_at": now,
-            **values,
-        }
-    )
-    try:
-        # Core INSERT ... RETURNING: the stored row back in one statement, no unit of work
-        job = job_from_row(session.connection().execute(_INSERT_JOB, row).one())
-        session.commit()
-    except IntegrityError:
-        # a concurrent request with the same Idempotency-Key won the insert
-        session.rollback()
-        if idempotency_key is None:
-            raise
-        existing = crud.get_job_by_idempotency_key(session, tenant.id, idempotency_key)
-        if existing is None:
-            raise
-        return _replay(existing, digest, response)
-
-    # The row is committed: if the broker is down the job stays queued and the reaper
-    # enqueues it later, so the client still gets its 202.
-    if not held:
-        context.dispatcher.enqueue(job.id, priority=job.priority)
-    response.headers["Location"] = f"{router.prefix}/{job.id}"
-    return JobPublic.from_row(job)
-
-
-def _replay(existing: Job, digest: str, response: Response) -> JobPublic:
-    if existing.request_hash != digest:
-        raise ApiProblem(
-            409,
-            "this Idempotency-Key was already used with a different request body "
-            f"(job {existing.id}); use a new key for a new job, or resend the "
-            "original body unchanged",
-        )
-    response.headers["Idempotent-Replayed"] = "true"
-    response.headers["Location"] = f"{router.prefix}/{existing.id}"
-    return JobPublic.from_row(existing)
+        submitted = context.jobs.submit(session, tenant.id, body, idempotency_key=idempotency_key)
+    if submitted.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    response.headers["Location"] = f"{router.prefix}/{submitted.job.id}"
+    return JobPublic.from_row(submitted.job)
 
 
 @router.get("", summary="List jobs")
@@ -190,7 +112,7 @@ def list_jobs(
     batch_id: Annotated[UUID | None, Query(description="Only jobs of this batch.")] = None,
 ) -> JobsPublic:
     """The tenant's jobs, newest first, a page at a time."""
-    page = crud.list_jobs(
+    page = jobs_service.list_jobs(
         session,
         tenant.id,
         limit=limit,
@@ -203,9 +125,9 @@ def list_jobs(
     )
 
 
-def _load(sessions: sessionmaker[Session], tenant_id: str, job_id: str) -> Job | None:
+def _load(sessions: sessionmaker[Session], tenant_id: str, job_id: str) -> Job:
     with sessions() as session:
-        return crud.get_job(session, tenant_id, job_id)
+        return jobs_service.get(session, tenant_id, job_id)
 
 
 @router.get(
@@ -243,10 +165,8 @@ async def read_job(
             job = await anyio.to_thread.run_sync(
                 _load, context.reads, tenant.id, job_id, limiter=context.db_threads
             )
-            if job is None:
-                raise _not_found(job_id)
             remaining = deadline - time.monotonic()
-            if crud.is_terminal(job) or remaining <= 0 or await request.is_disconnected():
+            if jobs_service.is_terminal(job) or remaining <= 0 or await request.is_disconnected():
                 return JobPublic.from_row(job)
             # Woken at once by the job's notification; the timeout is a safety net (and
             # the polling interval where notifications are unavailable, e.g. SQLite).
@@ -261,35 +181,8 @@ async def read_job(
 
 
 @router.post("/{job_id}/cancel", summary="Cancel a job", responses=_CANCEL_ERRORS)
-def cancel_job(
-    job_id: str, tenant: CurrentTenant, session: SessionDep, context: ContextDep
-) -> JobPublic:
+def cancel_job(job_id: str, tenant: CurrentTenant, context: ContextDep) -> JobPublic:
     """A queued job is cancelled at once. A running job is flagged
     (`cancel_requested: true`) and stops before its next model call, keeping its best
     answer so far. Cancelling a job that has already finished is a 409."""
-    job = crud.get_job(session, tenant.id, job_id)
-    if job is None:
-        raise _not_found(job_id)
-    if crud.is_terminal(job):
-        raise _already_finished(job)
-    found_id = job.id
-    session.rollback()  # end the read; request_cancel writes in its own transaction
-    for delivery_id in take_unsent(
-        context.sessions, ids=request_cancel(context.sessions, found_id)
-    ):
-        context.dispatcher.enqueue_delivery(delivery_id)
-    session.expire_all()  # read the job as request_cancel left it, not as cached
-    job = crud.get_job(session, tenant.id, found_id)
-    assert job is not None
-    if crud.is_terminal(job) and job.status != JobStatus.CANCELLED:
-        raise _already_finished(job)  # it finished while we were cancelling it
-    return JobPublic.from_row(job)
-
-
-def _already_finished(job: Job) -> ApiProblem:
-    return ApiProblem(
-        409,
-        f"job {job.id} has already finished with status {job.status!r}; "
-        "only queued or running jobs can be cancelled",
-        extra={"job_status": job.status},
-    )
+    return JobPublic.from_row(context.jobs.cancel(context.sessions, tenant.id, job_id))

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body
 from sqlalchemy import select
 
-from api import crud
 from api.deps import ContextDep, CurrentTenant, SessionDep
 from api.errors import ApiProblem
 from api.webhook_schemas import (
@@ -18,6 +17,7 @@ from api.webhook_schemas import (
     SecretList,
     SecretPublic,
 )
+from ponder.jobs import service as jobs_service
 from ponder.tables import WebhookAttempt, WebhookDelivery, utcnow
 from ponder.webhooks.delivery import active_secrets, redeliver, rotate_secret, take_unsent
 
@@ -86,7 +86,7 @@ def job_deliveries(job_id: str, tenant: CurrentTenant, session: SessionDep) -> D
     """Each event sent (or to be sent) to the job's `webhook_url`, its status and its
     attempt log: status code, latency and error of each attempt. Empty when the job has
     no `webhook_url` or has not ended."""
-    job = crud.get_job(session, tenant.id, job_id)
+    job = jobs_service.find(session, tenant.id, job_id)
     if job is None:
         raise ApiProblem(404, f"no job with id {job_id[:64]!r} belongs to this API key's tenant")
     rows = list(
