@@ -10,7 +10,7 @@ and raise :class:`LeaseLost` — a zombie cannot write.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
@@ -18,6 +18,7 @@ from functools import lru_cache
 from typing import Any, Protocol, TypeVar, cast
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Engine,
     Row,
@@ -1143,3 +1144,68 @@ def jobs_to_requeue(
             ids = [job_id for job_id, _ in rows]
             s.execute(update(Job).where(Job.id.in_(ids)).values(enqueued_at=now))
         return [(job_id, int(priority)) for job_id, priority in rows]
+
+
+# ---------------------------------------------------------------- a lost broker queue
+# (worker.queue_watch finds which jobs lost their message; these read and mark them)
+
+# jobs re-published per UPDATE when a lost queue is restored
+_REPUBLISH_CHUNK = 500
+
+
+def _waiting(enqueued_before: datetime) -> ColumnElement[bool]:
+    """Jobs that need a message in the broker and had their last one published before
+    ``enqueued_before``: queued or between slices, no lease, not held for the feeder.
+    Jobs never enqueued (``enqueued_at`` NULL) are not the watch's: the reaper's regular
+    pass sends those on every tick."""
+    return and_(
+        Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]),
+        Job.lease_owner.is_(None),
+        ~Job.held,
+        Job.enqueued_at < enqueued_before,
+    )
+
+
+def jobs_waiting_for_a_message(
+    sessions: sessionmaker[Session], *, enqueued_before: datetime
+) -> list[tuple[str, int]]:
+    """``(id, priority)`` of every job waiting for a message published before
+    ``enqueued_before``, most urgent first."""
+    with sessions() as s:
+        rows = s.execute(
+            select(Job.id, Job.priority)
+            .where(_waiting(enqueued_before))
+            .order_by(Job.priority.desc(), Job.created_at)
+        ).all()
+    return [(str(job_id), int(priority)) for job_id, priority in rows]
+
+
+def take_for_republish(
+    sessions: sessionmaker[Session], ids: Sequence[str], *, enqueued_before: datetime
+) -> set[str]:
+    """Mark those of ``ids`` that still wait (and were not enqueued since) as enqueued now,
+    and return them: the caller alone publishes them."""
+    taken: set[str] = set()
+    now = utcnow()
+    for start in range(0, len(ids), _REPUBLISH_CHUNK):
+        chunk = list(ids[start : start + _REPUBLISH_CHUNK])
+        with sessions() as s, s.begin():
+            rows = s.execute(
+                update(Job)
+                .where(Job.id.in_(chunk), _waiting(enqueued_before))
+                .values(enqueued_at=now)
+                .returning(Job.id)
+            ).all()
+        taken.update(str(row[0]) for row in rows)
+    return taken
+
+
+def release_unpublished(sessions: sessionmaker[Session], ids: Sequence[str]) -> None:
+    """Jobs taken but whose publish failed: with no enqueued time the reaper's regular
+    pass sends them on its next tick, instead of after ``requeue_after_seconds``."""
+    if not ids:
+        return
+    with sessions() as s, s.begin():
+        s.execute(
+            update(Job).where(Job.id.in_(list(ids)), _waiting(utcnow())).values(enqueued_at=None)
+        )

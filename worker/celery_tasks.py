@@ -1,4 +1,6 @@
-"""Celery tasks (thin): each builds nothing itself and delegates to runner/reaper."""
+"""The Celery tasks: adapters that take a message, call the core (a job's slice, a
+webhook delivery's attempt, the reaper's and the schedules' ticks) and publish what it
+says comes next. No decision about jobs, batches or webhooks is made here."""
 
 from __future__ import annotations
 
@@ -8,7 +10,6 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -16,19 +17,15 @@ from celery import Celery
 from celery.signals import worker_ready, worker_shutdown
 from sqlalchemy.exc import DBAPIError
 
-from ponder.batches.feeder import on_item_finished
 from ponder.config import Settings
-from ponder.tables import utcnow
-from ponder.webhooks.delivery import deliver, take_unsent
+from ponder.jobs.finished import after_finished
+from ponder.webhooks.delivery import attempt
 from ponder.webhooks.ssrf import guarded_client
 from worker.celery_app import DELIVER, REAP, RUN_JOB, SCHEDULE_TICK, Dispatcher, create_celery
 from worker.runner import ProviderFactory, WorkerServices, run_slice
 from worker.shutdown import ShutdownFlag
 
 log = logging.getLogger(__name__)
-
-# A retry due within this many seconds is sent with a countdown; later ones by the reaper.
-SHORT_RETRY_SECONDS = 60.0
 
 
 class _LazyServices:
@@ -141,33 +138,22 @@ def create_worker_app(
                 job_id, priority=message_priority(self.request), countdown=outcome.countdown
             )
         elif outcome.kind == "finished":
-            svc = services.get()
-            written = list(outcome.deliveries)
-            if outcome.batch_id is not None and outcome.tenant_id is not None:
-                # a batch item: queue the batch's next items, complete it if it was last
-                written += on_item_finished(
-                    svc.sessions,
-                    dispatcher.publish,
-                    settings,
-                    job_id,
-                    batch_id=outcome.batch_id,
-                    tenant_id=outcome.tenant_id,
-                )
-            for delivery_id in take_unsent(svc.sessions, ids=written):
-                dispatcher.enqueue_delivery(delivery_id)
+            after_finished(
+                services.get().sessions,
+                dispatcher,
+                settings,
+                job_id,
+                deliveries=outcome.deliveries,
+                batch_id=outcome.batch_id,
+                tenant_id=outcome.tenant_id,
+            )
         return outcome.kind
 
     @app.task(name=DELIVER, shared=False, acks_late=True, reject_on_worker_lost=True)
     def deliver_webhook(delivery_id: str) -> str:
-        svc = services.get()
-        outcome = deliver(svc.sessions, delivery_id, settings=settings, client=webhooks.get())
-        # short waits are timed by the broker; long ones are picked up by the reaper
-        if outcome.next_in is not None and outcome.next_in <= SHORT_RETRY_SECONDS:
-            for again in take_unsent(
-                svc.sessions, ids=[delivery_id], now=utcnow() + timedelta(seconds=outcome.next_in)
-            ):
-                dispatcher.enqueue_delivery(again, countdown=outcome.next_in)
-        return outcome.status
+        sessions = services.get().sessions
+        client = webhooks.get()
+        return attempt(sessions, dispatcher, delivery_id, settings=settings, client=client).status
 
     @app.task(name=REAP, shared=False)
     def reap() -> dict[str, Any]:

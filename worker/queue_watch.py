@@ -34,7 +34,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -43,12 +43,11 @@ from typing import Any
 import redis
 from kombu.transport.redis import Channel as RedisChannel
 from redis.exceptions import RedisError, ResponseError
-from sqlalchemy import ColumnElement, and_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ponder.batches.feeder import Publish
 from ponder.config import Settings
-from ponder.tables import Job, JobStatus, utcnow
+from ponder.jobstore import jobs_waiting_for_a_message, release_unpublished, take_for_republish
 from worker.celery_app import RUN_JOB, broker_options
 
 log = logging.getLogger(__name__)
@@ -59,7 +58,6 @@ SETTLE_SECONDS = 2.0
 # A watch whose inventory died (a worker killed mid-way) blocks the others this long.
 LOCK_SECONDS = 30.0
 _LRANGE_CHUNK = 1000
-_UPDATE_CHUNK = 500
 
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
@@ -120,67 +118,6 @@ def job_id_of(message: Any) -> str | None:
         return str(json.loads(body)[0][0])
     except (KeyError, IndexError, TypeError, ValueError, AttributeError):
         return None
-
-
-# ---------------------------------------------------------------- Postgres side
-
-
-def _waiting(enqueued_before: datetime) -> ColumnElement[bool]:
-    """Jobs that need a message in the broker and had their last one published before
-    ``enqueued_before``: queued or between slices, no lease, not held for the feeder.
-    Jobs never enqueued (``enqueued_at`` NULL) are not the watch's: the reaper's regular
-    pass sends those on every tick."""
-    return and_(
-        Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]),
-        Job.lease_owner.is_(None),
-        ~Job.held,
-        Job.enqueued_at < enqueued_before,
-    )
-
-
-def jobs_waiting_for_a_message(
-    sessions: sessionmaker[Session], *, enqueued_before: datetime
-) -> list[tuple[str, int]]:
-    """``(id, priority)`` of every job waiting for a message published before
-    ``enqueued_before``, most urgent first."""
-    with sessions() as s:
-        rows = s.execute(
-            select(Job.id, Job.priority)
-            .where(_waiting(enqueued_before))
-            .order_by(Job.priority.desc(), Job.created_at)
-        ).all()
-    return [(str(job_id), int(priority)) for job_id, priority in rows]
-
-
-def take_for_republish(
-    sessions: sessionmaker[Session], ids: Sequence[str], *, enqueued_before: datetime
-) -> set[str]:
-    """Mark those of ``ids`` that still wait (and were not enqueued since) as enqueued now,
-    and return them: the caller alone publishes them."""
-    taken: set[str] = set()
-    now = utcnow()
-    for start in range(0, len(ids), _UPDATE_CHUNK):
-        chunk = list(ids[start : start + _UPDATE_CHUNK])
-        with sessions() as s, s.begin():
-            rows = s.execute(
-                update(Job)
-                .where(Job.id.in_(chunk), _waiting(enqueued_before))
-                .values(enqueued_at=now)
-                .returning(Job.id)
-            ).all()
-        taken.update(str(row[0]) for row in rows)
-    return taken
-
-
-def release_unpublished(sessions: sessionmaker[Session], ids: Sequence[str]) -> None:
-    """Jobs taken but whose publish failed: with no enqueued time the reaper's regular
-    pass sends them on its next tick, instead of after ``requeue_after_seconds``."""
-    if not ids:
-        return
-    with sessions() as s, s.begin():
-        s.execute(
-            update(Job).where(Job.id.in_(list(ids)), _waiting(utcnow())).values(enqueued_at=None)
-        )
 
 
 # ---------------------------------------------------------------- the watch

@@ -34,6 +34,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from ponder.config import Settings
+from ponder.queue import JobQueue
 from ponder.retry_after import parse_retry_after
 from ponder.tables import (
     DeliveryStatus,
@@ -401,3 +402,26 @@ def redeliver(s: Session, delivery: WebhookDelivery, *, now: datetime) -> None:
             delivered_at=None,
         )
     )
+
+
+# A retry due within this many seconds is published with a countdown; later ones are
+# published by the reaper when they come due.
+SHORT_RETRY_SECONDS = 60.0
+
+
+def attempt(
+    sessions: sessionmaker[Session],
+    queue: JobQueue,
+    delivery_id: str,
+    *,
+    settings: Settings,
+    client: httpx.Client,
+) -> DeliveryOutcome:
+    """One attempt of a delivery (:func:`deliver`); a retry due soon is published at
+    once with a countdown, a later one is left to the reaper."""
+    outcome = deliver(sessions, delivery_id, settings=settings, client=client)
+    if outcome.next_in is not None and outcome.next_in <= SHORT_RETRY_SECONDS:
+        due = utcnow() + timedelta(seconds=outcome.next_in)
+        for again in take_unsent(sessions, ids=[delivery_id], now=due):
+            queue.enqueue_delivery(again, countdown=outcome.next_in)
+    return outcome
