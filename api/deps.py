@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.errors import ApiProblem
 from ponder.auth import hash_key, tenant_for_key
+from ponder.batches.service import BatchService
 from ponder.catalog import StrategyCatalog
 from ponder.config import Settings
 from ponder.fairness import QueueGauge
@@ -43,6 +44,8 @@ class AppContext:
     queues: QueueGauge
     # the job use cases (submit, cancel), built from the parts above
     jobs: JobService
+    # the batch use cases (create, cancel)
+    batches: BatchService
 
 
 async def get_context(request: Request) -> AppContext:

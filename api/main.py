@@ -17,6 +17,7 @@ from api.routes import datasets as dataset_routes
 from api.routes import profiles as model_routes
 from api.routes import schedules as schedule_routes
 from api.schemas import ProblemDetail
+from ponder.batches.service import BatchService
 from ponder.config import Settings
 from ponder.db import make_engine, make_sessionmaker
 from ponder.fairness import QueueGauge
@@ -90,6 +91,7 @@ def create_app(settings: Settings, *, dispatcher: JobQueue) -> FastAPI:
         db_threads=anyio.CapacityLimiter(HOT_PATH_THREADS),
         queues=queues,
         jobs=JobService(settings, models, CATALOG, dispatcher, queues),
+        batches=BatchService(settings, models, CATALOG, dispatcher),
     )
 
     notifier = JobNotifier(settings.database_url)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -191,3 +191,22 @@ def _unstorable(value: Any, path: str) -> tuple[str, str] | None:
         elif isinstance(item, list):
             stack.extend((sub, f"{where}[{i}]") for i, sub in enumerate(item))
     return None
+
+
+class ItemInvalid(Exception):
+    """A batch item that would be refused as a job: ``detail`` says what to fix, ``errors``
+    lists the invalid fields (``loc``, ``msg``, ``type``) like a 422 does."""
+
+    def __init__(self, detail: str, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors or []
+
+
+class JobValidator(Protocol):
+    """Checks one job body (the JSON ``POST /v1/jobs`` takes) exactly as that endpoint
+    does, and returns the ``jobs`` row values it becomes (``problem``, ``strategy``,
+    ``verifier``, ``model``, ``budget``, ``priority``, ``meta``, ``webhook_url``,
+    ``seed``), or raises :class:`ItemInvalid`."""
+
+    def __call__(self, body: dict[str, Any]) -> dict[str, Any]: ...

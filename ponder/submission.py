@@ -11,14 +11,13 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ponder.batches.spec import ItemInvalid, JobValidator
 from ponder.budget import BudgetLimits
 from ponder.catalog import StrategyCatalog
 from ponder.config import Settings
 from ponder.families import all_tasks, get_task
 from ponder.families.base import get_step_task
 from ponder.field_errors import Invalid, describe_validation_errors, invalid
-from ponder.jobspec import JobCreate
+from ponder.jobspec import ItemInvalid, JobCreate, JobValidator
 from ponder.llm.profiles import ModelProfile
 from ponder.problem import Problem
 from ponder.verifiers import validate_verifier_spec
@@ -210,7 +209,7 @@ def job_validator(
     settings: Settings, models: dict[str, ModelProfile], strategies: StrategyCatalog
 ) -> JobValidator:
     """The check ``POST /v1/jobs`` makes, as a function of a raw job body: the job's row
-    values, or :class:`ponder.batches.spec.ItemInvalid` with the same messages a 422 for
+    values, or :class:`ponder.jobspec.ItemInvalid` with the same messages a 422 for
     that body would carry (field locations relative to the body). Batches validate each
     item with it, so an item is accepted exactly when it would be accepted as a job."""
 

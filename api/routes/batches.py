@@ -4,7 +4,6 @@ of past jobs), follow it, fetch its results, cancel it."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -12,7 +11,6 @@ import anyio
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
-from sqlalchemy.orm import Session
 
 from api.batch_schemas import (
     BatchCreated,
@@ -24,19 +22,15 @@ from api.batch_schemas import (
 )
 from api.deps import AppContext, ContextDep, CurrentTenant, SessionDep
 from api.errors import ApiProblem
-from ponder.batches.feeder import feed
+from ponder.batches import service as batch_service
 from ponder.batches.service import (
     MAX_REPORTED_ERRORS,
     BatchRejected,
     CreatedBatch,
-    create_batch,
-    create_batch_from_jsonl,
 )
-from ponder.batches.spec import BatchSpec, JobValidator
+from ponder.batches.spec import BatchSpec
 from ponder.batches.store import (
     batch_totals,
-    cancel_batch,
-    get_batch,
     list_batches,
     result_lines,
     totals_for,
@@ -44,8 +38,6 @@ from ponder.batches.store import (
 from ponder.field_errors import describe_validation_errors
 from ponder.pagination import parse_cursor
 from ponder.report import batch_figures
-from ponder.submission import job_validator
-from ponder.tables import Batch
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
 
@@ -121,11 +113,6 @@ _CREATE_OPENAPI: dict[str, Any] = {
 }
 
 
-def _not_found(batch_id: str) -> ApiProblem:
-    shown = batch_id if len(batch_id) <= 64 else batch_id[:64] + "..."
-    return ApiProblem(404, f"no batch with id {shown!r} belongs to this API key's tenant")
-
-
 def _media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
@@ -166,10 +153,10 @@ async def create(request: Request, tenant: CurrentTenant, context: ContextDep) -
     raw = await request.body()
     if media_type in JSONL_TYPES:
         text = _utf8(raw)
-        created = await anyio.to_thread.run_sync(_create_upload, context, tenant.id, text)
+        created = await anyio.to_thread.run_sync(_create, context, tenant.id, text)
     elif media_type == "application/json" or media_type.endswith("+json"):
         spec = _parse_spec(raw)
-        created = await anyio.to_thread.run_sync(_create_spec, context, tenant.id, spec)
+        created = await anyio.to_thread.run_sync(_create, context, tenant.id, spec)
     else:
         got = f"Content-Type {media_type!r}" if media_type else "no Content-Type"
         raise ApiProblem(
@@ -177,8 +164,6 @@ async def create(request: Request, tenant: CurrentTenant, context: ContextDep) -
             "send the batch as JSON (Content-Type: application/json) or its items as JSON "
             f"Lines (Content-Type: application/x-ndjson); got {got}",
         )
-    # committed: start the first items now (the reaper's feeder tick would, a bit later)
-    await anyio.to_thread.run_sync(_feed, context, tenant.id)
     return await anyio.to_thread.run_sync(_created_body, context, tenant.id, created)
 
 
@@ -229,47 +214,17 @@ def _rejected(exc: BatchRejected) -> ApiProblem:
     return ApiProblem(422, exc.detail, errors=exc.errors or None, extra=extra)
 
 
-def _create_spec(context: AppContext, tenant_id: str, spec: BatchSpec) -> CreatedBatch:
-    return _create(
-        context,
-        lambda session, checks: create_batch(
-            session, tenant_id=tenant_id, spec=spec, validator=checks, settings=context.settings
-        ),
-    )
-
-
-def _create_upload(context: AppContext, tenant_id: str, text: str) -> CreatedBatch:
-    return _create(
-        context,
-        lambda session, checks: create_batch_from_jsonl(
-            session, tenant_id=tenant_id, text=text, validator=checks, settings=context.settings
-        ),
-    )
-
-
-def _create(
-    context: AppContext, make: Callable[[Session, JobValidator], CreatedBatch]
-) -> CreatedBatch:
-    """Validate and insert a batch in one transaction; a refused batch is a 422."""
-    with context.sessions() as session:
-        try:
-            created = make(
-                session, job_validator(context.settings, context.models, context.strategies)
-            )
-        except BatchRejected as exc:
-            raise _rejected(exc) from None
-        session.commit()
-        return created
-
-
-def _feed(context: AppContext, tenant_id: str) -> None:
-    feed(context.sessions, context.dispatcher.publish, context.settings, tenant_id=tenant_id)
+def _create(context: AppContext, tenant_id: str, source: BatchSpec | str) -> CreatedBatch:
+    """Validate, insert and start a batch; a refused batch is a 422."""
+    try:
+        return context.batches.create(context.sessions, tenant_id, source)
+    except BatchRejected as exc:
+        raise _rejected(exc) from None
 
 
 def _created_body(context: AppContext, tenant_id: str, created: CreatedBatch) -> BatchCreated:
     with context.sessions() as session:
-        batch = get_batch(session, tenant_id, created.batch_id)
-        assert batch is not None
+        batch = batch_service.get(session, tenant_id, created.batch_id)
         return BatchCreated(
             **BatchSummary.fields_from(batch, batch_totals(session, batch.id)),
             accepted=created.accepted,
@@ -311,19 +266,12 @@ def list_all(
     )
 
 
-def _load(session: SessionDep, tenant_id: str, batch_id: str) -> Batch:
-    batch = get_batch(session, tenant_id, batch_id)
-    if batch is None:
-        raise _not_found(batch_id)
-    return batch
-
-
 @router.get("/{batch_id}", summary="Get a batch and its figures", responses=_NOT_FOUND)
 def read(batch_id: str, tenant: CurrentTenant, session: SessionDep) -> BatchPublic:
     """Counts by status, total usage, accuracy (share of scored items whose answer was
     verified), latency percentiles, the same per strategy and model, and — for a
     `from_jobs` batch — solved and tokens before vs after."""
-    batch = _load(session, tenant.id, batch_id)
+    batch = batch_service.get(session, tenant.id, batch_id)
     return BatchPublic.build(batch, batch_figures(session, batch.id))
 
 
@@ -347,7 +295,7 @@ def results(
     batch_id: str, tenant: CurrentTenant, session: SessionDep, context: ContextDep
 ) -> StreamingResponse:
     """Stream every item's outcome as JSON Lines, in item order."""
-    found = _load(session, tenant.id, batch_id).id
+    found = batch_service.get(session, tenant.id, batch_id).id
     session.close()  # the stream reads page by page in its own short sessions
     return StreamingResponse(
         result_lines(context.sessions, found),
@@ -364,25 +312,12 @@ def results(
         409: {"description": "The batch has already finished."},
     },
 )
-def cancel(
-    batch_id: str, tenant: CurrentTenant, session: SessionDep, context: ContextDep
-) -> BatchSummary:
+def cancel(batch_id: str, tenant: CurrentTenant, context: ContextDep) -> BatchSummary:
     """Items not started are cancelled at once; running items are flagged and stop before
     their next model call, keeping their best answer so far. The batch's status becomes
     `cancelled`; `finished_at` is set (and `batch.completed` sent) once its last running
     item has stopped. Cancelling a cancelled batch again changes nothing; cancelling a
     completed one is a 409."""
-    batch = _load(session, tenant.id, batch_id)
-    if batch.status == "completed":
-        raise ApiProblem(
-            409,
-            f"batch {batch.id} has already completed; only queued or running batches can "
-            "be cancelled",
-            extra={"batch_status": batch.status},
-        )
-    found = batch.id
-    session.rollback()
-    cancel_batch(context.sessions, found)
-    session.expire_all()
-    batch = _load(session, tenant.id, found)
-    return BatchSummary.from_row(batch, batch_totals(session, found))
+    batch = context.batches.cancel(context.sessions, tenant.id, batch_id)
+    with context.sessions() as session:
+        return BatchSummary.from_row(batch, batch_totals(session, batch.id))

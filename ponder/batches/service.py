@@ -11,20 +11,27 @@ from typing import Any
 
 from sqlalchemy import func, insert, select, type_coerce
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from ponder.batches.feeder import feed
 from ponder.batches.spec import (
     MAX_CUSTOM_ID_CHARS,
     BatchSpec,
     BatchTemplate,
-    ItemInvalid,
     JobFilter,
-    JobValidator,
 )
+from ponder.batches.store import cancel_batch, get_batch
+from ponder.catalog import StrategyCatalog
 from ponder.config import Settings
 from ponder.datasets import catalog as datasets
+from ponder.errors import Conflict, NotFound
+from ponder.jobspec import ItemInvalid, JobValidator
 from ponder.jsonl import Line, LineError, parse_jsonl
+from ponder.llm.profiles import ModelProfile
+from ponder.queue import JobQueue
+from ponder.submission import job_validator
 from ponder.tables import Batch, BatchSource, BatchStatus, Job, JobStatus, new_id, utcnow
+from ponder.webhooks.delivery import take_unsent
 
 # the most per-item errors a response lists (all are counted)
 MAX_REPORTED_ERRORS = 1000
@@ -487,3 +494,72 @@ def _summary(errors: list[LineError], *, strict: bool, accepted: int) -> str:
             f"(fix them, or send strict: false to run the {accepted} valid ones): {shown}{more}"
         )
     return f"no valid item in the batch: {shown}{more}"
+
+
+def not_found(batch_id: str) -> NotFound:
+    shown = batch_id if len(batch_id) <= 64 else batch_id[:64] + "..."
+    return NotFound(f"no batch with id {shown!r} belongs to this API key's tenant")
+
+
+def get(session: Session, tenant_id: str, batch_id: str) -> Batch:
+    """The tenant's batch; :class:`NotFound` if it has none with that id."""
+    batch = get_batch(session, tenant_id, batch_id)
+    if batch is None:
+        raise not_found(batch_id)
+    return batch
+
+
+@dataclass(frozen=True)
+class BatchService:
+    """The batch use cases that need the server's configuration and its queue."""
+
+    settings: Settings
+    models: dict[str, ModelProfile]
+    strategies: StrategyCatalog
+    queue: JobQueue
+
+    def create(
+        self, sessions: sessionmaker[Session], tenant_id: str, source: BatchSpec | str
+    ) -> CreatedBatch:
+        """Check every item exactly as a job is checked, store the batch and its items
+        in one transaction (:class:`BatchRejected` refuses it as a whole), then queue its
+        first items. ``source`` is a batch request or the text of a JSON Lines upload."""
+        validator = job_validator(self.settings, self.models, self.strategies)
+        with sessions() as session:
+            if isinstance(source, str):
+                created = create_batch_from_jsonl(
+                    session,
+                    tenant_id=tenant_id,
+                    text=source,
+                    validator=validator,
+                    settings=self.settings,
+                )
+            else:
+                created = create_batch(
+                    session,
+                    tenant_id=tenant_id,
+                    spec=source,
+                    validator=validator,
+                    settings=self.settings,
+                )
+            session.commit()
+        # committed: start the first items now (the reaper's feeder tick would, later)
+        feed(sessions, self.queue.publish, self.settings, tenant_id=tenant_id)
+        return created
+
+    def cancel(self, sessions: sessionmaker[Session], tenant_id: str, batch_id: str) -> Batch:
+        """Items not started end at once, running ones stop before their next call; a
+        completed batch is a :class:`Conflict`."""
+        with sessions() as session:
+            batch = get(session, tenant_id, batch_id)
+            if batch.status == BatchStatus.COMPLETED:
+                raise Conflict(
+                    f"batch {batch.id} has already completed; only queued or running "
+                    "batches can be cancelled",
+                    extra={"batch_status": batch.status},
+                )
+            found = batch.id
+        for delivery_id in take_unsent(sessions, ids=cancel_batch(sessions, found)):
+            self.queue.enqueue_delivery(delivery_id)
+        with sessions() as session:
+            return get(session, tenant_id, found)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -25,25 +25,6 @@ MAX_BATCH_METADATA_BYTES = 16 * 1024
 MAX_URL_CHARS = 2048
 
 JobStatusName = Literal["queued", "running", "completed", "failed", "cancelled"]
-
-
-class ItemInvalid(Exception):
-    """A batch item that would be refused as a job: ``detail`` says what to fix, ``errors``
-    lists the invalid fields (``loc``, ``msg``, ``type``) like a 422 does."""
-
-    def __init__(self, detail: str, errors: list[dict[str, Any]] | None = None) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.errors = errors or []
-
-
-class JobValidator(Protocol):
-    """Checks one job body (the JSON ``POST /v1/jobs`` takes) exactly as that endpoint
-    does, and returns the ``jobs`` row values it becomes (``problem``, ``strategy``,
-    ``verifier``, ``model``, ``budget``, ``priority``, ``meta``, ``webhook_url``,
-    ``seed``), or raises :class:`ItemInvalid`."""
-
-    def __call__(self, body: dict[str, Any]) -> dict[str, Any]: ...
 
 
 class DefaultStrategy(BaseModel):

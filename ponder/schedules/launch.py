@@ -12,8 +12,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ponder.batches.service import BatchRejected, active_batches_for_schedule, create_batch
-from ponder.batches.spec import BatchTemplate, JobValidator
+from ponder.batches.spec import BatchTemplate
 from ponder.config import Settings
+from ponder.jobspec import JobValidator
 from ponder.schedules.store import Launched, RunRejected
 from ponder.tables import Batch, Schedule, ScheduleRun
 
