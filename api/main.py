@@ -12,10 +12,7 @@ from fastapi import FastAPI
 from api.deps import AppContext, AuthCache
 from api.errors import PROBLEM_JSON, install_error_handlers
 from api.middleware import BodySizeLimitMiddleware
-from api.routes import batches, events, health, jobs, strategies, trace, webhooks
-from api.routes import datasets as dataset_routes
-from api.routes import profiles as model_routes
-from api.routes import schedules as schedule_routes
+from api.routes import all_routers
 from api.schemas import ProblemDetail
 from ponder.batches.service import BatchService
 from ponder.config import Settings
@@ -130,19 +127,8 @@ def create_app(settings: Settings, *, dispatcher: JobQueue) -> FastAPI:
         max_upload_bytes=settings.max_upload_bytes,
         upload_paths=("/v1/batches", "/v1/datasets"),
     )
-    for module in (
-        jobs,
-        trace,
-        events,
-        webhooks,
-        strategies,
-        model_routes,
-        health,
-        schedule_routes,
-        batches,
-        dataset_routes,
-    ):
-        app.include_router(module.router)
+    for router in all_routers([tag["name"] for tag in TAGS]):
+        app.include_router(router)
     _document_problem_responses(app)
     return app
 
