@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from api.schemas import FieldError, JobUsage
+from ponder import outcome
 from ponder.batches.spec import BatchBudget, JobDefaults, JobFilter
 from ponder.datasets.catalog import BuiltinDataset
 from ponder.jsonl import LineError
@@ -121,10 +122,9 @@ class BatchSummary(BaseModel):
             "fire_time": batch.fire_time,
             "counts": BatchCounts.model_validate(totals["counts"]),
             "usage": JobUsage(
-                tokens=int(usage["tokens"]),
-                calls=int(usage["calls"]),
-                cost_usd=round(float(usage["cost_usd"]), 8),
-                seconds=round(float(usage["seconds"]), 3),
+                **outcome.usage(
+                    usage["tokens"], usage["calls"], usage["cost_usd"], usage["seconds"]
+                )
             ),
             "created_at": batch.created_at,
             "cancelled_at": batch.cancelled_at,

@@ -14,6 +14,7 @@ from ponder.jobspec import GAME24_EXAMPLE as GAME24_EXAMPLE
 from ponder.jobspec import MAX_SEED as MAX_SEED
 from ponder.jobspec import JobCreate as JobCreate
 from ponder.jobspec import StrategyChoice as StrategyChoice
+from ponder.outcome import public_result, public_usage
 from ponder.tables import Job
 
 MAX_IDEMPOTENCY_KEY_CHARS = 255
@@ -87,27 +88,14 @@ class JobPublic(BaseModel):
 
     @classmethod
     def from_row(cls, job: Job) -> JobPublic:
-        result = None
-        if job.result is not None:
-            score = job.result.get("score")
-            answer = job.result.get("answer")
-            result = JobResult(
-                answer=None if answer is None else str(answer),
-                score=float(score) if isinstance(score, int | float) else 0.0,
-                verified=bool(job.result.get("verified", False)),
-            )
+        result = public_result(job.result)
         strategy = job.strategy or {}
         return cls(
             id=job.id,
             status=job.status,
             stop_reason=job.stop_reason,
-            result=result,
-            usage=JobUsage(
-                tokens=job.usage_tokens,
-                calls=job.usage_calls,
-                cost_usd=round(job.usage_cost_usd, 8),
-                seconds=round(job.usage_seconds, 3),
-            ),
+            result=None if result is None else JobResult(**result),
+            usage=JobUsage(**public_usage(job)),
             budget=BudgetLimits.model_validate(job.budget),
             progress=job.progress or {},
             error=job.error,

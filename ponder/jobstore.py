@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ponder.budget import Spend
 from ponder.notify import notify_job_finished
+from ponder.outcome import public_usage
 from ponder.runtime import Cancelled, LeaseLost, StepRecord
 from ponder.tables import (
     Job,
@@ -396,12 +397,7 @@ def job_public_summary(job: _JobSummary) -> dict[str, Any]:
         "status": job.status,
         "stop_reason": job.stop_reason,
         "result": job.result,
-        "usage": {
-            "tokens": job.usage_tokens,
-            "calls": job.usage_calls,
-            "cost_usd": round(job.usage_cost_usd, 8),
-            "seconds": round(job.usage_seconds, 3),
-        },
+        "usage": public_usage(job),
         "error": job.error,
         "batch_id": job.batch_id,
         "metadata": job.meta,

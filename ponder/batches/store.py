@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ponder.jobstore import job_public_summary
 from ponder.notify import CHANNEL
+from ponder.outcome import public_result, public_usage
 from ponder.pagination import Cursor, Page, newest_first
 from ponder.tables import (
     Batch,
@@ -323,28 +324,14 @@ def result_lines(sessions: sessionmaker[Session], batch_id: str) -> Iterator[str
 
 def result_line(job: Job) -> dict[str, Any]:
     """One item of ``GET /v1/batches/{id}/results``."""
-    result = None
-    if job.result is not None:
-        score = job.result.get("score")
-        answer = job.result.get("answer")
-        result = {
-            "answer": None if answer is None else str(answer),
-            "score": float(score) if isinstance(score, int | float) else 0.0,
-            "verified": bool(job.result.get("verified", False)),
-        }
     return {
         "custom_id": job.custom_id,
         "index": job.item_index,
         "job_id": job.id,
         "status": job.status,
         "stop_reason": job.stop_reason,
-        "result": result,
-        "usage": {
-            "tokens": job.usage_tokens,
-            "calls": job.usage_calls,
-            "cost_usd": round(job.usage_cost_usd, 8),
-            "seconds": round(job.usage_seconds, 3),
-        },
+        "result": public_result(job.result),
+        "usage": public_usage(job),
         "error": job.error,
         "original_job_id": job.original_job_id,
     }
