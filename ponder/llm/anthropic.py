@@ -6,7 +6,7 @@ What callers can rely on (the same as :mod:`ponder.llm.openai_compat`):
   in flight in this process, and across all workers when a
   :class:`~ponder.llm.limits.Limiter` is given;
 * transient failures (408, 409, 429, 5xx including 529 "overloaded", timeouts, dropped
-  connections) are retried with the shared :class:`~ponder.llm.openai_compat.RetryPolicy`
+  connections) are retried with the shared :class:`~ponder.llm.retry.RetryPolicy`
   (capped exponential backoff, full jitter, ``Retry-After`` honoured); what is left is
   raised as a typed :class:`~ponder.llm.base.ProviderError`;
 * the API has no ``n``: ``n > 1`` becomes ``n`` concurrent requests whose usage is
@@ -54,8 +54,8 @@ from ponder.llm.http import (
     server_message,
 )
 from ponder.llm.limits import Limiter
-from ponder.llm.openai_compat import RetryPolicy, Sleep
 from ponder.llm.profiles import ModelProfile, redact_url
+from ponder.llm.retry import RetryPolicy, Sleep
 
 log = logging.getLogger(__name__)
 

@@ -24,11 +24,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import random
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -53,53 +51,16 @@ from ponder.llm.http import (
 )
 from ponder.llm.limits import Limiter
 from ponder.llm.profiles import ModelProfile, redact_url
+from ponder.llm.retry import RetryPolicy, Sleep
 
 log = logging.getLogger(__name__)
 
-Sleep = Callable[[float], Awaitable[None]]
-
-RETRYABLE_STATUSES = frozenset({408, 409, 429})
 _CONTEXT_WORDING = re.compile(
     r"context[ _]length|context[ _]window|maximum context|prompt is too long|"
     r"too many tokens|exceeds? the (?:model'?s? )?(?:maximum|max)",
     re.IGNORECASE,
 )
 _MENTIONS_N = re.compile(r"(?<![\w.-])['\"`]?n['\"`]?(?![\w'-])")
-
-
-# --- retry policy -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """When and how long to wait before trying a failed call again.
-
-    ``delay(attempt)`` is full-jitter exponential backoff: uniform in
-    ``[0, min(cap_s, base_s * 2**attempt)]``; a server's ``Retry-After`` wins when given,
-    capped at ``max_retry_after_s`` so a misbehaving server cannot park a worker.
-    """
-
-    max_retries: int = 4
-    base_s: float = 0.5
-    cap_s: float = 30.0
-    max_retry_after_s: float = 60.0
-
-    def should_retry_status(self, status_code: int) -> bool:
-        return status_code in RETRYABLE_STATUSES or status_code >= 500
-
-    def delay(
-        self,
-        attempt: int,
-        retry_after: float | None = None,
-        *,
-        rand: Callable[[], float] = random.random,
-    ) -> float:
-        """Seconds to wait before retry number ``attempt + 1`` (``attempt`` counts from 0).
-        ``rand`` returns a float in [0, 1); pass a fixed one to make this deterministic."""
-        if retry_after is not None and retry_after >= 0:
-            return min(retry_after, self.max_retry_after_s)
-        ceiling = min(self.cap_s, self.base_s * 2.0 ** min(max(attempt, 0), 60))
-        return ceiling * rand()
 
 
 # --- the provider -------------------------------------------------------------------

@@ -35,11 +35,12 @@ are split and the answers concatenated) and at most :data:`MAX_STEPS_PER_PATH` s
 path; servers should accept at least that much.
 
 Failures map to :mod:`ponder.llm.base`'s errors, as for chat providers: 408/409/429/5xx,
-timeouts and dropped connections are retried under :class:`RetryPolicy` (``Retry-After``
-honoured), then raise :class:`ProviderUnavailable` (:class:`RateLimited` for 429);
-401/403 raise :class:`AuthError`; other 4xx :class:`BadRequest`; a ``2xx`` whose body is
-not the shape above (not JSON, no ``scores``, a wrong count, a score outside [0, 1])
-raises :class:`ProviderUnavailable` naming what is wrong. Errors may be sent as
+timeouts and dropped connections are retried under
+:class:`~ponder.llm.retry.RetryPolicy` (``Retry-After`` honoured), then raise
+:class:`ProviderUnavailable` (:class:`RateLimited` for 429); 401/403 raise
+:class:`AuthError`; other 4xx :class:`BadRequest`; a ``2xx`` whose body is not the shape
+above (not JSON, no ``scores``, a wrong count, a score outside [0, 1]) raises
+:class:`ProviderUnavailable` naming what is wrong. Errors may be sent as
 ``{"error": {"message": ...}}``, ``{"error": str}``, ``{"detail": ...}`` or plain text.
 
 In process (provider ``sim-reward``)
@@ -58,7 +59,7 @@ import logging
 import math
 import os
 import random
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from fractions import Fraction
 from typing import Any, Protocol, TypeVar
 
@@ -77,7 +78,6 @@ from ponder.llm.http import (
     scrub_secret,
     server_message,
 )
-from ponder.llm.openai_compat import RetryPolicy
 from ponder.llm.profiles import (
     SIM_PRM_PROFILE_NAME,
     SIM_REWARD_MODEL_ID,
@@ -85,12 +85,11 @@ from ponder.llm.profiles import (
     build_reward_model,
     redact_url,
 )
+from ponder.llm.retry import RetryPolicy, Sleep
 
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
-
-Sleep = Callable[[float], Awaitable[None]]
 
 MAX_ITEMS_PER_REQUEST = 64
 MAX_STEPS_PER_PATH = 64

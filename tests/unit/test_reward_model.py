@@ -23,7 +23,6 @@ from ponder.config import Settings
 from ponder.families import get_task
 from ponder.families.game24 import format_prompt, legal_steps
 from ponder.llm.base import AuthError, BadRequest, ProviderUnavailable, RateLimited
-from ponder.llm.openai_compat import RetryPolicy
 from ponder.llm.profiles import (
     ModelProfile,
     ModelsFileError,
@@ -32,6 +31,7 @@ from ponder.llm.profiles import (
     load_models_file,
     public_view,
 )
+from ponder.llm.retry import RetryPolicy
 from ponder.llm.reward import (
     MAX_ITEMS_PER_REQUEST,
     HttpRewardModel,
