@@ -57,7 +57,6 @@ import asyncio
 import hashlib
 import logging
 import math
-import os
 import random
 from collections.abc import Callable, Mapping, Sequence
 from fractions import Fraction
@@ -66,18 +65,10 @@ from typing import Any, Protocol, TypeVar
 import httpx
 
 from ponder.llm.base import (
-    AuthError,
     BadRequest,
     ProviderUnavailable,
 )
-from ponder.llm.http import (
-    AiohttpPoster,
-    Endpoint,
-    Poster,
-    post_with_retries,
-    scrub_secret,
-    server_message,
-)
+from ponder.llm.http_client import HttpModelClient
 from ponder.llm.profiles import (
     SIM_PRM_PROFILE_NAME,
     SIM_REWARD_MODEL_ID,
@@ -158,8 +149,10 @@ class RewardModels:
 # --- the HTTP client -----------------------------------------------------------------
 
 
-class HttpRewardModel:
+class HttpRewardModel(HttpModelClient):
     """A reward model served over HTTP per the module's contract."""
+
+    kind = "reward model"
 
     def __init__(
         self,
@@ -174,23 +167,11 @@ class HttpRewardModel:
                 f"profile {profile.name!r} is not an HTTP reward model (provider 'reward' "
                 "with a base_url)"
             )
-        self.profile = profile
-        self.name = profile.name
+        super().__init__(
+            profile, client=client, sleep=sleep, retry_policy=retry_policy, limiter=None
+        )
         self._root = profile.base_url.rstrip("/")
         self._shown_root = redact_url(self._root)
-        self._sleep = sleep
-        self._policy = retry_policy or RetryPolicy(max_retries=profile.max_retries)
-        self._timeout = httpx.Timeout(profile.timeout_s, pool=None)
-        self._slots = asyncio.Semaphore(profile.max_concurrency)
-        self._api_key = os.environ.get(profile.api_key_env, "") if profile.api_key_env else ""
-        self._owns_client = client is None
-        self._client: Poster = client or AiohttpPoster(
-            profile.max_concurrency, timeout=self._timeout
-        )
-
-    async def aclose(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()
 
     async def score(self, prompt: str, candidates: list[str]) -> list[float]:
         out: list[float] = []
@@ -237,30 +218,9 @@ class HttpRewardModel:
 
     async def _post(self, endpoint: str, body: dict[str, Any]) -> Any:
         """POST ``body`` to ``{base_url}/{endpoint}`` with retries; the decoded JSON body."""
-        if self.profile.api_key_env and not self._api_key:
-            raise AuthError(
-                f"reward model {self.name!r} needs an API key in the environment variable "
-                f"{self.profile.api_key_env}, which is not set (or empty) in this process"
-            )
-        url = f"{self._root}/{endpoint}"
+        self._check_api_key()
         shown = f"{self._shown_root}/{endpoint}"
-        response = await post_with_retries(
-            self._client,
-            url,
-            body=body,
-            headers=self._headers(),
-            timeout=self._timeout,
-            policy=self._policy,
-            sleep=self._sleep,
-            slot=lambda: self._slots,
-            endpoint=Endpoint(
-                f"reward model {self.name!r}",
-                shown,
-                self.profile.timeout_s,
-                self._scrub,
-                self._server_message,
-            ),
-        )
+        response = await self._send(f"{self._root}/{endpoint}", shown, body, self._headers())
         status = response.status_code
         if 200 <= status < 300:
             try:
@@ -269,21 +229,8 @@ class HttpRewardModel:
                 raise self._malformed(endpoint, "the body is not JSON") from None
         message = self._server_message(response)
         if status in (401, 403):
-            key_hint = (
-                f"the key in {self.profile.api_key_env}"
-                if self.profile.api_key_env
-                else "no key (the profile sets no api_key_env)"
-            )
-            raise AuthError(
-                f"reward model {self.name!r} at {shown} refused the request (HTTP {status}) "
-                f"sent with {key_hint}; server said: {message}",
-                status_code=status,
-            )
-        raise BadRequest(
-            f"reward model {self.name!r} at {shown} rejected the request (HTTP {status}); "
-            f"server said: {message}",
-            status_code=status,
-        )
+            raise self._auth_error(status, message, shown)
+        raise self._rejected(status, message, shown)
 
     def _malformed(self, endpoint: str, why: str) -> ProviderUnavailable:
         return ProviderUnavailable(
@@ -312,12 +259,6 @@ class HttpRewardModel:
         if not math.isfinite(number) or not 0.0 <= number <= 1.0:
             raise self._malformed(endpoint, f"{where} = {number!r} is outside [0, 1]")
         return number
-
-    def _server_message(self, response: httpx.Response) -> str:
-        return server_message(response, self._api_key)
-
-    def _scrub(self, text: str) -> str:
-        return scrub_secret(text, self._api_key)
 
 
 def _chunks(items: list[_T]) -> list[list[_T]]:
