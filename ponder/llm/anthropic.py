@@ -43,6 +43,7 @@ from ponder.llm.base import (
 from ponder.llm.http_client import HttpChatProvider, gather_or_cancel
 from ponder.llm.limits import Limiter
 from ponder.llm.profiles import ModelProfile
+from ponder.llm.registry import register_provider
 from ponder.llm.retry import RetryPolicy, Sleep
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,17 @@ _CONTEXT_WORDING = re.compile(
 _STOP_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length"}
 
 
+@register_provider(
+    "anthropic",
+    default_base_url="https://api.anthropic.com",
+    # The Messages API has no ``n`` (samples are concurrent requests); reasoning is
+    # extended thinking, thinking.budget_tokens >= 1024 and below max_tokens.
+    capabilities={
+        "supports_n": False,
+        "reasoning": "thinking",
+        "thinking_budget_min": MIN_THINKING_BUDGET,
+    },
+)
 class AnthropicProvider(HttpChatProvider):
     """Calls Anthropic's Messages API for the model ``profile`` describes."""
 

@@ -41,6 +41,7 @@ from ponder.llm.base import (
 from ponder.llm.http_client import HttpChatProvider, gather_or_cancel
 from ponder.llm.limits import Limiter
 from ponder.llm.profiles import ModelProfile
+from ponder.llm.registry import register_provider
 from ponder.llm.retry import RetryPolicy, Sleep
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class _NUnsupported(Exception):
     """The server refused ``n > 1``; the caller falls back to single-sample requests."""
 
 
+@register_provider("openai", default_base_url="https://api.openai.com/v1")
 class OpenAICompatProvider(HttpChatProvider):
     """Calls ``POST {base_url}/chat/completions`` for the model ``profile`` describes."""
 

@@ -60,13 +60,14 @@ import math
 import random
 from collections.abc import Callable, Mapping, Sequence
 from fractions import Fraction
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
 from ponder.llm.base import (
     BadRequest,
     ProviderUnavailable,
+    RewardModel,
 )
 from ponder.llm.http_client import HttpModelClient
 from ponder.llm.profiles import (
@@ -76,6 +77,7 @@ from ponder.llm.profiles import (
     build_reward_model,
     redact_url,
 )
+from ponder.llm.registry import register_reward_model
 from ponder.llm.retry import RetryPolicy, Sleep
 
 log = logging.getLogger(__name__)
@@ -84,24 +86,6 @@ _T = TypeVar("_T")
 
 MAX_ITEMS_PER_REQUEST = 64
 MAX_STEPS_PER_PATH = 64
-
-
-class RewardModel(Protocol):
-    """Scores answers and reasoning steps. Implementations must be safe to share between
-    concurrent coroutines on one event loop, and deterministic for the same input where
-    they can be (the Context journals results anyway)."""
-
-    name: str
-
-    async def score(self, prompt: str, candidates: list[str]) -> list[float]:
-        """One score in [0, 1] per candidate answer (outcome reward)."""
-        ...
-
-    async def score_steps(self, prompt: str, paths: list[list[str]]) -> list[list[float]]:
-        """Per path, one score in [0, 1] per step (process reward)."""
-        ...
-
-    async def aclose(self) -> None: ...
 
 
 RewardModelFactory = Callable[[ModelProfile], RewardModel]
@@ -149,6 +133,11 @@ class RewardModels:
 # --- the HTTP client -----------------------------------------------------------------
 
 
+@register_reward_model(
+    "reward",
+    base_url_required="the reward server's root, e.g. http://127.0.0.1:9100 (requests go "
+    "to {base_url}/score and {base_url}/score_steps)",
+)
 class HttpRewardModel(HttpModelClient):
     """A reward model served over HTTP per the module's contract."""
 
@@ -351,12 +340,23 @@ class SimRewardModel:
         return round(min(max(value, 0.0), 1.0), 6)
 
 
+@register_reward_model(
+    "sim-reward",
+    default_model=SIM_REWARD_MODEL_ID,
+    in_process="(the in-process simulated reward model); to reach one over HTTP use "
+    "provider 'reward' with its base_url",
+)
+def build_sim_reward_model(profile: ModelProfile) -> SimRewardModel:
+    """The simulated reward model for a ``provider: sim-reward`` profile."""
+    return SimRewardModel(profile.name, model=profile.model)
+
+
 __all__ = [
     "MAX_ITEMS_PER_REQUEST",
     "MAX_STEPS_PER_PATH",
     "HttpRewardModel",
-    "RewardModel",
     "RewardModelFactory",
     "RewardModels",
     "SimRewardModel",
+    "build_sim_reward_model",
 ]

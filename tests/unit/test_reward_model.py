@@ -22,7 +22,7 @@ from ponder.budget import BudgetLimits, Ledger
 from ponder.config import Settings
 from ponder.families import get_task
 from ponder.families.game24 import format_prompt, legal_steps
-from ponder.llm.base import AuthError, BadRequest, ProviderUnavailable, RateLimited
+from ponder.llm.base import AuthError, BadRequest, ProviderUnavailable, RateLimited, RewardModel
 from ponder.llm.profiles import (
     ModelProfile,
     ModelsFileError,
@@ -35,7 +35,6 @@ from ponder.llm.retry import RetryPolicy
 from ponder.llm.reward import (
     MAX_ITEMS_PER_REQUEST,
     HttpRewardModel,
-    RewardModel,
     RewardModels,
     SimRewardModel,
 )

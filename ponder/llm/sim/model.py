@@ -39,6 +39,9 @@ from ponder.llm.base import (
     SampleResult,
     Usage,
 )
+from ponder.llm.limits import Limiter
+from ponder.llm.profiles import SIM_MODEL_ID, ModelProfile
+from ponder.llm.registry import register_provider
 from ponder.once import Once
 from ponder.verifiers.game24 import DivisionByZero, ExpressionError, evaluate, parse_expression
 
@@ -695,3 +698,21 @@ class SimProvider:
 
     async def aclose(self) -> None:
         return None
+
+
+@register_provider(
+    "sim",
+    default_model=SIM_MODEL_ID,
+    in_process="(the in-process simulator); to reach a simulator over HTTP use provider "
+    "'openai' with its base_url",
+    simulated_latency=True,
+)
+def build_sim_provider(profile: ModelProfile, *, limiter: Limiter | None = None) -> SimProvider:
+    """The simulated model for a ``provider: sim`` profile (``limiter`` does not apply:
+    nothing is sent over the network)."""
+    return SimProvider(
+        profile.name,
+        ttft_ms=profile.ttft_ms,
+        tokens_per_s=profile.tokens_per_s,
+        supports_n=profile.supports_n,
+    )

@@ -30,10 +30,11 @@ from ponder.llm.base import (
     Provider,
     ProviderError,
     RateLimited,
+    RewardModel,
     SampleRequest,
 )
 from ponder.llm.profiles import SIM_REWARD_MODEL_ID
-from ponder.llm.reward import MAX_ITEMS_PER_REQUEST, MAX_STEPS_PER_PATH, RewardModel
+from ponder.llm.reward import MAX_ITEMS_PER_REQUEST, MAX_STEPS_PER_PATH
 
 _STARTED = int(time.time())
 MAX_N = 128
