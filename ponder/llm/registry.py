@@ -36,9 +36,9 @@ _Reward = TypeVar("_Reward", bound=RewardFactory)
 BUILTIN_PROVIDERS: Mapping[str, str] = {
     "openai": "ponder.llm.openai_compat",
     "anthropic": "ponder.llm.anthropic",
-    "sim": "ponder.llm.sim.model",
+    "sim": "ponder.sim.model",
     "reward": "ponder.llm.reward",
-    "sim-reward": "ponder.llm.reward",
+    "sim-reward": "ponder.sim.reward",
 }
 
 REWARD_CAPABILITIES: Mapping[str, Any] = {"supports_n": False, "score": True, "score_steps": True}

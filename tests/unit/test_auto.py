@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from ponder.config import Settings
-from ponder.llm.sim.model import SimProvider
 from ponder.offline import run_offline
+from ponder.sim.model import SimProvider
 from tests.strategy_harness import (
     GAME24_EASY,
     GAME24_HARD,

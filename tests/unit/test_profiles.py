@@ -16,7 +16,7 @@ from ponder.llm.profiles import (
     load_models_file,
     public_view,
 )
-from ponder.llm.sim.model import SimProvider
+from ponder.sim.model import SimProvider
 
 DESIGN_EXAMPLE = """\
 models:

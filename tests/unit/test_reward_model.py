@@ -36,13 +36,13 @@ from ponder.llm.reward import (
     MAX_ITEMS_PER_REQUEST,
     HttpRewardModel,
     RewardModels,
-    SimRewardModel,
 )
-from ponder.llm.sim.model import SimProvider
 from ponder.llm.sim.server import create_sim_app
 from ponder.memjournal import MemoryJournal
 from ponder.problem import Problem
 from ponder.runtime import Context
+from ponder.sim.model import SimProvider
+from ponder.sim.reward import SimRewardModel
 from strategies.registry import get_strategy
 from tests.jobs_helpers import (
     CountingProvider,

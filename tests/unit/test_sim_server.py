@@ -20,8 +20,8 @@ from ponder.llm.base import (
 )
 from ponder.llm.openai_compat import OpenAICompatProvider
 from ponder.llm.profiles import ModelProfile
-from ponder.llm.sim.model import SimProvider
 from ponder.llm.sim.server import create_sim_app
+from ponder.sim.model import SimProvider
 
 T = TypeVar("T")
 

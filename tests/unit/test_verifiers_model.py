@@ -16,10 +16,10 @@ from sqlalchemy import select
 from ponder.config import Settings
 from ponder.db import make_engine, make_sessionmaker
 from ponder.llm.base import Message
-from ponder.llm.sim import model as sim_model
-from ponder.llm.sim.model import SimProvider
 from ponder.offline import run_offline
 from ponder.problem import Problem
+from ponder.sim import model as sim_model
+from ponder.sim.model import SimProvider
 from ponder.tables import JobStep
 from ponder.verifiers.llm_judge import (
     SYSTEM_PROMPT,

@@ -5,7 +5,7 @@ use, so anything that can talk to OpenAI can talk to the simulator, and Ponder's
 HTTP provider can be tested end to end without a network or a paid key. Errors come
 back in OpenAI's shape, ``{"error": {"message", "type", "param", "code"}}``.
 
-It also serves the simulated reward model (:class:`~ponder.llm.reward.SimRewardModel`,
+It also serves the simulated reward model (:class:`~ponder.sim.reward.SimRewardModel`,
 model id ``sim-prm-1``) on ``POST /score`` and ``POST /score_steps``, the reward model
 contract of :mod:`ponder.llm.reward`: point a ``provider: reward`` profile's
 ``base_url`` at the server's root (e.g. ``http://127.0.0.1:9100``).
@@ -127,11 +127,11 @@ def create_sim_app(
     reward_model_name: str = SIM_REWARD_MODEL_ID,
 ) -> FastAPI:
     """An app serving ``provider`` as the model ``model_name``, and ``reward_model``
-    (default: a :class:`~ponder.llm.reward.SimRewardModel`) as the reward model
+    (default: a :class:`~ponder.sim.reward.SimRewardModel`) as the reward model
     ``reward_model_name``. The caller keeps ownership of both (the app never closes
     them)."""
     if reward_model is None:
-        from ponder.llm.reward import SimRewardModel
+        from ponder.sim.reward import SimRewardModel
 
         reward_model = SimRewardModel(model=reward_model_name)
     scorer: RewardModel = reward_model
@@ -305,7 +305,7 @@ def serve(
     ``/score_steps``."""
     import uvicorn
 
-    from ponder.llm.sim.model import SimProvider
+    from ponder.sim.model import SimProvider
 
     provider = SimProvider("sim", ttft_ms=ttft_ms, tokens_per_s=tokens_per_s, supports_n=supports_n)
     uvicorn.run(create_sim_app(provider, model_name=model_name), host=host, port=port)

@@ -35,7 +35,7 @@ from ponder.families.game24 import (
     parse_step_prompt,
 )
 from ponder.llm.base import Message
-from ponder.llm.sim.model import Draw, count_tokens, register_skill
+from ponder.sim.model import Draw, count_tokens, register_skill
 
 TARGET = Fraction(24)
 _NOISE_SCALE = 1.0  # std-dev of the ranking jitter at temperature 1

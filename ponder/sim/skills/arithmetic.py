@@ -15,7 +15,7 @@ means more checking and fewer slips. The trace must fit ``max_tokens``: if the s
 themselves do not fit, the completion is cut before the ``Answer:`` line.
 
 Calibration (single-sample accuracy, temperature 0.8, 400 samples per cell: 40
-generated problems per depth x 10 samples; ``python -m ponder.llm.sim.skills.arithmetic``
+generated problems per depth x 10 samples; ``python -m ponder.sim.skills.arithmetic``
 prints this table, ``tests/unit/test_sim_arithmetic.py`` re-checks the trends):
 
     depth \\ max_tokens    64   128   256   512  1024  2048
@@ -34,7 +34,7 @@ from fractions import Fraction
 
 from ponder.families.arithmetic import parse_prompt
 from ponder.llm.base import Message
-from ponder.llm.sim.model import Draw, count_tokens, register_skill
+from ponder.sim.model import Draw, count_tokens, register_skill
 from ponder.verifiers.numeric import format_fraction
 
 SLIP = 0.25  # chance that one operation, done once without checking, comes out wrong
@@ -287,7 +287,7 @@ def calibrate(
     from ponder.families.arithmetic import format_prompt, make_problem
     from ponder.families.arithmetic import parse_answer as read_answer
     from ponder.llm.base import SampleRequest
-    from ponder.llm.sim.model import generate
+    from ponder.sim.model import generate
 
     table: dict[tuple[int, int], float] = {}
     for depth in depths:

@@ -586,11 +586,11 @@ def register_skill(skill: Skill) -> Skill:
 
 
 def _load_skills() -> None:
-    """Import every module of :mod:`ponder.llm.sim.skills` (each registers itself)."""
+    """Import every module of :mod:`ponder.sim.skills` (each registers itself)."""
     import importlib
     import pkgutil
 
-    from ponder.llm.sim import skills
+    from ponder.sim import skills
 
     for info in pkgutil.iter_modules(skills.__path__):
         importlib.import_module(f"{skills.__name__}.{info.name}")
