@@ -3,4 +3,5 @@
 (:mod:`ponder.sim.reward`, provider ``sim-reward``), with the prompt families it knows
 beyond the Game of 24 in :mod:`ponder.sim.skills`. Both register with
 :mod:`ponder.llm.registry`. Unlike :mod:`ponder.llm`, this package may use the problem
-families and verifiers (to read prompts back and check its own work)."""
+families and verifiers (to read prompts back and check its own work). Its HTTP face,
+``ponder sim serve``, is :mod:`api.simulator` (this package imports no web framework)."""

@@ -17,6 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
+from api.simulator import create_sim_app
 from ponder.auth import create_api_key
 from ponder.budget import BudgetLimits, Ledger
 from ponder.config import Settings
@@ -37,7 +38,6 @@ from ponder.llm.reward import (
     HttpRewardModel,
     RewardModels,
 )
-from ponder.llm.sim.server import create_sim_app
 from ponder.memjournal import MemoryJournal
 from ponder.problem import Problem
 from ponder.runtime import Context

@@ -1,4 +1,5 @@
-"""The simulated model behind an OpenAI-compatible HTTP API (``ponder sim serve``).
+"""The simulated model (:mod:`ponder.sim`) behind an OpenAI-compatible HTTP API
+(``ponder sim serve``).
 
 It speaks the subset of OpenAI's chat completions API that Ponder and common clients
 use, so anything that can talk to OpenAI can talk to the simulator, and Ponder's own
@@ -35,6 +36,8 @@ from ponder.llm.base import (
 )
 from ponder.llm.profiles import SIM_REWARD_MODEL_ID
 from ponder.llm.reward import MAX_ITEMS_PER_REQUEST, MAX_STEPS_PER_PATH
+from ponder.sim.model import SimProvider
+from ponder.sim.reward import SimRewardModel
 
 _STARTED = int(time.time())
 MAX_N = 128
@@ -131,8 +134,6 @@ def create_sim_app(
     ``reward_model_name``. The caller keeps ownership of both (the app never closes
     them)."""
     if reward_model is None:
-        from ponder.sim.reward import SimRewardModel
-
         reward_model = SimRewardModel(model=reward_model_name)
     scorer: RewardModel = reward_model
     app = FastAPI(
@@ -304,8 +305,6 @@ def serve(
     chat completions under ``/v1`` and the simulated reward model on ``/score`` and
     ``/score_steps``."""
     import uvicorn
-
-    from ponder.sim.model import SimProvider
 
     provider = SimProvider("sim", ttft_ms=ttft_ms, tokens_per_s=tokens_per_s, supports_n=supports_n)
     uvicorn.run(create_sim_app(provider, model_name=model_name), host=host, port=port)
