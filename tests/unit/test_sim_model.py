@@ -14,8 +14,10 @@ import pytest
 from ponder.families.game24 import format_prompt, parse_answer
 from ponder.llm import base
 from ponder.llm.base import Message, Provider, SampleRequest, SampleResult
-from ponder.sim import model
-from ponder.sim.model import Draw, SimProvider, count_tokens, register_skill
+from ponder.sim import model, skill
+from ponder.sim.model import SimProvider
+from ponder.sim.skill import Draw, register_skill
+from ponder.sim.tokens import count_tokens
 from ponder.verifiers.game24 import check_expression
 
 PUZZLES = [
@@ -355,7 +357,7 @@ def test_skills_plug_in(monkeypatch: pytest.MonkeyPatch) -> None:
                 return None
             return f"Answer: {content.removeprefix('echo:')} {draw.rng.randint(0, 9)}"
 
-    monkeypatch.setattr(model, "_SKILLS", list(model._SKILLS))
+    monkeypatch.setattr(skill, "_SKILLS", list(skill._SKILLS))
     register_skill(Echo())
     result = sample(SampleRequest([{"role": "user", "content": "echo:hi"}], seed=1))
     assert result.completions[0].text.startswith("Answer: hi ")
