@@ -22,7 +22,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ponder.datasets import load_dataset
-from ponder.llm.sim.model import SimProvider
+from ponder.sim.model import SimProvider
 from strategies.offline import run_offline
 
 SETS = ["game24-easy", "game24-hard", "arithmetic-d2", "arithmetic-d4", "arithmetic-d8"]

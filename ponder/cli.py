@@ -188,7 +188,7 @@ def sim_serve(
 ) -> None:
     """Serve the simulated model as an OpenAI-compatible HTTP API (/v1/chat/completions,
     /v1/models), plus a simulated process reward model (/score, /score_steps)."""
-    from ponder.llm.sim.server import serve
+    from api.simulator import serve
 
     serve(host, port, ttft_ms=latency_ms, tokens_per_s=tokens_per_s, supports_n=not no_n)
 

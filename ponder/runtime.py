@@ -50,7 +50,7 @@ from ponder.verifiers.llm_judge import JudgeRequest, LlmJudgeVerifier
 from ponder.verifiers.reward_model import RewardModelVerifier
 
 if TYPE_CHECKING:
-    from ponder.llm.reward import RewardModel
+    from ponder.llm.base import RewardModel
 
 T = TypeVar("T")
 U = TypeVar("U")

@@ -19,7 +19,7 @@ from sqlalchemy import update
 from ponder.config import Settings
 from ponder.llm.base import SampleRequest, SampleResult
 from ponder.llm.profiles import ModelProfile
-from ponder.llm.sim.model import SimProvider
+from ponder.sim.model import SimProvider
 from ponder.tables import Job
 from tests.jobs_helpers import (
     CountingProvider,

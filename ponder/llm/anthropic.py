@@ -2,11 +2,11 @@
 
 What callers can rely on (the same as :mod:`ponder.llm.openai_compat`):
 
-* one pooled ``httpx.AsyncClient`` per provider, at most ``max_concurrency`` requests
-  in flight in this process, and across all workers when a
-  :class:`~ponder.llm.limits.Limiter` is given;
+* one connection pool per provider (see :mod:`ponder.llm.http_client`), at most
+  ``max_concurrency`` requests in flight in this process, and across all workers when
+  a :class:`~ponder.llm.limits.Limiter` is given;
 * transient failures (408, 409, 429, 5xx including 529 "overloaded", timeouts, dropped
-  connections) are retried with the shared :class:`~ponder.llm.openai_compat.RetryPolicy`
+  connections) are retried with the shared :class:`~ponder.llm.retry.RetryPolicy`
   (capped exponential backoff, full jitter, ``Retry-After`` honoured); what is left is
   raised as a typed :class:`~ponder.llm.base.ProviderError`;
 * the API has no ``n``: ``n > 1`` becomes ``n`` concurrent requests whose usage is
@@ -27,35 +27,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any
 
 import httpx
 
 from ponder.llm.base import (
-    AuthError,
     BadRequest,
     Completion,
-    ContextTooLong,
     ProviderUnavailable,
     SampleRequest,
     SampleResult,
     Usage,
 )
-from ponder.llm.http import (
-    AiohttpPoster,
-    Endpoint,
-    Poster,
-    post_with_retries,
-    scrub_secret,
-    server_message,
-)
+from ponder.llm.http_client import HttpChatProvider, gather_or_cancel
 from ponder.llm.limits import Limiter
-from ponder.llm.openai_compat import RetryPolicy, Sleep
-from ponder.llm.profiles import ModelProfile, redact_url
+from ponder.llm.profiles import ModelProfile
+from ponder.llm.registry import register_provider
+from ponder.llm.retry import RetryPolicy, Sleep
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +59,21 @@ _CONTEXT_WORDING = re.compile(
 _STOP_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length"}
 
 
-class AnthropicProvider:
+@register_provider(
+    "anthropic",
+    default_base_url="https://api.anthropic.com",
+    # The Messages API has no ``n`` (samples are concurrent requests); reasoning is
+    # extended thinking, thinking.budget_tokens >= 1024 and below max_tokens.
+    capabilities={
+        "supports_n": False,
+        "reasoning": "thinking",
+        "thinking_budget_min": MIN_THINKING_BUDGET,
+    },
+)
+class AnthropicProvider(HttpChatProvider):
     """Calls Anthropic's Messages API for the model ``profile`` describes."""
+
+    response_kind = "Messages API message"
 
     def __init__(
         self,
@@ -87,44 +89,23 @@ class AnthropicProvider:
             raise ValueError(f"model profile {profile.name!r} has no base_url")
         root = base_url.rstrip("/")
         # The vendor's root is https://api.anthropic.com; accept a root ending in /v1 too.
-        self._url = root + ("/messages" if root.endswith("/v1") else "/v1/messages")
-        self.name = profile.name
-        self.profile = profile
-        self._shown_url = redact_url(self._url)
-        self._sleep = sleep
-        self._policy = retry_policy or RetryPolicy(max_retries=profile.max_retries)
-        self._timeout = httpx.Timeout(profile.timeout_s, pool=None)
-        self._slots = asyncio.Semaphore(profile.max_concurrency)
-        self._limiter = limiter
-        self._api_key = os.environ.get(profile.api_key_env, "") if profile.api_key_env else ""
-        self._owns_client = client is None
-        self._client: Poster = client or AiohttpPoster(
-            profile.max_concurrency, timeout=self._timeout
+        super().__init__(
+            profile,
+            root + ("/messages" if root.endswith("/v1") else "/v1/messages"),
+            client=client,
+            sleep=sleep,
+            retry_policy=retry_policy,
+            limiter=limiter,
         )
 
     supports_n = False  # the Messages API returns one message per request
-
-    async def aclose(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()
 
     async def sample(self, request: SampleRequest) -> SampleResult:
         if request.n < 1:
             raise BadRequest(f"model {self.name!r}: n must be at least 1, got {request.n}")
         body = self._body(request)  # validates before anything is sent
-        if self.profile.api_key_env and not self._api_key:
-            raise AuthError(
-                f"model {self.name!r} needs an API key in the environment variable "
-                f"{self.profile.api_key_env}, which is not set (or empty) in this process"
-            )
-        tasks = [asyncio.ensure_future(self._post(body)) for _ in range(request.n)]
-        try:
-            results = await asyncio.gather(*tasks)
-        except BaseException:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
+        self._check_api_key()
+        results = await gather_or_cancel([self._post(body) for _ in range(request.n)])
         return SampleResult(
             completions=[r.completions[0] for r in results],
             usage=sum((r.usage for r in results), Usage()),
@@ -204,90 +185,27 @@ class AnthropicProvider:
             headers["x-api-key"] = self._api_key
         return headers
 
-    def _limit(self) -> AbstractAsyncContextManager[None]:
-        if self._limiter is None:
-            return nullcontext()
-        return self._limiter.slot(self.name, self.profile.max_concurrency)
-
     async def _post(self, body: dict[str, Any]) -> SampleResult:
         """One message, with retries."""
-        response = await post_with_retries(
-            self._client,
-            self._url,
-            body=body,
-            headers=self._headers(),
-            timeout=self._timeout,
-            policy=self._policy,
-            sleep=self._sleep,
-            slot=self._slot,
-            endpoint=Endpoint(
-                f"model {self.name!r}",
-                self._shown_url,
-                self.profile.timeout_s,
-                self._scrub,
-                self._server_message,
-            ),
-        )
+        response = await self._send_body(body, self._headers())
         if response.status_code < 300:
             return self._parse(response)
         raise self._client_error(response.status_code, self._server_message(response), response)
 
-    @asynccontextmanager
-    async def _slot(self) -> AsyncIterator[None]:
-        async with self._slots, self._limit():
-            yield
-
     # --- errors ------------------------------------------------------------------------
 
-    def _client_error(self, status: int, message: str, response: httpx.Response) -> Exception:
+    def _is_auth_failure(self, status: int, response: httpx.Response) -> bool:
         kind = _error_type(response)
-        if status in (401, 403) or kind in ("authentication_error", "permission_error"):
-            key_hint = (
-                f"the key in {self.profile.api_key_env}"
-                if self.profile.api_key_env
-                else "no key (the profile sets no api_key_env)"
-            )
-            return AuthError(
-                f"model {self.name!r} at {self._shown_url} refused the request "
-                f"(HTTP {status}) sent with {key_hint}; server said: {message}",
-                status_code=status,
-            )
-        if 300 <= status < 400:
-            target = response.headers.get("location")
-            where = f" to {redact_url(target)}" if target else ""
-            return BadRequest(
-                f"model {self.name!r}: {self._shown_url} answered with a redirect "
-                f"(HTTP {status}){where}; set base_url in the models file to the final address",
-                status_code=status,
-            )
-        if status in (400, 413) and _CONTEXT_WORDING.search(message):
-            return ContextTooLong(
-                f"model {self.name!r}: the prompt plus max_tokens do not fit the model's "
-                f"context window (HTTP {status}); server said: {message}",
-                status_code=status,
-            )
-        return BadRequest(
-            f"model {self.name!r} at {self._shown_url} rejected the request "
-            f"(HTTP {status}); server said: {message}",
-            status_code=status,
-        )
+        return status in (401, 403) or kind in ("authentication_error", "permission_error")
 
-    def _server_message(self, response: httpx.Response) -> str:
-        return server_message(response, self._api_key)
-
-    def _scrub(self, text: str) -> str:
-        return scrub_secret(text, self._api_key)
+    def _is_context_too_long(self, status: int, message: str, response: httpx.Response) -> bool:
+        return status in (400, 413) and _CONTEXT_WORDING.search(message) is not None
 
     # --- the response ------------------------------------------------------------------
 
     def _parse(self, response: httpx.Response) -> SampleResult:
         def malformed(why: str) -> ProviderUnavailable:
-            return ProviderUnavailable(
-                f"model {self.name!r} at {self._shown_url} sent a response that is not a "
-                f"valid Messages API message ({why}); the server or a proxy in front of it "
-                "may be misconfigured",
-                status_code=response.status_code,
-            )
+            return self._malformed(response, why)
 
         try:
             payload = response.json()
@@ -296,11 +214,7 @@ class AnthropicProvider:
         if not isinstance(payload, dict):
             raise malformed("the body is not a JSON object")
         if payload.get("type") == "error" or ("content" not in payload and payload.get("error")):
-            raise ProviderUnavailable(
-                f"model {self.name!r} at {self._shown_url} reported an error: "
-                f"{self._server_message(response)}",
-                status_code=response.status_code,
-            )
+            raise self._reported_error(response)
         content = payload.get("content")
         if not isinstance(content, list):
             raise malformed("no 'content' list")

@@ -2,8 +2,9 @@
 
 A provider turns one :class:`SampleRequest` (chat messages, ``n`` samples, a token cap)
 into one :class:`SampleResult` (``n`` completions and the usage the server reported).
-Strategies never see providers directly: they go through the durable ``Context``, which
-journals each result and charges it to the job's budget.
+A :class:`RewardModel` scores answers and reasoning steps instead (see
+:mod:`ponder.llm.reward`). Strategies never see either directly: they go through the
+durable ``Context``, which journals each result and charges it to the job's budget.
 """
 
 from __future__ import annotations
@@ -70,6 +71,24 @@ class Provider(Protocol):
     name: str
 
     async def sample(self, request: SampleRequest) -> SampleResult: ...
+
+    async def aclose(self) -> None: ...
+
+
+class RewardModel(Protocol):
+    """Scores answers and reasoning steps. Implementations must be safe to share between
+    concurrent coroutines on one event loop, and deterministic for the same input where
+    they can be (the Context journals results anyway)."""
+
+    name: str
+
+    async def score(self, prompt: str, candidates: list[str]) -> list[float]:
+        """One score in [0, 1] per candidate answer (outcome reward)."""
+        ...
+
+    async def score_steps(self, prompt: str, paths: list[list[str]]) -> list[list[float]]:
+        """Per path, one score in [0, 1] per step (process reward)."""
+        ...
 
     async def aclose(self) -> None: ...
 

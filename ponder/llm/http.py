@@ -1,23 +1,21 @@
 """The retry loop every HTTP client of a model server shares (chat providers, reward
 models): timeouts, dropped connections and retryable statuses (408/409/429/5xx) are
-retried under a :class:`~ponder.llm.openai_compat.RetryPolicy`, honouring
+retried under a :class:`~ponder.llm.retry.RetryPolicy`, honouring
 ``Retry-After``; what is left for the caller is a 2xx or a client error to interpret."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import httpx
 
 from ponder.llm.base import ProviderUnavailable, RateLimited
+from ponder.llm.retry import RetryPolicy, Sleep
 from ponder.retry_after import parse_retry_after
-
-if TYPE_CHECKING:
-    from ponder.llm.openai_compat import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +161,7 @@ async def post_with_retries(
     headers: dict[str, str],
     timeout: httpx.Timeout,
     policy: RetryPolicy,
-    sleep: Callable[[float], Awaitable[None]],
+    sleep: Sleep,
     slot: Callable[[], AbstractAsyncContextManager[Any]],
     endpoint: Endpoint,
 ) -> httpx.Response:

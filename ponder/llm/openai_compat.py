@@ -3,7 +3,8 @@ llama.cpp, Ollama, the Ponder simulator, ...).
 
 What callers can rely on:
 
-* one pooled ``httpx.AsyncClient`` per provider, at most ``max_concurrency`` requests
+* one connection pool per provider (see :mod:`ponder.llm.http_client`, which this
+  module shares with :mod:`ponder.llm.anthropic`), at most ``max_concurrency`` requests
   in flight, so a provider is cheap to share between concurrent coroutines; with a
   :class:`~ponder.llm.limits.Limiter` (the worker passes a Redis-backed one), at most
   ``max_concurrency`` across every worker process too;
@@ -23,18 +24,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import random
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from ponder.llm.base import (
-    AuthError,
     BadRequest,
     Completion,
     ContextTooLong,
@@ -43,63 +38,20 @@ from ponder.llm.base import (
     SampleResult,
     Usage,
 )
-from ponder.llm.http import (
-    AiohttpPoster,
-    Endpoint,
-    Poster,
-    post_with_retries,
-    scrub_secret,
-    server_message,
-)
+from ponder.llm.http_client import HttpChatProvider, gather_or_cancel
 from ponder.llm.limits import Limiter
-from ponder.llm.profiles import ModelProfile, redact_url
+from ponder.llm.profiles import ModelProfile
+from ponder.llm.registry import register_provider
+from ponder.llm.retry import RetryPolicy, Sleep
 
 log = logging.getLogger(__name__)
 
-Sleep = Callable[[float], Awaitable[None]]
-
-RETRYABLE_STATUSES = frozenset({408, 409, 429})
 _CONTEXT_WORDING = re.compile(
     r"context[ _]length|context[ _]window|maximum context|prompt is too long|"
     r"too many tokens|exceeds? the (?:model'?s? )?(?:maximum|max)",
     re.IGNORECASE,
 )
 _MENTIONS_N = re.compile(r"(?<![\w.-])['\"`]?n['\"`]?(?![\w'-])")
-
-
-# --- retry policy -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """When and how long to wait before trying a failed call again.
-
-    ``delay(attempt)`` is full-jitter exponential backoff: uniform in
-    ``[0, min(cap_s, base_s * 2**attempt)]``; a server's ``Retry-After`` wins when given,
-    capped at ``max_retry_after_s`` so a misbehaving server cannot park a worker.
-    """
-
-    max_retries: int = 4
-    base_s: float = 0.5
-    cap_s: float = 30.0
-    max_retry_after_s: float = 60.0
-
-    def should_retry_status(self, status_code: int) -> bool:
-        return status_code in RETRYABLE_STATUSES or status_code >= 500
-
-    def delay(
-        self,
-        attempt: int,
-        retry_after: float | None = None,
-        *,
-        rand: Callable[[], float] = random.random,
-    ) -> float:
-        """Seconds to wait before retry number ``attempt + 1`` (``attempt`` counts from 0).
-        ``rand`` returns a float in [0, 1); pass a fixed one to make this deterministic."""
-        if retry_after is not None and retry_after >= 0:
-            return min(retry_after, self.max_retry_after_s)
-        ceiling = min(self.cap_s, self.base_s * 2.0 ** min(max(attempt, 0), 60))
-        return ceiling * rand()
 
 
 # --- the provider -------------------------------------------------------------------
@@ -109,7 +61,8 @@ class _NUnsupported(Exception):
     """The server refused ``n > 1``; the caller falls back to single-sample requests."""
 
 
-class OpenAICompatProvider:
+@register_provider("openai", default_base_url="https://api.openai.com/v1")
+class OpenAICompatProvider(HttpChatProvider):
     """Calls ``POST {base_url}/chat/completions`` for the model ``profile`` describes."""
 
     def __init__(
@@ -124,39 +77,25 @@ class OpenAICompatProvider:
         base_url = profile.effective_base_url
         if base_url is None:  # pragma: no cover - profiles always have one for openai
             raise ValueError(f"model profile {profile.name!r} has no base_url")
-        self.name = profile.name
-        self.profile = profile
-        self._url = base_url.rstrip("/") + "/chat/completions"
-        self._shown_url = redact_url(self._url)
-        self._sleep = sleep
-        self._policy = retry_policy or RetryPolicy(max_retries=profile.max_retries)
-        self._timeout = httpx.Timeout(profile.timeout_s, pool=None)
-        self._slots = asyncio.Semaphore(profile.max_concurrency)
-        self._limiter = limiter
-        self._supports_n = profile.supports_n
-        self._api_key = os.environ.get(profile.api_key_env, "") if profile.api_key_env else ""
-        self._owns_client = client is None
-        self._client: Poster = client or AiohttpPoster(
-            profile.max_concurrency, timeout=self._timeout
+        super().__init__(
+            profile,
+            base_url.rstrip("/") + "/chat/completions",
+            client=client,
+            sleep=sleep,
+            retry_policy=retry_policy,
+            limiter=limiter,
         )
+        self._supports_n = profile.supports_n
 
     @property
     def supports_n(self) -> bool:
         """False once the profile or the server has said ``n > 1`` is not supported."""
         return self._supports_n
 
-    async def aclose(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()
-
     async def sample(self, request: SampleRequest) -> SampleResult:
         if request.n < 1:
             raise BadRequest(f"model {self.name!r}: n must be at least 1, got {request.n}")
-        if self.profile.api_key_env and not self._api_key:
-            raise AuthError(
-                f"model {self.name!r} needs an API key in the environment variable "
-                f"{self.profile.api_key_env}, which is not set (or empty) in this process"
-            )
+        self._check_api_key()
         if request.n == 1 or not self._supports_n:
             return await self._sample_one_by_one(request, request.n, first_index=0)
         try:
@@ -193,17 +132,9 @@ class OpenAICompatProvider:
         def seed_for(index: int) -> int | None:
             return None if request.seed is None else request.seed + index
 
-        tasks = [
-            asyncio.ensure_future(self._post(request, n=1, seed=seed_for(first_index + i)))
-            for i in range(count)
-        ]
-        try:
-            results = await asyncio.gather(*tasks)
-        except BaseException:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
+        results = await gather_or_cancel(
+            [self._post(request, n=1, seed=seed_for(first_index + i)) for i in range(count)]
+        )
         completions = [c for r in results for c in r.completions[:1]]
         usage = sum((r.usage for r in results), Usage())
         return SampleResult(completions, usage, results[0].model if results else "")
@@ -236,105 +167,38 @@ class OpenAICompatProvider:
             return {}
         return {"Authorization": f"Bearer {self._api_key}"}
 
-    def _limit(self) -> AbstractAsyncContextManager[None]:
-        """A slot of the profile's deployment-wide concurrency limit (if any)."""
-        if self._limiter is None:
-            return nullcontext()
-        return self._limiter.slot(self.name, self.profile.max_concurrency)
-
     async def _post(self, request: SampleRequest, *, n: int, seed: int | None) -> SampleResult:
         """One logical call, with retries. Raises :class:`_NUnsupported` when the server
         refuses ``n > 1``."""
-        body = self._body(request, n=n, seed=seed)
-        response = await post_with_retries(
-            self._client,
-            self._url,
-            body=body,
-            headers=self._headers(),
-            timeout=self._timeout,
-            policy=self._policy,
-            sleep=self._sleep,
-            slot=self._slot,
-            endpoint=self._endpoint,
-        )
+        response = await self._send_body(self._body(request, n=n, seed=seed), self._headers())
         status = response.status_code
         if status < 300:
             return self._parse(response, n=n)
-        raise self._client_error(status, self._server_message(response), n=n, response=response)
+        message = self._server_message(response)
+        error = self._client_error(status, message, response)
+        if (
+            status == 400
+            and n > 1
+            and not isinstance(error, ContextTooLong)
+            and self._rejects_n(response, message)
+        ):
+            raise _NUnsupported()
+        raise error
 
-    @asynccontextmanager
-    async def _slot(self) -> AsyncIterator[None]:
-        async with self._slots, self._limit():
-            yield
-
-    @property
-    def _endpoint(self) -> Endpoint:
-        return Endpoint(
-            f"model {self.name!r}",
-            self._shown_url,
-            self.profile.timeout_s,
-            self._scrub,
-            self._server_message,
-        )
-
-    def _client_error(
-        self, status: int, message: str, *, n: int, response: httpx.Response
-    ) -> Exception:
-        if status in (401, 403):
-            key_hint = (
-                f"the key in {self.profile.api_key_env}"
-                if self.profile.api_key_env
-                else "no key (the profile sets no api_key_env)"
-            )
-            return AuthError(
-                f"model {self.name!r} at {self._shown_url} refused the request "
-                f"(HTTP {status}) sent with {key_hint}; server said: {message}",
-                status_code=status,
-            )
-        if 300 <= status < 400:
-            target = response.headers.get("location")
-            where = f" to {redact_url(target)}" if target else ""
-            return BadRequest(
-                f"model {self.name!r}: {self._shown_url} answered with a redirect "
-                f"(HTTP {status}){where}; set base_url in the models file to the final address",
-                status_code=status,
-            )
+    def _is_context_too_long(self, status: int, message: str, response: httpx.Response) -> bool:
         too_long = (
             _error_field(response, "code") == "context_length_exceeded"
             or _CONTEXT_WORDING.search(message) is not None
         )
-        if status in (400, 413, 422) and too_long:
-            return ContextTooLong(
-                f"model {self.name!r}: the prompt plus max_tokens do not fit the model's "
-                f"context window (HTTP {status}); server said: {message}",
-                status_code=status,
-            )
-        if status == 400 and n > 1 and self._rejects_n(response, message):
-            return _NUnsupported()
-        return BadRequest(
-            f"model {self.name!r} at {self._shown_url} rejected the request "
-            f"(HTTP {status}); server said: {message}",
-            status_code=status,
-        )
+        return status in (400, 413, 422) and too_long
 
     @staticmethod
     def _rejects_n(response: httpx.Response, message: str) -> bool:
         return _error_field(response, "param") == "n" or bool(_MENTIONS_N.search(message))
 
-    def _server_message(self, response: httpx.Response) -> str:
-        return server_message(response, self._api_key)
-
-    def _scrub(self, text: str) -> str:
-        return scrub_secret(text, self._api_key)
-
     def _parse(self, response: httpx.Response, *, n: int) -> SampleResult:
         def malformed(why: str) -> ProviderUnavailable:
-            return ProviderUnavailable(
-                f"model {self.name!r} at {self._shown_url} sent a response that is not a "
-                f"valid chat completion ({why}); the server or a proxy in front of it may "
-                "be misconfigured",
-                status_code=response.status_code,
-            )
+            return self._malformed(response, why)
 
         try:
             payload = response.json()
@@ -343,11 +207,7 @@ class OpenAICompatProvider:
         if not isinstance(payload, dict):
             raise malformed("the body is not a JSON object")
         if "choices" not in payload and payload.get("error"):
-            raise ProviderUnavailable(
-                f"model {self.name!r} at {self._shown_url} reported an error: "
-                f"{self._server_message(response)}",
-                status_code=response.status_code,
-            )
+            raise self._reported_error(response)
         choices = payload.get("choices")
         if not isinstance(choices, list) or not choices:
             raise malformed("no 'choices' list")

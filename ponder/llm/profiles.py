@@ -2,7 +2,10 @@
 
 Jobs name a profile (``"model": "sim"``), never a URL or a key. A profile says which
 kind of server to talk to, where, which environment variable holds its API key, what a
-million tokens cost and how many calls may be in flight at once.
+million tokens cost and how many calls may be in flight at once. Which providers exist,
+and how their profiles differ (default ``base_url`` or ``model``, fields that do not
+apply), is what they registered in :mod:`ponder.llm.registry`; this module builds them
+from there.
 
 The built-in profile ``sim`` (the in-process simulated model) is always present and is
 reserved: a models file may not redefine it, so ``"model": "sim"`` means the same thing
@@ -20,29 +23,36 @@ The built-in ``sim-prm`` (provider ``sim-reward``) is always present and reserve
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
-from ponder.llm.base import Provider, Usage
+from ponder.llm.base import Provider, RewardModel, Usage
+from ponder.llm.registry import (
+    ProviderSpec,
+    one_of,
+    provider_names,
+    provider_spec,
+    reward_provider_names,
+)
 
 if TYPE_CHECKING:
     from ponder.llm.limits import Limiter
-    from ponder.llm.reward import RewardModel
-
-ProviderKind = Literal["openai", "anthropic", "sim", "reward", "sim-reward"]
-REWARD_PROVIDERS: frozenset[str] = frozenset({"reward", "sim-reward"})
 
 SIM_PROFILE_NAME = "sim"
 SIM_MODEL_ID = "sim-1"
 SIM_PRM_PROFILE_NAME = "sim-prm"
 SIM_REWARD_MODEL_ID = "sim-prm-1"
-DEFAULT_BASE_URLS: dict[str, str] = {
-    "openai": "https://api.openai.com/v1",
-    "anthropic": "https://api.anthropic.com",
-}
 
 _NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}$"
 _ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -61,7 +71,7 @@ class ModelProfile(BaseModel):
         pattern=_NAME_PATTERN,
         description="What jobs call this model, e.g. `gpt-small` (letters, digits, `._:/-`).",
     )
-    provider: ProviderKind = Field(
+    provider: str = Field(
         description="Chat models: `openai` (any OpenAI-compatible server), `anthropic` or "
         "`sim`. Reward models: `reward` (HTTP scoring endpoint) or `sim-reward`."
     )
@@ -92,73 +102,72 @@ class ModelProfile(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _sim_defaults(cls, data: Any) -> Any:
+    def _default_model(cls, data: Any) -> Any:
         if isinstance(data, dict) and "model" not in data:
-            default = {"sim": SIM_MODEL_ID, "sim-reward": SIM_REWARD_MODEL_ID}.get(
-                str(data.get("provider"))
-            )
-            if default is not None:
-                return {**data, "model": default}
+            spec = provider_spec(str(data.get("provider")))
+            if spec is not None and spec.default_model is not None:
+                return {**data, "model": spec.default_model}
         return data
+
+    @field_validator("provider", mode="before")
+    @classmethod
+    def _registered_provider(cls, value: Any) -> Any:
+        # worded as pydantic words a Literal of the names
+        names = provider_names()
+        if not isinstance(value, str) or value not in names:
+            raise PydanticCustomError(
+                "literal_error", "Input should be {expected}", {"expected": one_of(names)}
+            )
+        return value
 
     @model_validator(mode="after")
     def _fields_fit_provider(self) -> ModelProfile:
-        if self.is_reward:
-            self._check_reward_fields()
-        elif self.provider == "sim":
-            if self.base_url is not None:
+        spec, kind = self.spec, self.provider
+        if spec.is_reward:
+            if self.price_in_per_mtok or self.price_out_per_mtok:
                 raise ValueError(
-                    "base_url does not apply to provider 'sim' (the in-process simulator); "
-                    "to reach a simulator over HTTP use provider 'openai' with its base_url"
+                    f"price_in_per_mtok and price_out_per_mtok do not apply to provider "
+                    f"{kind!r}: reward model calls are not billed to a job's budget; remove them"
                 )
-            if self.api_key_env is not None:
-                raise ValueError("api_key_env does not apply to provider 'sim'")
-        else:
             if self.ttft_ms or self.tokens_per_s:
                 raise ValueError(
-                    "ttft_ms and tokens_per_s only apply to provider 'sim'; "
+                    f"ttft_ms and tokens_per_s only apply to provider 'sim', not {kind!r}; "
                     "remove them from this profile"
                 )
-            if self.base_url is not None:
-                _check_http_url(self.base_url)
-        return self
-
-    def _check_reward_fields(self) -> None:
-        kind = self.provider
-        if self.price_in_per_mtok or self.price_out_per_mtok:
+            if "supports_n" in self.model_fields_set:
+                raise ValueError(
+                    f"supports_n does not apply to provider {kind!r} (not a chat model)"
+                )
+        elif not spec.simulated_latency and (self.ttft_ms or self.tokens_per_s):
             raise ValueError(
-                f"price_in_per_mtok and price_out_per_mtok do not apply to provider {kind!r}: "
-                "reward model calls are not billed to a job's budget; remove them"
-            )
-        if self.ttft_ms or self.tokens_per_s:
-            raise ValueError(
-                f"ttft_ms and tokens_per_s only apply to provider 'sim', not {kind!r}; "
+                "ttft_ms and tokens_per_s only apply to provider 'sim'; "
                 "remove them from this profile"
             )
-        if "supports_n" in self.model_fields_set:
-            raise ValueError(f"supports_n does not apply to provider {kind!r} (not a chat model)")
-        if kind == "sim-reward":
+        if spec.in_process is not None:
             if self.base_url is not None:
-                raise ValueError(
-                    "base_url does not apply to provider 'sim-reward' (the in-process "
-                    "simulated reward model); to reach one over HTTP use provider 'reward' "
-                    "with its base_url"
-                )
+                raise ValueError(f"base_url does not apply to provider {kind!r} {spec.in_process}")
             if self.api_key_env is not None:
-                raise ValueError("api_key_env does not apply to provider 'sim-reward'")
-            return
-        if self.base_url is None:
+                raise ValueError(f"api_key_env does not apply to provider {kind!r}")
+        elif self.base_url is not None:
+            _check_http_url(self.base_url)
+        elif spec.base_url_required is not None:
             raise ValueError(
-                "base_url is required for provider 'reward': the reward server's root, e.g. "
-                "http://127.0.0.1:9100 (requests go to {base_url}/score and "
-                "{base_url}/score_steps)"
+                f"base_url is required for provider {kind!r}: {spec.base_url_required}"
             )
-        _check_http_url(self.base_url)
+        return self
+
+    @property
+    def spec(self) -> ProviderSpec:
+        """The registered provider this profile names."""
+        spec = provider_spec(self.provider)
+        if spec is None:  # pragma: no cover - validation admits registered names only
+            raise ValueError(f"model profile {self.name!r}: unknown provider {self.provider!r}")
+        return spec
 
     @property
     def is_reward(self) -> bool:
         """A reward model (scores answers and steps), not a chat model."""
-        return self.provider in REWARD_PROVIDERS
+        return self.spec.is_reward
 
     def cost_usd(self, usage: Usage) -> float:
         """What ``usage`` costs at this profile's prices. Reasoning tokens are part of
@@ -171,7 +180,7 @@ class ModelProfile(BaseModel):
     @property
     def effective_base_url(self) -> str | None:
         """``base_url``, or the vendor's public API when the profile leaves it out."""
-        return self.base_url or DEFAULT_BASE_URLS.get(self.provider)
+        return self.base_url or self.spec.default_base_url
 
 
 def _check_http_url(url: str) -> None:
@@ -184,8 +193,13 @@ def _check_http_url(url: str) -> None:
         raise ValueError("base_url must be an http:// or https:// URL with a host")
 
 
-SIM_PROFILE = ModelProfile(name=SIM_PROFILE_NAME, provider="sim", model=SIM_MODEL_ID)
-SIM_PRM_PROFILE = ModelProfile(
+# Built without validation, which would import the simulator's module (it registers
+# provider "sim") while this module is still being imported; the fields are the ones
+# validation gives them (tests/unit/test_profiles.py checks).
+SIM_PROFILE = ModelProfile.model_construct(
+    name=SIM_PROFILE_NAME, provider="sim", model=SIM_MODEL_ID
+)
+SIM_PRM_PROFILE = ModelProfile.model_construct(
     name=SIM_PRM_PROFILE_NAME, provider="sim-reward", model=SIM_REWARD_MODEL_ID
 )
 BUILTIN_PROFILES: dict[str, ModelProfile] = {
@@ -214,20 +228,13 @@ def public_view(profile: ModelProfile) -> dict[str, Any]:
     job may name it as its ``model`` (``chat``) or a strategy as a ``reward_model``.
     ``max_concurrency`` holds across all worker processes of the deployment."""
     base_url = profile.effective_base_url
-    capabilities: dict[str, Any] = {"supports_n": profile.supports_n}
-    if profile.provider == "anthropic":
-        # The Messages API has no ``n`` (samples are concurrent requests); reasoning is
-        # extended thinking, thinking.budget_tokens >= 1024 and below max_tokens.
-        capabilities = {
-            "supports_n": False,
-            "reasoning": "thinking",
-            "thinking_budget_min": 1024,
-        }
-    elif profile.is_reward:
-        capabilities = {"supports_n": False, "score": True, "score_steps": True}
+    spec = profile.spec
+    capabilities: dict[str, Any] = (
+        {"supports_n": profile.supports_n} if spec.capabilities is None else dict(spec.capabilities)
+    )
     return {
         "name": profile.name,
-        "kind": "reward" if profile.is_reward else "chat",
+        "kind": "reward" if spec.is_reward else "chat",
         "provider": profile.provider,
         "model": profile.model,
         "base_url": redact_url(base_url) if base_url else None,
@@ -351,41 +358,25 @@ def build_provider(profile: ModelProfile, *, limiter: Limiter | None = None) -> 
     ``limiter`` (see :mod:`ponder.llm.limits`) makes ``max_concurrency`` hold across
     processes for HTTP providers. Raises ``ValueError`` for a reward model profile (it
     cannot generate text)."""
-    if profile.is_reward:
+    factory = profile.spec.chat
+    if factory is None:
         raise ValueError(
             f"model profile {profile.name!r} is a reward model (provider {profile.provider!r}): "
             "it scores answers and reasoning steps but cannot generate text, so it cannot be "
             "a job's model; name it as a strategy's reward_model (e.g. beam_search with "
             "scorer 'prm') and give the job a chat model"
         )
-    if profile.provider == "sim":
-        from ponder.llm.sim.model import SimProvider
-
-        return SimProvider(
-            profile.name,
-            ttft_ms=profile.ttft_ms,
-            tokens_per_s=profile.tokens_per_s,
-            supports_n=profile.supports_n,
-        )
-    if profile.provider == "anthropic":
-        from ponder.llm.anthropic import AnthropicProvider
-
-        return AnthropicProvider(profile, limiter=limiter)
-    from ponder.llm.openai_compat import OpenAICompatProvider
-
-    return OpenAICompatProvider(profile, limiter=limiter)
+    return factory(profile, limiter=limiter)
 
 
 def build_reward_model(profile: ModelProfile) -> RewardModel:
-    """A ready-to-use reward model for ``profile`` (provider ``reward`` or ``sim-reward``).
-    The caller owns it and must ``aclose()`` it. Raises ``ValueError`` for a chat model."""
-    if not profile.is_reward:
+    """A ready-to-use reward model for ``profile`` (a reward model provider, such as
+    ``reward`` or ``sim-reward``). The caller owns it and must ``aclose()`` it. Raises
+    ``ValueError`` for a chat model."""
+    factory = profile.spec.reward
+    if factory is None:
         raise ValueError(
             f"model profile {profile.name!r} is a chat model (provider {profile.provider!r}), "
-            "not a reward model; reward models use provider 'reward' or 'sim-reward'"
+            f"not a reward model; reward models use provider {one_of(reward_provider_names())}"
         )
-    from ponder.llm.reward import HttpRewardModel, SimRewardModel
-
-    if profile.provider == "sim-reward":
-        return SimRewardModel(profile.name, model=profile.model)
-    return HttpRewardModel(profile)
+    return factory(profile)

@@ -35,83 +35,53 @@ are split and the answers concatenated) and at most :data:`MAX_STEPS_PER_PATH` s
 path; servers should accept at least that much.
 
 Failures map to :mod:`ponder.llm.base`'s errors, as for chat providers: 408/409/429/5xx,
-timeouts and dropped connections are retried under :class:`RetryPolicy` (``Retry-After``
-honoured), then raise :class:`ProviderUnavailable` (:class:`RateLimited` for 429);
-401/403 raise :class:`AuthError`; other 4xx :class:`BadRequest`; a ``2xx`` whose body is
-not the shape above (not JSON, no ``scores``, a wrong count, a score outside [0, 1])
-raises :class:`ProviderUnavailable` naming what is wrong. Errors may be sent as
+timeouts and dropped connections are retried under
+:class:`~ponder.llm.retry.RetryPolicy` (``Retry-After`` honoured), then raise
+:class:`ProviderUnavailable` (:class:`RateLimited` for 429); 401/403 raise
+:class:`AuthError`; other 4xx :class:`BadRequest`; a ``2xx`` whose body is not the shape
+above (not JSON, no ``scores``, a wrong count, a score outside [0, 1]) raises
+:class:`ProviderUnavailable` naming what is wrong. Errors may be sent as
 ``{"error": {"message": ...}}``, ``{"error": str}``, ``{"detail": ...}`` or plain text.
 
 In process (provider ``sim-reward``)
 ------------------------------------
 
-:class:`SimRewardModel` (the built-in ``sim-prm`` profile) answers the same two calls
-with no server, so the whole service runs offline; ``ponder sim serve`` exposes it on
-``/score`` and ``/score_steps``. See its docstring for how it scores.
+:class:`~ponder.sim.reward.SimRewardModel` (the built-in ``sim-prm`` profile) answers
+the same two calls with no server, so the whole service runs offline; ``ponder sim
+serve`` exposes it on ``/score`` and ``/score_steps``. See its docstring for how it
+scores.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import math
-import os
-import random
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from fractions import Fraction
-from typing import Any, Protocol, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import httpx
 
 from ponder.llm.base import (
-    AuthError,
     BadRequest,
     ProviderUnavailable,
+    RewardModel,
 )
-from ponder.llm.http import (
-    AiohttpPoster,
-    Endpoint,
-    Poster,
-    post_with_retries,
-    scrub_secret,
-    server_message,
-)
-from ponder.llm.openai_compat import RetryPolicy
+from ponder.llm.http_client import HttpModelClient
 from ponder.llm.profiles import (
-    SIM_PRM_PROFILE_NAME,
-    SIM_REWARD_MODEL_ID,
     ModelProfile,
     build_reward_model,
     redact_url,
 )
+from ponder.llm.registry import register_reward_model
+from ponder.llm.retry import RetryPolicy, Sleep
 
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
-Sleep = Callable[[float], Awaitable[None]]
-
 MAX_ITEMS_PER_REQUEST = 64
 MAX_STEPS_PER_PATH = 64
-
-
-class RewardModel(Protocol):
-    """Scores answers and reasoning steps. Implementations must be safe to share between
-    concurrent coroutines on one event loop, and deterministic for the same input where
-    they can be (the Context journals results anyway)."""
-
-    name: str
-
-    async def score(self, prompt: str, candidates: list[str]) -> list[float]:
-        """One score in [0, 1] per candidate answer (outcome reward)."""
-        ...
-
-    async def score_steps(self, prompt: str, paths: list[list[str]]) -> list[list[float]]:
-        """Per path, one score in [0, 1] per step (process reward)."""
-        ...
-
-    async def aclose(self) -> None: ...
 
 
 RewardModelFactory = Callable[[ModelProfile], RewardModel]
@@ -159,8 +129,15 @@ class RewardModels:
 # --- the HTTP client -----------------------------------------------------------------
 
 
-class HttpRewardModel:
+@register_reward_model(
+    "reward",
+    base_url_required="the reward server's root, e.g. http://127.0.0.1:9100 (requests go "
+    "to {base_url}/score and {base_url}/score_steps)",
+)
+class HttpRewardModel(HttpModelClient):
     """A reward model served over HTTP per the module's contract."""
+
+    kind = "reward model"
 
     def __init__(
         self,
@@ -175,23 +152,11 @@ class HttpRewardModel:
                 f"profile {profile.name!r} is not an HTTP reward model (provider 'reward' "
                 "with a base_url)"
             )
-        self.profile = profile
-        self.name = profile.name
+        super().__init__(
+            profile, client=client, sleep=sleep, retry_policy=retry_policy, limiter=None
+        )
         self._root = profile.base_url.rstrip("/")
         self._shown_root = redact_url(self._root)
-        self._sleep = sleep
-        self._policy = retry_policy or RetryPolicy(max_retries=profile.max_retries)
-        self._timeout = httpx.Timeout(profile.timeout_s, pool=None)
-        self._slots = asyncio.Semaphore(profile.max_concurrency)
-        self._api_key = os.environ.get(profile.api_key_env, "") if profile.api_key_env else ""
-        self._owns_client = client is None
-        self._client: Poster = client or AiohttpPoster(
-            profile.max_concurrency, timeout=self._timeout
-        )
-
-    async def aclose(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()
 
     async def score(self, prompt: str, candidates: list[str]) -> list[float]:
         out: list[float] = []
@@ -238,30 +203,9 @@ class HttpRewardModel:
 
     async def _post(self, endpoint: str, body: dict[str, Any]) -> Any:
         """POST ``body`` to ``{base_url}/{endpoint}`` with retries; the decoded JSON body."""
-        if self.profile.api_key_env and not self._api_key:
-            raise AuthError(
-                f"reward model {self.name!r} needs an API key in the environment variable "
-                f"{self.profile.api_key_env}, which is not set (or empty) in this process"
-            )
-        url = f"{self._root}/{endpoint}"
+        self._check_api_key()
         shown = f"{self._shown_root}/{endpoint}"
-        response = await post_with_retries(
-            self._client,
-            url,
-            body=body,
-            headers=self._headers(),
-            timeout=self._timeout,
-            policy=self._policy,
-            sleep=self._sleep,
-            slot=lambda: self._slots,
-            endpoint=Endpoint(
-                f"reward model {self.name!r}",
-                shown,
-                self.profile.timeout_s,
-                self._scrub,
-                self._server_message,
-            ),
-        )
+        response = await self._send(f"{self._root}/{endpoint}", shown, body, self._headers())
         status = response.status_code
         if 200 <= status < 300:
             try:
@@ -270,21 +214,8 @@ class HttpRewardModel:
                 raise self._malformed(endpoint, "the body is not JSON") from None
         message = self._server_message(response)
         if status in (401, 403):
-            key_hint = (
-                f"the key in {self.profile.api_key_env}"
-                if self.profile.api_key_env
-                else "no key (the profile sets no api_key_env)"
-            )
-            raise AuthError(
-                f"reward model {self.name!r} at {shown} refused the request (HTTP {status}) "
-                f"sent with {key_hint}; server said: {message}",
-                status_code=status,
-            )
-        raise BadRequest(
-            f"reward model {self.name!r} at {shown} rejected the request (HTTP {status}); "
-            f"server said: {message}",
-            status_code=status,
-        )
+            raise self._auth_error(status, message, shown)
+        raise self._rejected(status, message, shown)
 
     def _malformed(self, endpoint: str, why: str) -> ProviderUnavailable:
         return ProviderUnavailable(
@@ -314,12 +245,6 @@ class HttpRewardModel:
             raise self._malformed(endpoint, f"{where} = {number!r} is outside [0, 1]")
         return number
 
-    def _server_message(self, response: httpx.Response) -> str:
-        return server_message(response, self._api_key)
-
-    def _scrub(self, text: str) -> str:
-        return scrub_secret(text, self._api_key)
-
 
 def _chunks(items: list[_T]) -> list[list[_T]]:
     return [
@@ -328,95 +253,10 @@ def _chunks(items: list[_T]) -> list[list[_T]]:
     ]
 
 
-# --- the simulated reward model --------------------------------------------------------
-
-
-class SimRewardModel:
-    """An in-process reward model for offline runs (the built-in ``sim-prm``).
-
-    It knows the Game of 24 (the puzzle is read back out of the prompt) and judges with
-    no answer key and no search:
-
-    * ``score_steps``: each step is replayed on the numbers left; a step that does not
-      apply (an operand not left, wrong arithmetic, a wrong ``left`` list) scores 0, and
-      so does every step after it. A valid step scores the task heuristic of the numbers
-      it leaves (:func:`ponder.families.game24.heuristic`: exact with one or two numbers
-      left, a glance otherwise) plus Gaussian noise (sd ``noise``), clipped to [0, 1].
-    * ``score``: the expression in a candidate (after ``Answer:``, else the whole text)
-      is checked like the game24 verifier scores it (1 for 24, up to 0.5 the closer a
-      well-formed expression lands), squeezed into [0.05, 0.95], plus noise.
-
-    Prompts it does not recognize get 0.5 plus noise. The noise is seeded from the
-    prompt and the path prefix (or the candidate) only, so the same input always gets
-    the same scores, and a step's score does not depend on what else is in the batch.
-    """
-
-    def __init__(
-        self,
-        name: str = SIM_PRM_PROFILE_NAME,
-        *,
-        model: str = SIM_REWARD_MODEL_ID,
-        noise: float = 0.05,
-    ) -> None:
-        self.name = name
-        self.model = model
-        self.noise = noise
-
-    async def aclose(self) -> None:
-        pass
-
-    async def score(self, prompt: str, candidates: list[str]) -> list[float]:
-        from ponder.families.game24 import parse_answer, parse_prompt
-        from ponder.verifiers.game24 import check_expression
-
-        numbers = parse_prompt(prompt)
-        out = []
-        for candidate in candidates:
-            base = 0.5
-            if numbers is not None:
-                expr = parse_answer(candidate) or candidate.strip()
-                base = 0.05 + 0.9 * check_expression(numbers, expr[:200]).score
-            out.append(self._noisy(base, "score", prompt, candidate))
-        return out
-
-    async def score_steps(self, prompt: str, paths: list[list[str]]) -> list[list[float]]:
-        from ponder.families.game24 import heuristic, parse_prompt, parse_step
-
-        numbers = parse_prompt(prompt)
-        out: list[list[float]] = []
-        for path in paths:
-            row: list[float] = []
-            left: Sequence[Fraction] | None = (
-                None if numbers is None else [Fraction(n) for n in numbers]
-            )
-            for depth in range(len(path)):
-                tag = (prompt, *path[: depth + 1])
-                if numbers is None:
-                    row.append(self._noisy(0.5, "step", *tag))
-                    continue
-                step = None if left is None else parse_step(path[depth], left)
-                if step is None:
-                    left = None  # the path went wrong here: nothing after it counts
-                    row.append(0.0)
-                    continue
-                left = step.left
-                row.append(self._noisy(heuristic(left), "step", *tag))
-            out.append(row)
-        return out
-
-    def _noisy(self, base: float, *tag: str) -> float:
-        digest = hashlib.sha256("\x1f".join((self.model, *tag)).encode()).digest()
-        rng = random.Random(int.from_bytes(digest[:8], "big"))
-        value = base + (rng.gauss(0.0, self.noise) if self.noise > 0 else 0.0)
-        return round(min(max(value, 0.0), 1.0), 6)
-
-
 __all__ = [
     "MAX_ITEMS_PER_REQUEST",
     "MAX_STEPS_PER_PATH",
     "HttpRewardModel",
-    "RewardModel",
     "RewardModelFactory",
     "RewardModels",
-    "SimRewardModel",
 ]

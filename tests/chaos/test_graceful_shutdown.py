@@ -16,8 +16,8 @@ import pytest
 from ponder.config import Settings
 from ponder.llm.base import SampleRequest, SampleResult
 from ponder.llm.profiles import ModelProfile
-from ponder.llm.sim.model import SimProvider
 from ponder.localproc import wait_http_ok
+from ponder.sim.model import SimProvider
 from tests.chaos.helpers import Probe, api_client, best_of_n_body, submit, wait_job, wait_until
 from tests.jobs_helpers import CountingProvider, create_job, load_job, run_until_done
 from tests.stack import Stack, running_stack

@@ -21,7 +21,7 @@ from ponder.config import Settings
 from ponder.db import make_engine, make_sessionmaker
 from ponder.jobstore import claim
 from ponder.llm.base import Completion, SampleRequest, SampleResult, Usage
-from ponder.llm.sim.model import SimProvider
+from ponder.sim.model import SimProvider
 from ponder.tables import Job, JobEvent, JobStep, Tenant, utcnow
 from tests.jobs_helpers import CountingProvider, create_job, load_job
 from worker.celery_app import Dispatcher

@@ -109,7 +109,7 @@ def test_generator_rejects_bad_depth(depth: Any) -> None:
 
 
 def test_generator_depth_counts_operations() -> None:
-    from ponder.llm.sim.skills.arithmetic import read_story
+    from ponder.sim.skills.arithmetic import read_story
 
     rng = random.Random(5)
     for depth in (1, 2, 4, 8, 12):

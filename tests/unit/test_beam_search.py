@@ -10,10 +10,10 @@ from typing import Any
 from ponder.budget import BudgetLimits, Ledger
 from ponder.config import Settings
 from ponder.families import get_task
-from ponder.llm.sim.model import SimProvider
 from ponder.memjournal import MemoryJournal
 from ponder.problem import Problem
 from ponder.runtime import Context
+from ponder.sim.model import SimProvider
 from strategies.registry import get_strategy
 from tests.strategy_harness import (
     GAME24_EASY,

@@ -25,9 +25,10 @@ from ponder.families.game24 import (
     parse_step_prompt,
     propose_messages,
 )
-from ponder.llm.sim.model import Draw, respond
-from ponder.llm.sim.skills.game24_steps import evaluate, propose
 from ponder.problem import Problem
+from ponder.sim.model import respond
+from ponder.sim.skill import Draw
+from ponder.sim.skills.game24_steps import evaluate, propose
 from ponder.verifiers.game24 import check_expression
 
 F = Fraction
@@ -289,7 +290,7 @@ def test_sim_one_number_left() -> None:
 
 
 def test_sim_respects_max_tokens() -> None:
-    from ponder.llm.sim.model import count_tokens
+    from ponder.sim.tokens import count_tokens
 
     for max_tokens in (16, 64, 300):
         draw = Draw(random.Random(2), max_tokens, 0.7)

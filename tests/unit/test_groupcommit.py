@@ -18,7 +18,7 @@ from ponder.config import Settings
 from ponder.db import make_engine
 from ponder.groupcommit import GroupCommitter
 from ponder.llm.profiles import ModelProfile
-from ponder.llm.sim.model import SimProvider
+from ponder.sim.model import SimProvider
 from ponder.tables import JobStep
 from tests.jobs_helpers import CountingProvider, create_job, expire_lease, load_job
 from worker.runner import WorkerServices, run_slice

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from ponder.config import Settings
-from ponder.llm.sim.model import SimProvider
+from ponder.sim.model import SimProvider
 from strategies.offline import run_offline
 from tests.strategy_harness import GAME24_HARD, run_job
 

@@ -16,7 +16,7 @@ from ponder.llm.profiles import (
     load_models_file,
     public_view,
 )
-from ponder.llm.sim.model import SimProvider
+from ponder.sim.model import SimProvider
 
 DESIGN_EXAMPLE = """\
 models:
@@ -259,3 +259,31 @@ def test_build_provider_for_sim_uses_the_profile_latency() -> None:
     assert provider.name == "sim-slow"
     assert (provider.ttft_ms, provider.tokens_per_s, provider.supports_n) == (5, 80, False)
     asyncio.run(provider.aclose())
+
+
+def test_builtin_profiles_are_what_validation_makes() -> None:
+    # they are built without validation (see ponder.llm.profiles)
+    for profile in load_models_file(None).values():
+        again = ModelProfile.model_validate(profile.model_dump(include={"name", "provider"}))
+        assert again == profile
+        assert again.model_fields_set == profile.model_fields_set
+
+
+def test_a_provider_is_one_decorated_factory(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ponder.llm import registry
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    assert registry.provider_names() == ["openai", "anthropic", "sim", "reward", "sim-reward"]
+
+    @registry.register_provider("echo", default_model="echo-1", in_process="(in process)")
+    def build_echo(profile: ModelProfile, *, limiter: object = None) -> SimProvider:
+        return SimProvider(profile.name)
+
+    profile = ModelProfile(name="e", provider="echo")
+    assert profile.model == "echo-1" and not profile.is_reward
+    provider = build_provider(profile)
+    assert isinstance(provider, SimProvider) and provider.name == "e"
+    with pytest.raises(ValueError, match=r"base_url does not apply to provider 'echo' \(in"):
+        ModelProfile(name="e", provider="echo", base_url="http://x")
+    with pytest.raises(ValueError, match="'sim', 'reward', 'sim-reward' or 'echo'"):
+        ModelProfile(name="e", provider="nope", model="m")

@@ -9,7 +9,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from ponder.llm.openai_compat import RetryPolicy
+from ponder.llm.retry import RetryPolicy
 from ponder.retry_after import parse_retry_after
 
 

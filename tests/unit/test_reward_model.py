@@ -17,13 +17,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
+from api.simulator import create_sim_app
 from ponder.auth import create_api_key
 from ponder.budget import BudgetLimits, Ledger
 from ponder.config import Settings
 from ponder.families import get_task
 from ponder.families.game24 import format_prompt, legal_steps
-from ponder.llm.base import AuthError, BadRequest, ProviderUnavailable, RateLimited
-from ponder.llm.openai_compat import RetryPolicy
+from ponder.llm.base import AuthError, BadRequest, ProviderUnavailable, RateLimited, RewardModel
 from ponder.llm.profiles import (
     ModelProfile,
     ModelsFileError,
@@ -32,18 +32,17 @@ from ponder.llm.profiles import (
     load_models_file,
     public_view,
 )
+from ponder.llm.retry import RetryPolicy
 from ponder.llm.reward import (
     MAX_ITEMS_PER_REQUEST,
     HttpRewardModel,
-    RewardModel,
     RewardModels,
-    SimRewardModel,
 )
-from ponder.llm.sim.model import SimProvider
-from ponder.llm.sim.server import create_sim_app
 from ponder.memjournal import MemoryJournal
 from ponder.problem import Problem
 from ponder.runtime import Context
+from ponder.sim.model import SimProvider
+from ponder.sim.reward import SimRewardModel
 from strategies.registry import get_strategy
 from tests.jobs_helpers import (
     CountingProvider,

@@ -9,8 +9,8 @@ from sqlalchemy import func, select, update
 from ponder.config import Settings
 from ponder.jobstore import SqlJournal, claim
 from ponder.llm.profiles import ModelProfile
-from ponder.llm.sim.model import SimProvider
 from ponder.runtime import LeaseLost
+from ponder.sim.model import SimProvider
 from ponder.tables import Job, JobEvent, JobStep
 from tests.jobs_helpers import (
     CountingProvider,

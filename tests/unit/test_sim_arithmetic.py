@@ -10,8 +10,8 @@ from functools import cache
 
 from ponder.families.arithmetic import format_prompt, make_problem, parse_answer
 from ponder.llm.base import SampleRequest
-from ponder.llm.sim.model import generate
-from ponder.llm.sim.skills.arithmetic import Op, read_story
+from ponder.sim.model import generate
+from ponder.sim.skills.arithmetic import Op, read_story
 
 PROBLEMS = 12
 SAMPLES = 10

@@ -14,8 +14,10 @@ import pytest
 from ponder.families.game24 import format_prompt, parse_answer
 from ponder.llm import base
 from ponder.llm.base import Message, Provider, SampleRequest, SampleResult
-from ponder.llm.sim import model
-from ponder.llm.sim.model import Draw, SimProvider, count_tokens, register_skill
+from ponder.sim import model, skill
+from ponder.sim.model import SimProvider
+from ponder.sim.skill import Draw, register_skill
+from ponder.sim.tokens import count_tokens
 from ponder.verifiers.game24 import check_expression
 
 PUZZLES = [
@@ -355,7 +357,7 @@ def test_skills_plug_in(monkeypatch: pytest.MonkeyPatch) -> None:
                 return None
             return f"Answer: {content.removeprefix('echo:')} {draw.rng.randint(0, 9)}"
 
-    monkeypatch.setattr(model, "_SKILLS", list(model._SKILLS))
+    monkeypatch.setattr(skill, "_SKILLS", list(skill._SKILLS))
     register_skill(Echo())
     result = sample(SampleRequest([{"role": "user", "content": "echo:hi"}], seed=1))
     assert result.completions[0].text.startswith("Answer: hi ")
@@ -376,7 +378,7 @@ class FakeSleep:
 
 def test_latency_is_ttft_plus_the_longest_sample(monkeypatch: pytest.MonkeyPatch) -> None:
     fake = FakeSleep()
-    monkeypatch.setattr("ponder.llm.sim.model.asyncio.sleep", fake)
+    monkeypatch.setattr("ponder.sim.model.asyncio.sleep", fake)
     provider = SimProvider(ttft_ms=250, tokens_per_s=100)
     request = SampleRequest(puzzle_messages([3, 3, 8, 8]), n=4, max_tokens=512, seed=9)
     result = sample(request, provider)
@@ -386,7 +388,7 @@ def test_latency_is_ttft_plus_the_longest_sample(monkeypatch: pytest.MonkeyPatch
 
 def test_no_latency_configured_means_no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
     fake = FakeSleep()
-    monkeypatch.setattr("ponder.llm.sim.model.asyncio.sleep", fake)
+    monkeypatch.setattr("ponder.sim.model.asyncio.sleep", fake)
     sample(SampleRequest(puzzle_messages([4, 9, 10, 13]), max_tokens=128))
     assert fake.calls == []
     sample(SampleRequest(puzzle_messages([4, 9, 10, 13]), max_tokens=128), SimProvider(ttft_ms=40))

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
+from api.simulator import create_sim_app
 from ponder.llm.base import (
     Completion,
     ContextTooLong,
@@ -20,8 +21,7 @@ from ponder.llm.base import (
 )
 from ponder.llm.openai_compat import OpenAICompatProvider
 from ponder.llm.profiles import ModelProfile
-from ponder.llm.sim.model import SimProvider
-from ponder.llm.sim.server import create_sim_app
+from ponder.sim.model import SimProvider
 
 T = TypeVar("T")
 

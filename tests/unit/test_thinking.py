@@ -15,7 +15,7 @@ from ponder.db import make_engine, make_sessionmaker
 from ponder.families.game24 import format_prompt, parse_answer
 from ponder.llm.base import Message, SampleRequest
 from ponder.llm.profiles import ModelProfile
-from ponder.llm.sim.model import CONTINUE_CUE, FINAL_ANSWER_CUE, SimProvider
+from ponder.sim.model import CONTINUE_CUE, FINAL_ANSWER_CUE, SimProvider
 from ponder.tables import JobEvent
 from ponder.verifiers.game24 import check_expression
 from strategies.thinking import (

@@ -16,9 +16,10 @@ from sqlalchemy import select
 from ponder.config import Settings
 from ponder.db import make_engine, make_sessionmaker
 from ponder.llm.base import Message
-from ponder.llm.sim import model as sim_model
-from ponder.llm.sim.model import SimProvider
 from ponder.problem import Problem
+from ponder.sim import model as sim_model
+from ponder.sim import skill as sim_skill
+from ponder.sim.model import SimProvider
 from ponder.tables import JobStep
 from ponder.verifiers.llm_judge import (
     SYSTEM_PROMPT,
@@ -114,7 +115,7 @@ def test_judge_request_marks_the_answer_as_data() -> None:
 class _GraderSkill:
     name = "grader"
 
-    def respond(self, messages: list[Message], draw: sim_model.Draw) -> str | None:
+    def respond(self, messages: list[Message], draw: sim_skill.Draw) -> str | None:
         if messages and messages[0]["content"] == SYSTEM_PROMPT:
             return "The answer names a colour.\nScore: 9/10"
         return None
@@ -122,9 +123,9 @@ class _GraderSkill:
 
 @pytest.fixture
 def grading_sim(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    draw = sim_model.Draw(random.Random(0), 16, 0.0)
+    draw = sim_skill.Draw(random.Random(0), 16, 0.0)
     sim_model.respond([{"role": "user", "content": "hi"}], draw)  # load the built-in skills
-    monkeypatch.setattr(sim_model, "_SKILLS", [_GraderSkill(), *sim_model._SKILLS])
+    monkeypatch.setattr(sim_skill, "_SKILLS", [_GraderSkill(), *sim_skill._SKILLS])
     yield
 
 

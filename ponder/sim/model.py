@@ -13,8 +13,9 @@ Everything is a pure function of (messages, max_tokens, temperature, seed, sampl
 index): each sample draws from its own ``random.Random`` seeded from those, never the
 global generator and never the clock, so replayed jobs and tests see the same text.
 
-Other prompt families plug in as :class:`Skill` objects (see :func:`register_skill`);
-prompts no skill recognizes get a short, deterministic generic reply.
+Other prompt families plug in as :class:`~ponder.sim.skill.Skill` objects (see
+:func:`~ponder.sim.skill.register_skill` and :mod:`ponder.sim.skills`), tried before the
+Game of 24; prompts no skill recognizes get a short, deterministic generic reply.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
-from typing import Protocol
 
 from ponder.families.game24 import parse_prompt
 from ponder.llm.base import (
@@ -39,11 +39,14 @@ from ponder.llm.base import (
     SampleResult,
     Usage,
 )
+from ponder.llm.limits import Limiter
+from ponder.llm.profiles import SIM_MODEL_ID, ModelProfile
+from ponder.llm.registry import register_provider
 from ponder.once import Once
+from ponder.sim.skill import Draw, registered_skills
+from ponder.sim.tokens import count_tokens, prompt_tokens, truncate_to_tokens
 from ponder.verifiers.game24 import DivisionByZero, ExpressionError, evaluate, parse_expression
 
-BYTES_PER_TOKEN = 4
-MESSAGE_OVERHEAD_TOKENS = 4  # chat-template framing per message
 # Like a real server, prompt + max_tokens must fit the context; this also bounds how much
 # search (CPU) one sample can ask for.
 CONTEXT_WINDOW_TOKENS = 131_072
@@ -52,42 +55,6 @@ TARGET = Fraction(24)
 # a big request cannot stall the event loop other jobs share (search costs roughly
 # 0.3-1.5 ms of CPU per 100 tokens of trace).
 _THREAD_THRESHOLD_TOKENS = 16_000
-
-
-def count_tokens(text: str) -> int:
-    """The sim tokenizer: one token per started 4 bytes of UTF-8."""
-    return -(-len(text.encode("utf-8")) // BYTES_PER_TOKEN)
-
-
-def truncate_to_tokens(text: str, max_tokens: int) -> str:
-    """The longest prefix of ``text`` that is at most ``max_tokens`` sim tokens."""
-    cut = text.encode("utf-8")[: max(max_tokens, 0) * BYTES_PER_TOKEN]
-    return cut.decode("utf-8", errors="ignore")  # drop a split multi-byte character
-
-
-def prompt_tokens(messages: list[Message]) -> int:
-    return sum(count_tokens(m["content"]) + MESSAGE_OVERHEAD_TOKENS for m in messages)
-
-
-# --- skills: prompt recognizers with a responder ---------------------------------------
-
-
-@dataclass
-class Draw:
-    """What one sample may do: its private dice, its token allowance, its temperature."""
-
-    rng: random.Random
-    max_tokens: int
-    temperature: float
-
-
-class Skill(Protocol):
-    """A prompt family the sim can work on. ``respond`` returns None when the messages
-    are not this skill's kind of prompt, so skills are tried in order."""
-
-    name: str
-
-    def respond(self, messages: list[Message], draw: Draw) -> str | None: ...
 
 
 # --- Game of 24: bounded randomized search --------------------------------------------
@@ -573,21 +540,16 @@ def generic_reply(messages: list[Message], draw: Draw) -> str:
     return f"Let me think about this.\nI am not sure; my best guess follows.\nAnswer: {guess}"
 
 
-_SKILLS: list[Skill] = [Game24Skill()]
-
-
-def register_skill(skill: Skill) -> Skill:
-    """Add a prompt family; later registrations are tried first."""
-    _SKILLS.insert(0, skill)
-    return skill
+# tried after every registered skill (see :mod:`ponder.sim.skill`)
+_GAME24 = Game24Skill()
 
 
 def _load_skills() -> None:
-    """Import every module of :mod:`ponder.llm.sim.skills` (each registers itself)."""
+    """Import every module of :mod:`ponder.sim.skills` (each registers itself)."""
     import importlib
     import pkgutil
 
-    from ponder.llm.sim import skills
+    from ponder.sim import skills
 
     for info in pkgutil.iter_modules(skills.__path__):
         importlib.import_module(f"{skills.__name__}.{info.name}")
@@ -598,7 +560,7 @@ _skills_once = Once(_load_skills)
 
 def respond(messages: list[Message], draw: Draw) -> str:
     _skills_once()
-    for skill in _SKILLS:
+    for skill in [*registered_skills(), _GAME24]:
         text = skill.respond(messages, draw)
         if text is not None:
             return text
@@ -695,3 +657,21 @@ class SimProvider:
 
     async def aclose(self) -> None:
         return None
+
+
+@register_provider(
+    "sim",
+    default_model=SIM_MODEL_ID,
+    in_process="(the in-process simulator); to reach a simulator over HTTP use provider "
+    "'openai' with its base_url",
+    simulated_latency=True,
+)
+def build_sim_provider(profile: ModelProfile, *, limiter: Limiter | None = None) -> SimProvider:
+    """The simulated model for a ``provider: sim`` profile (``limiter`` does not apply:
+    nothing is sent over the network)."""
+    return SimProvider(
+        profile.name,
+        ttft_ms=profile.ttft_ms,
+        tokens_per_s=profile.tokens_per_s,
+        supports_n=profile.supports_n,
+    )

@@ -1,11 +1,12 @@
-"""The simulated model behind an OpenAI-compatible HTTP API (``ponder sim serve``).
+"""The simulated model (:mod:`ponder.sim`) behind an OpenAI-compatible HTTP API
+(``ponder sim serve``).
 
 It speaks the subset of OpenAI's chat completions API that Ponder and common clients
 use, so anything that can talk to OpenAI can talk to the simulator, and Ponder's own
 HTTP provider can be tested end to end without a network or a paid key. Errors come
 back in OpenAI's shape, ``{"error": {"message", "type", "param", "code"}}``.
 
-It also serves the simulated reward model (:class:`~ponder.llm.reward.SimRewardModel`,
+It also serves the simulated reward model (:class:`~ponder.sim.reward.SimRewardModel`,
 model id ``sim-prm-1``) on ``POST /score`` and ``POST /score_steps``, the reward model
 contract of :mod:`ponder.llm.reward`: point a ``provider: reward`` profile's
 ``base_url`` at the server's root (e.g. ``http://127.0.0.1:9100``).
@@ -30,10 +31,13 @@ from ponder.llm.base import (
     Provider,
     ProviderError,
     RateLimited,
+    RewardModel,
     SampleRequest,
 )
 from ponder.llm.profiles import SIM_REWARD_MODEL_ID
-from ponder.llm.reward import MAX_ITEMS_PER_REQUEST, MAX_STEPS_PER_PATH, RewardModel
+from ponder.llm.reward import MAX_ITEMS_PER_REQUEST, MAX_STEPS_PER_PATH
+from ponder.sim.model import SimProvider
+from ponder.sim.reward import SimRewardModel
 
 _STARTED = int(time.time())
 MAX_N = 128
@@ -126,12 +130,10 @@ def create_sim_app(
     reward_model_name: str = SIM_REWARD_MODEL_ID,
 ) -> FastAPI:
     """An app serving ``provider`` as the model ``model_name``, and ``reward_model``
-    (default: a :class:`~ponder.llm.reward.SimRewardModel`) as the reward model
+    (default: a :class:`~ponder.sim.reward.SimRewardModel`) as the reward model
     ``reward_model_name``. The caller keeps ownership of both (the app never closes
     them)."""
     if reward_model is None:
-        from ponder.llm.reward import SimRewardModel
-
         reward_model = SimRewardModel(model=reward_model_name)
     scorer: RewardModel = reward_model
     app = FastAPI(
@@ -303,8 +305,6 @@ def serve(
     chat completions under ``/v1`` and the simulated reward model on ``/score`` and
     ``/score_steps``."""
     import uvicorn
-
-    from ponder.llm.sim.model import SimProvider
 
     provider = SimProvider("sim", ttft_ms=ttft_ms, tokens_per_s=tokens_per_s, supports_n=supports_n)
     uvicorn.run(create_sim_app(provider, model_name=model_name), host=host, port=port)

@@ -15,8 +15,8 @@ means more checking and fewer slips. The trace must fit ``max_tokens``: if the s
 themselves do not fit, the completion is cut before the ``Answer:`` line.
 
 Calibration (single-sample accuracy, temperature 0.8, 400 samples per cell: 40
-generated problems per depth x 10 samples; ``python -m ponder.llm.sim.skills.arithmetic``
-prints this table, ``tests/unit/test_sim_arithmetic.py`` re-checks the trends):
+generated problems per depth x 10 samples; ``python -m ponder.sim.calibrate`` prints
+this table, ``tests/unit/test_sim_arithmetic.py`` re-checks the trends):
 
     depth \\ max_tokens    64   128   256   512  1024  2048
          1              0.76  0.94  0.98  0.99  0.98  0.99
@@ -34,7 +34,8 @@ from fractions import Fraction
 
 from ponder.families.arithmetic import parse_prompt
 from ponder.llm.base import Message
-from ponder.llm.sim.model import Draw, count_tokens, register_skill
+from ponder.sim.skill import Draw, register_skill
+from ponder.sim.tokens import count_tokens
 from ponder.verifiers.numeric import format_fraction
 
 SLIP = 0.25  # chance that one operation, done once without checking, comes out wrong
@@ -272,47 +273,3 @@ class ArithmeticSkill:
 
 
 register_skill(ArithmeticSkill())
-
-
-def calibrate(
-    depths: tuple[int, ...] = (1, 2, 4, 8, 12),
-    budgets: tuple[int, ...] = (64, 128, 256, 512, 1024, 2048),
-    problems: int = 40,
-    samples: int = 10,
-    temperature: float = 0.8,
-) -> dict[tuple[int, int], float]:
-    """Single-sample accuracy by (depth, max_tokens), through the real provider path."""
-    import random
-
-    from ponder.families.arithmetic import format_prompt, make_problem
-    from ponder.families.arithmetic import parse_answer as read_answer
-    from ponder.llm.base import SampleRequest
-    from ponder.llm.sim.model import generate
-
-    table: dict[tuple[int, int], float] = {}
-    for depth in depths:
-        rng = random.Random(f"calibrate-{depth}")
-        cases = [make_problem(depth, rng) for _ in range(problems)]
-        for budget in budgets:
-            right = 0
-            for i, (question, answer) in enumerate(cases):
-                request = SampleRequest(
-                    [{"role": "user", "content": format_prompt(question)}],
-                    n=samples,
-                    max_tokens=budget,
-                    temperature=temperature,
-                    seed=i,
-                )
-                for completion in generate(request):
-                    right += read_answer(completion.text) == str(answer)
-            table[(depth, budget)] = right / (problems * samples)
-    return table
-
-
-if __name__ == "__main__":
-    budgets = (64, 128, 256, 512, 1024, 2048)
-    results = calibrate(budgets=budgets)
-    print("depth \\ max_tokens " + "".join(f"{b:>6}" for b in budgets))
-    for depth in sorted({d for d, _ in results}):
-        cells = "".join(f"{results[(depth, b)]:6.2f}" for b in budgets)
-        print(f"{depth:>18} {cells}")

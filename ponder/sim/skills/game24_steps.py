@@ -35,7 +35,8 @@ from ponder.families.game24 import (
     parse_step_prompt,
 )
 from ponder.llm.base import Message
-from ponder.llm.sim.model import Draw, count_tokens, register_skill
+from ponder.sim.skill import Draw, register_skill
+from ponder.sim.tokens import count_tokens
 
 TARGET = Fraction(24)
 _NOISE_SCALE = 1.0  # std-dev of the ranking jitter at temperature 1
