@@ -14,13 +14,12 @@ from pydantic import BaseModel, ValidationError
 from ponder.batches.spec import ItemInvalid, JobValidator
 from ponder.budget import BudgetLimits
 from ponder.config import Settings
-from ponder.families import all_tasks, get_task
+from ponder.families import all_tasks, get_task, validate_verifier_for
 from ponder.families.base import get_step_task
 from ponder.field_errors import Invalid, describe_validation_errors, invalid
 from ponder.jobspec import JobCreate
 from ponder.llm.profiles import ModelProfile
 from ponder.problem import Problem
-from ponder.verifiers import validate_verifier_spec
 from ponder.webhooks.ssrf import ForbiddenAddress, check_target_url
 from strategies.registry import all_strategies, get_strategy
 
@@ -69,7 +68,7 @@ def job_values(
         )
     _check_reward_model_param(strategy_params, models)
     try:
-        validate_verifier_spec(body.verifier, body.problem, models)
+        validate_verifier_for(body.verifier, body.problem, models)
     except ValueError as exc:
         raise invalid(("body", "verifier"), str(exc)) from None
     budget = _check_budget(body.budget, settings)

@@ -29,7 +29,7 @@ from ponder.budget import BudgetExhausted, BudgetLimits, Ledger, Spend
 from ponder.config import Settings
 from ponder.db import make_engine, make_sessionmaker
 from ponder.fairness import ReleaseRequest, release_for
-from ponder.families import get_task
+from ponder.families import get_task, verifier_for
 from ponder.groupcommit import GroupCommitter
 from ponder.jobstore import (
     Claim,
@@ -53,7 +53,6 @@ from ponder.runtime import (
     WorkerStopping,
 )
 from ponder.tables import Job, JobStatus, StopReason
-from ponder.verifiers import build_verifier
 from strategies.registry import get_strategy
 from worker.faults import install_faults
 from worker.jobloop import JobLoop, LeaseKeeper
@@ -349,7 +348,7 @@ async def _run(
             task=task,
             provider=svc.provider(job.model),
             price=profile.cost_usd,
-            verifier=build_verifier(job.verifier, problem),
+            verifier=verifier_for(job.verifier, problem),
             ledger=ledger,
             journal=journal,
             seed=job.seed,

@@ -30,7 +30,8 @@ from typing import Any
 
 from ponder.llm.base import Message
 from ponder.problem import Problem
-from ponder.verifiers.base import Verdict
+from ponder.verifiers.base import Verdict, Verifier
+from ponder.verifiers.registry import Models, register
 
 OPTIONS = ("model", "rubric", "pass_threshold", "max_tokens", "temperature")
 DEFAULT_PASS_THRESHOLD = 0.7
@@ -291,3 +292,28 @@ class LlmJudgeVerifier:
             "the llm_judge verifier calls a model, so it runs only through a job's Context "
             "(ctx.verify), which journals and bills the judge's calls"
         )
+
+
+def check_model(name: str, models: Models) -> None:
+    """ValueError unless ``name`` is a chat model profile in ``models``."""
+    chat = ", ".join(n for n, p in models.items() if not p.is_reward) or "none"
+    profile = models.get(name)
+    if profile is None:
+        raise ValueError(f"unknown judge model {name!r}; configured chat models: {chat}")
+    if profile.is_reward:
+        raise ValueError(
+            f"judge model {name!r} is a reward model, which cannot write a judgement; "
+            f"name a chat model (configured chat models: {chat}), or use "
+            f'{{"type": "reward_model", "model": "{name}"}}'
+        )
+
+
+def check_spec(spec: dict[str, Any], problem: Problem, models: Models | None) -> None:
+    options = check_options(spec)
+    if models is not None:
+        check_model(options["model"], models)
+
+
+@register("llm_judge", options=OPTIONS, check=check_spec)
+def build(spec: dict[str, Any]) -> Verifier:
+    return LlmJudgeVerifier(**check_options(spec))

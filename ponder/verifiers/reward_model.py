@@ -16,7 +16,8 @@ import math
 from typing import Any
 
 from ponder.problem import Problem
-from ponder.verifiers.base import Verdict
+from ponder.verifiers.base import Verdict, Verifier
+from ponder.verifiers.registry import Models, register
 
 OPTIONS = ("model", "pass_threshold")
 DEFAULT_PASS_THRESHOLD = 0.5
@@ -67,3 +68,27 @@ class RewardModelVerifier:
             "the reward_model verifier calls a reward model, so it runs only through a "
             "job's Context (ctx.verify), which journals the calls"
         )
+
+
+def check_model(name: str, models: Models) -> None:
+    """ValueError unless ``name`` is a reward model profile in ``models``."""
+    reward = ", ".join(n for n, p in models.items() if p.is_reward) or "none"
+    profile = models.get(name)
+    if profile is None:
+        raise ValueError(f"unknown reward model {name!r}; reward model profiles: {reward}")
+    if not profile.is_reward:
+        raise ValueError(
+            f"{name!r} is a chat model, not a reward model; reward model profiles: "
+            f"{reward} (to have a chat model grade answers, use the llm_judge verifier)"
+        )
+
+
+def check_spec(spec: dict[str, Any], problem: Problem, models: Models | None) -> None:
+    options = check_options(spec)
+    if models is not None:
+        check_model(options["model"], models)
+
+
+@register("reward_model", options=OPTIONS, check=check_spec)
+def build(spec: dict[str, Any]) -> Verifier:
+    return RewardModelVerifier(**check_options(spec))
