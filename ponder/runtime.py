@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ponder.budget import BudgetExhausted, DeadlineExceeded, Ledger, Reservation, Spend
-from ponder.families.base import Task
+from ponder.families import Task, messages_for
 from ponder.llm.base import (
     Completion,
     Message,
@@ -245,7 +245,7 @@ class Context:
     # ---- what strategies use -------------------------------------------------------
 
     def messages(self) -> list[Message]:
-        return self.problem.prompt_messages()
+        return messages_for(self.problem)
 
     def parse_answer(self, text: str) -> str | None:
         """The candidate answer in a completion: the task's parser; for verifiers that

@@ -14,8 +14,7 @@ from pydantic import BaseModel, ValidationError
 from ponder.batches.spec import ItemInvalid, JobValidator
 from ponder.budget import BudgetLimits
 from ponder.config import Settings
-from ponder.families import all_tasks, get_task, validate_verifier_for
-from ponder.families.base import get_step_task
+from ponder.families import all_tasks, get_step_task, get_task, validate_verifier_for
 from ponder.field_errors import Invalid, describe_validation_errors, invalid
 from ponder.jobspec import JobCreate
 from ponder.llm.profiles import ModelProfile
