@@ -1,12 +1,11 @@
-"""A problem as clients submit it: a task instance or a free-form prompt."""
+"""A problem as clients submit it: a task instance or a free-form prompt. The messages
+that pose it to a model come from :func:`ponder.families.messages_for`."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-from ponder.llm.base import Message
 
 
 class ChatMessage(BaseModel):
@@ -40,14 +39,3 @@ class Problem(BaseModel):
         if self.messages is not None and not self.messages:
             raise ValueError("`messages` must not be empty")
         return self
-
-    def prompt_messages(self) -> list[Message]:
-        """The chat messages that pose this problem to a model."""
-        from ponder.families import get_task
-
-        if self.task is not None:
-            return get_task(self.task).messages(self)
-        if self.prompt is not None:
-            return [{"role": "user", "content": self.prompt}]
-        assert self.messages is not None
-        return [{"role": m.role, "content": m.content} for m in self.messages]  # type: ignore[typeddict-item]

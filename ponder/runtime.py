@@ -12,10 +12,12 @@ Three kinds of journaled call: ``sample`` (a chat model; billed to the job's bud
 answers, :meth:`Context.score`, or partial solutions, :meth:`Context.score_steps`;
 unbilled).
 
-Verifiers that call models go through the same machinery: under an ``llm_judge``
-verifier, :meth:`Context.verify` issues the judge's request as a billed ``sample`` call
-on the judge model's provider (at that profile's prices; the journaled result carries
-the verdict under ``"judge"``), and under a ``reward_model`` verifier it is a
+Verifiers that call models go through the same machinery: the Context implements
+:class:`~ponder.verifiers.base.VerifierContext`, and under a
+:class:`~ponder.verifiers.base.ModelVerifier` (one that asks a judge or a reward model)
+:meth:`Context.verify` hands the check to the verifier, which asks for a judge call
+(:meth:`Context.judge`: a billed ``sample`` call on the judge model's provider, at that
+profile's prices, whose journaled result carries the verdict under ``"judge"``) or a
 :meth:`Context.score` call. Either way the key is taken when ``verify`` is called and a
 resumed run gets the journaled verdict back without calling anything.
 """
@@ -33,7 +35,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ponder.budget import BudgetExhausted, DeadlineExceeded, Ledger, Reservation, Spend
-from ponder.families.base import Task
+from ponder.families import Task, messages_for
 from ponder.llm.base import (
     Completion,
     Message,
@@ -45,20 +47,17 @@ from ponder.llm.base import (
     estimate_prompt_tokens,
 )
 from ponder.problem import Problem
-from ponder.verifiers.base import Verdict, Verifier
-from ponder.verifiers.llm_judge import JudgeRequest, LlmJudgeVerifier
-from ponder.verifiers.reward_model import RewardModelVerifier
+from ponder.verifiers.base import JudgeRequest, ModelVerifier, Verdict, Verifier
 
 if TYPE_CHECKING:
     from ponder.llm.base import RewardModel
 
 T = TypeVar("T")
-U = TypeVar("U")
 
 RewardModelLookup = Callable[[str], "RewardModel"]
 PriceFn = Callable[[Usage], float]
 # model profile name -> its provider / its prices (for calls to models other than the
-# job's own, e.g. an llm_judge verifier's judge)
+# job's own, e.g. a judge verifier's)
 ProviderLookup = Callable[[str], Provider]
 PriceLookup = Callable[[str], PriceFn]
 
@@ -205,10 +204,11 @@ class Context:
         prices: PriceLookup | None = None,
         stopping: Callable[[], bool] | None = None,
     ) -> None:
-        """``providers`` and ``prices`` look up other chat models by profile name (an
-        ``llm_judge`` verifier's judge); without them only the job's own model (by its
-        provider's name) can judge. A verifier's model is looked up now, so a job whose
-        judge or reward model does not exist fails before spending anything.
+        """``providers`` and ``prices`` look up other chat models by profile name (a
+        judge verifier's); without them only the job's own model (by its provider's
+        name) can judge. A verifier's models are looked up now
+        (:meth:`ModelVerifier.prepare`), so a job whose judge or reward model does not
+        exist fails before spending anything.
 
         ``stopping`` says whether the worker is shutting down: once it returns True no
         new call starts (:class:`WorkerStopping`), as when the slice's time is up."""
@@ -237,16 +237,15 @@ class Context:
         self._received = Spend()  # usage of every sample result handed to the strategy
         self.new_calls = 0  # billed calls this run completed
         self.replayed_calls = 0
-        self._judge: tuple[Provider, PriceFn] | None = None
-        if isinstance(verifier, LlmJudgeVerifier):
-            self._judge = self._chat_model(verifier.model)
-        elif isinstance(verifier, RewardModelVerifier):
-            self.reward_model(verifier.model)
+        self._chat_models: dict[str, tuple[Provider, PriceFn]] = {}
+        self._model_verifier = verifier if isinstance(verifier, ModelVerifier) else None
+        if self._model_verifier is not None:
+            self._model_verifier.prepare(self)
 
     # ---- what strategies use -------------------------------------------------------
 
     def messages(self) -> list[Message]:
-        return self.problem.prompt_messages()
+        return messages_for(self.problem)
 
     def parse_answer(self, text: str) -> str | None:
         """The candidate answer in a completion: the task's parser; for verifiers that
@@ -300,15 +299,11 @@ class Context:
 
     def verify(self, answer: str | None) -> Awaitable[Verdict]:
         """Check a candidate answer with the job's verifier (journaled; unbilled, except
-        that an ``llm_judge`` verifier's model call is billed like any other)."""
+        that a judge verifier's model call is billed like any other)."""
         if answer is None:
             return _ready(Verdict(False, 0.0, "no answer found in the model's output"))
-        if isinstance(self._verifier, LlmJudgeVerifier):
-            return self._verify_by_judge(self._verifier, answer)
-        if isinstance(self._verifier, RewardModelVerifier):
-            verifier = self._verifier
-            scores = self.score([answer], reward_model=verifier.model)
-            return _mapped(scores, lambda s: verifier.verdict(s[0]))
+        if self._model_verifier is not None:
+            return self._model_verifier.verify_in(self, self.problem, answer)
         key = self._take_key()
         digest = _digest("verify", {"answer": answer})
         record = self._replay(key, "verify", digest)
@@ -423,6 +418,54 @@ class Context:
             return  # written by an earlier run of this job
         self._journal.add_event(kind, data, strategy=True)
 
+    # ---- what verifiers that call models use (with score and prompt_text) -------------
+
+    def chat_model(self, name: str) -> tuple[Provider, PriceFn]:
+        """The provider and prices of chat model profile ``name`` (looked up once per
+        run); ValueError if none."""
+        found = self._chat_models.get(name)
+        if found is None:
+            found = self._chat_models[name] = self._lookup_chat_model(name)
+        return found
+
+    def judge(self, request: JudgeRequest, parse: Callable[[str], Verdict]) -> Awaitable[Verdict]:
+        """A verifier's judge call: ``request`` to its model, billed at that profile's
+        prices, the reply's text read by ``parse`` (total: never raises) into the verdict,
+        which is journaled with the call (under ``"judge"``)."""
+        provider, price = self.chat_model(request.model)
+        key = self._take_key()
+        payload = {
+            "messages": request.messages,
+            "n": 1,
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+            "stop": None,
+            "judge": request.model,
+        }
+        digest = _digest("sample", payload)
+        record = self._replay(key, "sample", digest)
+        if record is not None:
+            self._account(record.result, price)
+            stored = (record.result.get("judge") or {}).get("verdict")
+            if isinstance(stored, dict):
+                return _ready(Verdict.from_json(stored))
+            completions = _completions_from_json(record.result)
+            return _ready(parse(completions[0].text if completions else ""))
+        sample, reservation = self._issue(
+            key,
+            digest,
+            request.messages,
+            n=1,
+            max_tokens=request.max_tokens,
+            temperature=request.temperature,
+            stop=None,
+            extra=None,
+            price=price,
+        )
+        return self._spawn(
+            self._run_judge(key, digest, sample, reservation, request.model, parse, provider, price)
+        )
+
     # ---- runner side --------------------------------------------------------------------
 
     def seconds_used(self) -> float:
@@ -496,8 +539,7 @@ class Context:
         ):
             raise SliceExpired()
 
-    def _chat_model(self, name: str) -> tuple[Provider, PriceFn]:
-        """The provider and prices of chat model profile ``name``; ValueError if none."""
+    def _lookup_chat_model(self, name: str) -> tuple[Provider, PriceFn]:
         own = name == self._provider.name
         if self._providers is None:
             if own:
@@ -520,43 +562,6 @@ class Context:
         else:
             raise ValueError(f"no prices for the verifier's model {name!r}")
         return provider, price
-
-    def _verify_by_judge(self, judge: LlmJudgeVerifier, answer: str) -> Awaitable[Verdict]:
-        assert self._judge is not None
-        provider, price = self._judge
-        req: JudgeRequest = judge.judge_request(self.problem, answer)
-        key = self._take_key()
-        payload = {
-            "messages": req.messages,
-            "n": 1,
-            "max_tokens": req.max_tokens,
-            "temperature": req.temperature,
-            "stop": None,
-            "judge": req.model,
-        }
-        digest = _digest("sample", payload)
-        record = self._replay(key, "sample", digest)
-        if record is not None:
-            self._account(record.result, price)
-            stored = (record.result.get("judge") or {}).get("verdict")
-            if isinstance(stored, dict):
-                return _ready(Verdict.from_json(stored))
-            completions = _completions_from_json(record.result)
-            return _ready(judge.parse(completions[0].text if completions else ""))
-        request, reservation = self._issue(
-            key,
-            digest,
-            req.messages,
-            n=1,
-            max_tokens=req.max_tokens,
-            temperature=req.temperature,
-            stop=None,
-            extra=None,
-            price=price,
-        )
-        return self._spawn(
-            self._run_judge(key, digest, request, reservation, judge, provider, price)
-        )
 
     def _issue(
         self,
@@ -648,14 +653,15 @@ class Context:
         digest: str,
         request: SampleRequest,
         reservation: Reservation,
-        judge: LlmJudgeVerifier,
+        model: str,
+        parse: Callable[[str], Verdict],
         provider: Provider,
         price: PriceFn,
     ) -> Verdict:
         await self._begin(key, digest, reservation)
         result = await self._call_model(key, request, reservation, provider)
-        verdict = judge.parse(result.completions[0].text if result.completions else "")
-        extra = {"judge": {"model": judge.model, "verdict": verdict.to_json()}}
+        verdict = parse(result.completions[0].text if result.completions else "")
+        extra = {"judge": {"model": model, "verdict": verdict.to_json()}}
         await self._complete(key, digest, reservation, result, price, extra)
         return verdict
 
@@ -765,10 +771,6 @@ async def _ready_coro(value: Any) -> Any:
 
 def _ready(value: Any) -> Awaitable[Any]:
     return _ready_coro(value)
-
-
-async def _mapped(awaitable: Awaitable[T], fn: Callable[[T], U]) -> U:
-    return fn(await awaitable)
 
 
 __all__ = [

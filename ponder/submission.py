@@ -14,13 +14,11 @@ from pydantic import BaseModel, ValidationError
 from ponder.budget import BudgetLimits
 from ponder.catalog import StrategyCatalog
 from ponder.config import Settings
-from ponder.families import all_tasks, get_task
-from ponder.families.base import get_step_task
+from ponder.families import all_tasks, get_step_task, get_task, validate_verifier_for
 from ponder.field_errors import Invalid, describe_validation_errors, invalid
 from ponder.jobspec import ItemInvalid, JobCreate, JobValidator
 from ponder.llm.profiles import ModelProfile
 from ponder.problem import Problem
-from ponder.verifiers import validate_verifier_spec
 from ponder.webhooks.ssrf import ForbiddenAddress, check_target_url
 
 DEFAULT_MAX_TOKENS = 50_000
@@ -74,7 +72,7 @@ def job_values(
         )
     _check_reward_model_param(strategy_params, models)
     try:
-        validate_verifier_spec(body.verifier, body.problem, models)
+        validate_verifier_for(body.verifier, body.problem, models)
     except ValueError as exc:
         raise invalid(("body", "verifier"), str(exc)) from None
     budget = _check_budget(body.budget, settings)

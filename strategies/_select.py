@@ -17,7 +17,7 @@ from typing import Any
 from ponder.runtime import Context
 from ponder.verifiers.base import Verdict
 
-# What the "none" verifier says about every answer (ponder/verifiers/__init__.py): it
+# What the "none" verifier says about every answer (ponder/verifiers/none.py): it
 # carries no information about the answer, so it is no critique.
 NO_VERIFIER_FEEDBACK = "no verifier configured"
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ponder.families.base import get_step_task
+from ponder.families import get_step_task
 from ponder.llm.base import estimate_prompt_tokens
 from ponder.problem import Problem
 from ponder.runtime import Context

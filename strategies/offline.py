@@ -9,14 +9,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ponder.budget import BudgetExhausted, BudgetLimits, Ledger
-from ponder.families import get_task
+from ponder.families import get_task, verifier_for
 from ponder.llm.base import Provider, Usage
 from ponder.llm.profiles import build_provider, load_models_file
 from ponder.llm.reward import RewardModels
 from ponder.memjournal import MemoryJournal
 from ponder.problem import Problem
 from ponder.runtime import Context, PriceFn, PriceLookup, ProviderLookup, RewardModelLookup
-from ponder.verifiers import build_verifier
 
 
 @dataclass(frozen=True)
@@ -93,7 +92,7 @@ async def run_offline(
         task=get_task(prob.task) if prob.task else None,
         provider=provider,
         price=_free,
-        verifier=build_verifier(verifier, prob),
+        verifier=verifier_for(verifier, prob),
         ledger=ledger,
         journal=journal,
         seed=seed,

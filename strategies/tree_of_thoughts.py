@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ponder.families.base import StepState, StepTask, get_step_task
+from ponder.families import StepState, StepTask, get_step_task
 from ponder.llm.base import Completion, Message
 from ponder.problem import Problem
 from ponder.runtime import Context

@@ -115,12 +115,13 @@ def create_worker_app(
         import aiohttp  # noqa: F401 - the model clients' HTTP library
 
         from ponder.families import all_tasks
-        from ponder.verifiers import build_verifier  # noqa: F401 - imports the verifiers
+        from ponder.verifiers import verifier_types
         from strategies.registry import all_strategies
 
         services.get()
         all_strategies()
         all_tasks()
+        verifier_types()
 
     @worker_shutdown.connect(weak=False)
     def close_services(sender: Any = None, **_: Any) -> None:

@@ -29,7 +29,7 @@ from ponder.budget import BudgetLimits, Ledger, Spend
 from ponder.config import Settings
 from ponder.db import make_engine, make_sessionmaker
 from ponder.fairness import ReleaseRequest, release_for
-from ponder.families import get_task
+from ponder.families import get_task, verifier_for
 from ponder.groupcommit import GroupCommitter
 from ponder.jobstate import Ending, Next, could_not_start, ending_for, gave_up, retry_countdown
 from ponder.jobstore import (
@@ -47,7 +47,6 @@ from ponder.llm.reward import RewardModelFactory, RewardModels
 from ponder.problem import Problem
 from ponder.runtime import Context, LeaseLost, WorkerStopping
 from ponder.tables import Job, StopReason
-from ponder.verifiers import build_verifier
 from strategies.registry import get_strategy
 from worker.faults import install_faults
 from worker.jobloop import JobLoop, LeaseKeeper
@@ -333,7 +332,7 @@ async def _run(
             task=task,
             provider=svc.provider(job.model),
             price=profile.cost_usd,
-            verifier=build_verifier(job.verifier, problem),
+            verifier=verifier_for(job.verifier, problem),
             ledger=ledger,
             journal=journal,
             seed=job.seed,

@@ -1,46 +1,32 @@
-"""Task families, looked up by name."""
+"""Problem families (a problem's ``task``: ``game24``, ``arithmetic``), looked up by
+name; one module each, registered in :mod:`ponder.families.registry`. The family
+decides how a problem is posed (:func:`messages_for`) and which verifier it gets when
+the job names none (:func:`verifier_for`)."""
 
 from __future__ import annotations
 
-from ponder.families.base import Task
-from ponder.once import Once
+from ponder.families.base import StepState, StepTask, Task
+from ponder.families.registry import (
+    all_tasks,
+    get_step_task,
+    get_task,
+    messages_for,
+    register,
+    register_steps,
+    validate_verifier_for,
+    verifier_for,
+)
 
-_TASKS: dict[str, Task] = {}
-
-
-def register_task(task: Task) -> Task:
-    _TASKS[task.name] = task
-    return task
-
-
-def get_task(name: str) -> Task:
-    _load_builtin()
-    try:
-        return _TASKS[name]
-    except KeyError:
-        known = ", ".join(sorted(_TASKS)) or "none"
-        raise KeyError(f"unknown task {name!r}; known tasks: {known}") from None
-
-
-def all_tasks() -> dict[str, Task]:
-    _load_builtin()
-    return dict(_TASKS)
-
-
-def _register_builtin() -> None:
-    """Register the ``TASK`` of every module in this package."""
-    import importlib
-    import pkgutil
-
-    import ponder.families as package
-
-    for info in pkgutil.iter_modules(package.__path__):
-        if info.name == "base" or info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{package.__name__}.{info.name}")
-        task = getattr(module, "TASK", None)
-        if task is not None:
-            register_task(task)
-
-
-_load_builtin = Once(_register_builtin)
+__all__ = [
+    "StepState",
+    "StepTask",
+    "Task",
+    "all_tasks",
+    "get_step_task",
+    "get_task",
+    "messages_for",
+    "register",
+    "register_steps",
+    "validate_verifier_for",
+    "verifier_for",
+]

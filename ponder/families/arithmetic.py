@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from ponder.families.registry import register
 from ponder.llm.base import Message
 from ponder.problem import Problem
 from ponder.verifiers.base import Verifier
@@ -111,7 +112,7 @@ class ArithmeticTask:
         return NumericVerifier()
 
 
-TASK = ArithmeticTask()
+TASK = register(ArithmeticTask())
 
 
 # --- the generator: a small template grammar ------------------------------------------

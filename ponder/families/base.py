@@ -1,4 +1,5 @@
-"""A task family: how to pose an instance to a model, read the answer back, and check it."""
+"""A problem family (a problem's ``task``): how to pose an instance to a model, read the
+answer back, and check it; and the step view of families solved one step at a time."""
 
 from __future__ import annotations
 
@@ -90,21 +91,3 @@ class StepTask(Protocol):
     def fallback_answer(self, problem: Problem, state: StepState) -> str | None:
         """A well-formed (probably wrong) answer completing a partial path, so an anytime
         strategy has a best-so-far before any path is finished."""
-
-
-_STEP_TASKS: dict[str, StepTask] = {}
-
-
-def register_step_task(task: StepTask) -> StepTask:
-    _STEP_TASKS[task.name] = task
-    return task
-
-
-def get_step_task(name: str | None) -> StepTask | None:
-    """The step-task view of task family ``name`` (None if it has none)."""
-    if name is None:
-        return None
-    from ponder.families import all_tasks
-
-    all_tasks()  # imports the built-in task modules, which register their step views
-    return _STEP_TASKS.get(name)

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from ponder.families.base import StepState, register_step_task
+from ponder.families.base import StepState
+from ponder.families.registry import register, register_steps
 from ponder.llm.base import Message
 from ponder.problem import Problem
 from ponder.verifiers.base import Verifier
@@ -123,7 +124,7 @@ class Game24Task:
         return Game24Verifier()
 
 
-TASK = Game24Task()
+TASK = register(Game24Task())
 
 
 # --- step prompts (Tree of Thoughts' Game of 24 setup) ----------------------------------
@@ -473,4 +474,4 @@ class Game24Steps:
             return None
 
 
-STEPS = register_step_task(Game24Steps())
+STEPS = register_steps(Game24Steps())

@@ -1,9 +1,10 @@
-"""The ``exact`` verifier (normalized string equality) and the ``none`` verifier.
+"""The ``exact`` verifier: normalized string equality with ``problem.expected``.
 
-Spec: ``{"type": "exact", "case_sensitive": false}``. The answer and the problem's
-``expected`` are compared after Unicode NFKC normalization, collapsing runs of
-whitespace to one space and trimming surrounding whitespace, dots, backticks and ``$``;
-letters are folded to lower case unless ``case_sensitive`` is true.
+Spec: ``{"type": "exact", "case_sensitive": false}``; the problem needs ``expected``.
+The answer and the problem's ``expected`` are compared after Unicode NFKC
+normalization, collapsing runs of whitespace to one space and trimming surrounding
+whitespace, dots, backticks and ``$``; letters are folded to lower case unless
+``case_sensitive`` is true.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import unicodedata
 from typing import Any
 
 from ponder.problem import Problem
-from ponder.verifiers.base import Verdict
+from ponder.verifiers.base import Verdict, Verifier
+from ponder.verifiers.registry import Models, register
 
 OPTIONS = ("case_sensitive",)
 # Longer answers are not compared (normalizing megabytes of text per candidate is
@@ -37,15 +39,6 @@ def check_options(spec: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(value, bool):
         raise ValueError(f"verifier option 'case_sensitive' must be true or false, got {value!r}")
     return {"case_sensitive": value}
-
-
-class NoVerifier:
-    """No external check: candidates are selected by the strategy's own means."""
-
-    name = "none"
-
-    async def verify(self, problem: Problem, answer: str) -> Verdict:
-        return Verdict(False, 0.0, "no verifier configured")
 
 
 class ExactVerifier:
@@ -76,3 +69,14 @@ class ExactVerifier:
 
     async def verify(self, problem: Problem, answer: str) -> Verdict:
         return self.check(problem.expected, answer)
+
+
+def check_spec(spec: dict[str, Any], problem: Problem, models: Models | None) -> None:
+    if problem.expected is None:
+        raise ValueError("the exact verifier needs `problem.expected`")
+    check_options(spec)
+
+
+@register("exact", options=OPTIONS, check=check_spec, needs_expected=True)
+def build(spec: dict[str, Any]) -> Verifier:
+    return ExactVerifier(**check_options(spec))

@@ -1,4 +1,6 @@
-"""Exact, safe checking of Game of 24 answers.
+"""Exact, safe checking of Game of 24 answers: the ``game24`` verifier.
+
+Spec: ``{"type": "game24"}`` (no options), for ``game24`` task problems (their default).
 
 The answer is untrusted model (or client) text, so it is never handed to ``eval``: a
 small tokenizer and recursive-descent parser build a tree that is evaluated with
@@ -26,7 +28,8 @@ from fractions import Fraction
 from typing import Any
 
 from ponder.problem import Problem
-from ponder.verifiers.base import Verdict
+from ponder.verifiers.base import Verdict, Verifier
+from ponder.verifiers.registry import Models, register
 
 TARGET = 24
 MAX_EXPRESSION_CHARS = 200
@@ -301,3 +304,13 @@ class Game24Verifier:
         if numbers is None:
             return Verdict(False, 0.0, "the problem has no input.numbers to check against")
         return check_expression(numbers, answer)
+
+
+def check_spec(spec: dict[str, Any], problem: Problem, models: Models | None) -> None:
+    if problem.task != "game24":
+        raise ValueError("the game24 verifier needs a `game24` task problem")
+
+
+@register("game24", check=check_spec)
+def build(spec: dict[str, Any]) -> Verifier:
+    return Game24Verifier()

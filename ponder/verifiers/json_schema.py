@@ -20,8 +20,9 @@ import math
 from typing import Any
 
 from ponder.problem import Problem
-from ponder.verifiers.base import Verdict
+from ponder.verifiers.base import Verdict, Verifier
 from ponder.verifiers.regex import CHECKER, BoundedChecker, CheckerError, CheckTimeout
+from ponder.verifiers.registry import Models, register
 
 OPTIONS = ("schema",)
 MAX_ANSWER_CHARS = 100_000
@@ -179,3 +180,12 @@ class JsonSchemaVerifier:
             f"valid JSON, but not valid against the schema: at {reply.get('path', '$')}: "
             f"{reply.get('message', '')}",
         )
+
+
+def check_spec(spec: dict[str, Any], problem: Problem, models: Models | None) -> None:
+    check_options(spec)
+
+
+@register("json_schema", options=OPTIONS, check=check_spec)
+def build(spec: dict[str, Any]) -> Verifier:
+    return JsonSchemaVerifier(**check_options(spec))

@@ -14,8 +14,9 @@ readable score gives a failed verdict with score 0 saying so. The verdict passes
 the score (in [0, 1]) is at least ``pass_threshold``; its feedback carries the judge's
 reasoning, so ``refine`` can act on it.
 
-The judge's calls are ordinary model calls of the job: :class:`~ponder.runtime.Context`
-issues them (see :meth:`LlmJudgeVerifier.judge_request`), journals them, and charges
+The judge's calls are ordinary model calls of the job: the verifier asks the job's
+Context for them (:meth:`~ponder.verifiers.base.VerifierContext.judge`, with the
+request :meth:`LlmJudgeVerifier.judge_request` makes), which journals them and charges
 them to the job's budget at the judge profile's prices. Outside a Context this
 verifier cannot run (:meth:`verify` raises).
 """
@@ -25,12 +26,13 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass
+from collections.abc import Awaitable
 from typing import Any
 
 from ponder.llm.base import Message
 from ponder.problem import Problem
-from ponder.verifiers.base import Verdict
+from ponder.verifiers.base import JudgeRequest, Verdict, Verifier, VerifierContext
+from ponder.verifiers.registry import Models, register
 
 OPTIONS = ("model", "rubric", "pass_threshold", "max_tokens", "temperature")
 DEFAULT_PASS_THRESHOLD = 0.7
@@ -50,16 +52,6 @@ SYSTEM_PROMPT = (
     "`Score: N/10`, where N is a whole number from 0 (does not satisfy the rubric at "
     "all) to 10 (fully satisfies it)."
 )
-
-
-@dataclass(frozen=True)
-class JudgeRequest:
-    """The model call that judges one answer."""
-
-    model: str
-    messages: list[Message]
-    max_tokens: int
-    temperature: float
 
 
 def check_options(spec: dict[str, Any]) -> dict[str, Any]:
@@ -245,14 +237,10 @@ class LlmJudgeVerifier:
         self.max_tokens = max_tokens
         self.temperature = temperature
 
-    def judge_request(self, problem: Problem, answer: str) -> JudgeRequest:
-        """The call that judges ``answer`` (a pure function of its inputs)."""
-        messages = problem.prompt_messages()
-        if len(messages) == 1:
-            problem_text = messages[0]["content"]
-        else:
-            problem_text = "\n\n".join(f"{m['role']}: {m['content']}" for m in messages)
-        parts = [f"## Problem\n{_cut(problem_text, MAX_PROBLEM_CHARS)}"]
+    def judge_request(self, problem: Problem, answer: str, *, prompt: str) -> JudgeRequest:
+        """The call that judges ``answer`` to ``problem``, posed as the text ``prompt``
+        (a pure function of its inputs)."""
+        parts = [f"## Problem\n{_cut(prompt, MAX_PROBLEM_CHARS)}"]
         if problem.expected is not None:
             parts.append(f"## Reference answer\n{_cut(str(problem.expected), MAX_ANSWER_CHARS)}")
         shown = _cut(answer, MAX_ANSWER_CHARS).replace("</answer>", "<\\/answer>")
@@ -291,3 +279,35 @@ class LlmJudgeVerifier:
             "the llm_judge verifier calls a model, so it runs only through a job's Context "
             "(ctx.verify), which journals and bills the judge's calls"
         )
+
+    def prepare(self, ctx: VerifierContext) -> None:
+        ctx.chat_model(self.model)
+
+    def verify_in(self, ctx: VerifierContext, problem: Problem, answer: str) -> Awaitable[Verdict]:
+        request = self.judge_request(problem, answer, prompt=ctx.prompt_text())
+        return ctx.judge(request, self.parse)
+
+
+def check_model(name: str, models: Models) -> None:
+    """ValueError unless ``name`` is a chat model profile in ``models``."""
+    chat = ", ".join(n for n, p in models.items() if not p.is_reward) or "none"
+    profile = models.get(name)
+    if profile is None:
+        raise ValueError(f"unknown judge model {name!r}; configured chat models: {chat}")
+    if profile.is_reward:
+        raise ValueError(
+            f"judge model {name!r} is a reward model, which cannot write a judgement; "
+            f"name a chat model (configured chat models: {chat}), or use "
+            f'{{"type": "reward_model", "model": "{name}"}}'
+        )
+
+
+def check_spec(spec: dict[str, Any], problem: Problem, models: Models | None) -> None:
+    options = check_options(spec)
+    if models is not None:
+        check_model(options["model"], models)
+
+
+@register("llm_judge", options=OPTIONS, check=check_spec)
+def build(spec: dict[str, Any]) -> Verifier:
+    return LlmJudgeVerifier(**check_options(spec))

@@ -12,8 +12,9 @@ The answer is untrusted text, so it is read with a small, linear-time extractor 
 - ``50%`` matches an expected ``50`` or ``0.5`` (and an expected ``"50%"`` matches an
   answer of ``50`` or ``0.5``).
 
-Comparison is :func:`math.isclose`-style with ``rel_tol`` / ``abs_tol`` (options of the
-verifier spec). Scores: 1.0 when it matches; a wrong number scores in ``[0, 0.5)``,
+Spec: ``{"type": "numeric", "rel_tol": 1e-6, "abs_tol": 1e-9}``; the problem needs a
+numeric ``expected``. Comparison is :func:`math.isclose`-style with ``rel_tol`` /
+``abs_tol``. Scores: 1.0 when it matches; a wrong number scores in ``[0, 0.5)``,
 shrinking as the relative error grows (so search and refinement get a gradient); no
 readable number scores 0.0 with feedback saying why. The feedback never reveals the
 expected value.
@@ -29,7 +30,8 @@ from fractions import Fraction
 from typing import Any
 
 from ponder.problem import Problem
-from ponder.verifiers.base import Verdict
+from ponder.verifiers.base import Verdict, Verifier
+from ponder.verifiers.registry import Models, register
 
 DEFAULT_REL_TOL = 1e-6
 DEFAULT_ABS_TOL = 1e-9
@@ -263,3 +265,22 @@ class NumericVerifier:
 
     async def verify(self, problem: Problem, answer: str) -> Verdict:
         return self.check(problem.expected, answer)
+
+
+def _options(spec: dict[str, Any]) -> dict[str, Any]:
+    options = {k: spec[k] for k in NumericVerifier.OPTIONS if k in spec}
+    NumericVerifier(**options)  # checks the options
+    return options
+
+
+def check_spec(spec: dict[str, Any], problem: Problem, models: Models | None) -> None:
+    _options(spec)
+    try:
+        parse_expected(problem.expected)
+    except NumberError as exc:
+        raise ValueError(str(exc)) from None
+
+
+@register("numeric", options=NumericVerifier.OPTIONS, check=check_spec, needs_expected=True)
+def build(spec: dict[str, Any]) -> Verifier:
+    return NumericVerifier(**_options(spec))

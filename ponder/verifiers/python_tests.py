@@ -40,7 +40,8 @@ from ponder.sandbox import (
     SandboxUnavailable,
     run_python_async,
 )
-from ponder.verifiers.base import Verdict
+from ponder.verifiers.base import Verdict, Verifier
+from ponder.verifiers.registry import Models, register
 
 SPEC_KEYS = ("type", "tests", "timeout_s", "memory_mb")
 OPTIONS = ("tests", "timeout_s", "memory_mb")
@@ -434,3 +435,12 @@ class PythonTestsVerifier:
 
     async def verify(self, problem: Problem, answer: str) -> Verdict:
         return await self.check(answer)
+
+
+def check_spec(spec: dict[str, Any], problem: Problem, models: Models | None) -> None:
+    validate_python_tests_spec(spec)
+
+
+@register("python_tests", options=OPTIONS, check=check_spec)
+def build(spec: dict[str, Any]) -> Verifier:
+    return PythonTestsVerifier.from_spec(spec)

@@ -36,7 +36,8 @@ import threading
 from typing import IO, Any
 
 from ponder.problem import Problem
-from ponder.verifiers.base import Verdict
+from ponder.verifiers.base import Verdict, Verifier
+from ponder.verifiers.registry import Models, register
 
 OPTIONS = ("pattern", "flags", "full_match")
 MAX_PATTERN_CHARS = 1_000
@@ -374,3 +375,12 @@ class RegexVerifier:
 
 def _shown(pattern: str) -> str:
     return repr(pattern if len(pattern) <= 80 else pattern[:77] + "...")
+
+
+def check_spec(spec: dict[str, Any], problem: Problem, models: Models | None) -> None:
+    check_options(spec)
+
+
+@register("regex", options=OPTIONS, check=check_spec)
+def build(spec: dict[str, Any]) -> Verifier:
+    return RegexVerifier(**check_options(spec))

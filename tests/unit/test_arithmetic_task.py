@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ponder.families import get_task
+from ponder.families import get_task, messages_for
 from ponder.families.arithmetic import (
     TASK,
     format_prompt,
@@ -51,7 +51,7 @@ def test_input_must_be_an_object() -> None:
 def test_valid_input_and_messages() -> None:
     TASK.validate_input({"question": "x" * 4000})
     problem = Problem(task="arithmetic", input={"question": QUESTION}, expected=12)
-    messages = problem.prompt_messages()
+    messages = messages_for(problem)
     assert len(messages) == 1 and messages[0]["role"] == "user"
     content = messages[0]["content"]
     assert "step by step" in content and "Answer: <number>" in content

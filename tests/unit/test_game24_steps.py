@@ -9,7 +9,7 @@ from fractions import Fraction
 
 import pytest
 
-from ponder.families.base import StepState, StepTask, get_step_task
+from ponder.families import StepState, StepTask, get_step_task
 from ponder.families.game24 import (
     STEPS,
     Step,

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ponder.families import get_task
+from ponder.families import get_task, messages_for
 from ponder.families.game24 import TASK, format_prompt, parse_prompt
 from ponder.problem import Problem
 
@@ -98,7 +98,7 @@ def test_parse_prompt_rejects_other_text(text: str) -> None:
 def test_messages_pose_the_puzzle_as_one_user_message() -> None:
     problem = Problem(task="game24", input={"numbers": [4, 9, 10, 13]})
     assert TASK.messages(problem) == [{"role": "user", "content": EXPECTED_PROMPT}]
-    assert problem.prompt_messages() == TASK.messages(problem)
+    assert messages_for(problem) == TASK.messages(problem)
 
 
 def test_messages_refuse_an_invalid_instance() -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from ponder.families import verifier_for
 from ponder.problem import Problem
 from ponder.verifiers import build_verifier, validate_verifier_spec
 from ponder.verifiers.numeric import NumberError, NumericVerifier, parse_number
@@ -168,7 +169,7 @@ def test_spec_validation() -> None:
 
 
 def test_build_verifier_passes_options() -> None:
-    verifier = build_verifier({"type": "numeric", "rel_tol": 0.1}, free(100))
+    verifier = build_verifier({"type": "numeric", "rel_tol": 0.1})
     assert isinstance(verifier, NumericVerifier)
     verdict = asyncio.run(verifier.verify(free(100), "95"))
     assert verdict.passed
@@ -176,4 +177,4 @@ def test_build_verifier_passes_options() -> None:
 
 def test_arithmetic_task_defaults_to_numeric() -> None:
     problem = Problem(task="arithmetic", input={"question": "x"}, expected=3)
-    assert isinstance(build_verifier(None, problem), NumericVerifier)
+    assert isinstance(verifier_for(None, problem), NumericVerifier)

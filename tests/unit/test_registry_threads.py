@@ -12,6 +12,7 @@ import pytest
 PROGRAM = """
 import threading
 from ponder.families import all_tasks
+from ponder.verifiers import verifier_types
 from strategies.registry import all_strategies
 
 start = threading.Barrier(32)
@@ -19,7 +20,7 @@ seen = []
 
 def look() -> None:
     start.wait()
-    seen.append((len(all_strategies()), len(all_tasks())))
+    seen.append((len(all_strategies()), len(all_tasks()), verifier_types()))
 
 threads = [threading.Thread(target=look) for _ in range(32)]
 for t in threads:
@@ -31,11 +32,12 @@ print(sorted(set(seen)))
 
 
 @pytest.mark.parametrize("run", range(3))
-def test_concurrent_first_lookups_see_every_strategy_and_task(run: int) -> None:
+def test_concurrent_first_lookups_see_every_strategy_task_and_verifier(run: int) -> None:
     from ponder.families import all_tasks
+    from ponder.verifiers import verifier_types
     from strategies.registry import all_strategies
 
-    full = (len(all_strategies()), len(all_tasks()))
+    full = (len(all_strategies()), len(all_tasks()), verifier_types())
     out = subprocess.run(
         [sys.executable, "-c", PROGRAM], capture_output=True, text=True, timeout=60, check=True
     )

@@ -11,7 +11,7 @@ import pytest
 
 from ponder.llm.profiles import load_models_file
 from ponder.problem import Problem
-from ponder.verifiers import VERIFIER_TYPES, build_verifier, validate_verifier_spec
+from ponder.verifiers import build_verifier, validate_verifier_spec, verifier_types
 from ponder.verifiers.base import Verdict
 from ponder.verifiers.exact import ExactVerifier
 from ponder.verifiers.json_schema import JsonSchemaVerifier, extract_json_text
@@ -27,7 +27,7 @@ def with_expected(expected: Any) -> Problem:
 
 def run(spec: dict[str, Any], answer: str, problem: Problem = FREE) -> Verdict:
     validate_verifier_spec(spec, problem, MODELS)
-    return asyncio.run(build_verifier(spec, problem).verify(problem, answer))
+    return asyncio.run(build_verifier(spec).verify(problem, answer))
 
 
 # --- exact ---------------------------------------------------------------------------
@@ -236,7 +236,7 @@ def test_bad_specs_are_refused_with_the_reason(
 
 def test_every_type_is_listed() -> None:
     for kind in ("exact", "numeric", "regex", "json_schema", "llm_judge", "reward_model"):
-        assert kind in VERIFIER_TYPES
+        assert kind in verifier_types()
 
 
 def test_model_checks_are_skipped_without_models() -> None:
@@ -250,4 +250,4 @@ def test_model_verifiers_need_a_context() -> None:
         {"type": "reward_model", "model": "sim-prm"},
     ):
         with pytest.raises(RuntimeError, match="Context"):
-            asyncio.run(build_verifier(spec, FREE).verify(FREE, "a"))
+            asyncio.run(build_verifier(spec).verify(FREE, "a"))
