@@ -26,10 +26,12 @@ test: $(STAMP) lint
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
+## Style, types, and the architecture's layers (docs/architecture.md).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 ## Benchmarks: print figures, never assert timings.
 bench: $(STAMP)
