@@ -1,4 +1,4 @@
-"""The durable Context strategies run in (DESIGN §3).
+"""The durable Context strategies run in.
 
 Every model and verifier call goes through a :class:`Context`. A call's journal key is
 assigned when the call is *issued* (``ctx.sample(...)`` is a plain function that returns an
