@@ -117,7 +117,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_invalid(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, Invalid)
-        return problem_response(422, exc.detail, errors=exc.errors)
+        # no ``errors`` member when no single field is at fault (e.g. a whole template)
+        return problem_response(422, exc.detail, errors=exc.errors or None)
 
     async def on_not_found(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, NotFound)

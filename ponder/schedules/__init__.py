@@ -7,4 +7,7 @@ each fire time (``POST /v1/schedules``).
 - :mod:`ponder.schedules.store`: runs in the database: materialising due fire times,
   starting pending runs under ``max_active_runs``, triggers and backfills.
 - :mod:`ponder.schedules.launch`: creating a run's batch (:mod:`ponder.batches`).
+- :mod:`ponder.schedules.spec`: the requests (create, update, backfill) and their checks.
+- :mod:`ponder.schedules.service`: the use cases the API serves (create, list, read,
+  change, delete, trigger, backfill, list runs).
 """
