@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ponder.errors import ErrorCode, PonderError
+
 
 class BudgetLimits(BaseModel):
     """The caps a job runs under. A missing cap means "no cap on this dimension"."""
@@ -50,9 +52,10 @@ class Spend:
         )
 
 
-class BudgetExhausted(Exception):
+class BudgetExhausted(PonderError):
     """A call could not be reserved within the job's budget."""
 
+    code = ErrorCode.BUDGET_EXHAUSTED
     stop_reason = "budget_exhausted"
 
     def __init__(self, dimension: str, message: str) -> None:

@@ -3,7 +3,13 @@
 Every exception Ponder raises on purpose derives from :class:`PonderError` and carries an
 :class:`ErrorCode`. The layers above map codes to what their callers see (the API to an
 HTTP status, the worker to a job's final status), so a new error needs no new ``except``
-clause as long as its code already has a meaning there."""
+clause as long as its code already has a meaning there.
+
+Outside stay the HTTP adapters (``api.errors.ApiProblem``, ``api.middleware.BodyTooLarge``,
+the simulated model server's ``OpenAIError``), whose instances each carry their own HTTP
+status, and private control-flow exceptions that never leave their module.
+``tests/unit/test_errors.py`` checks every public exception class of ``ponder``,
+``worker``, ``strategies`` and ``api``."""
 
 from __future__ import annotations
 

@@ -23,6 +23,7 @@ from ponder.batches.spec import (
 )
 from ponder.config import Settings
 from ponder.datasets import catalog as datasets
+from ponder.errors import ErrorCode, PonderError
 from ponder.jsonl import Line, LineError, parse_jsonl
 from ponder.tables import Batch, BatchSource, BatchStatus, Job, JobStatus, new_id, utcnow
 
@@ -31,9 +32,11 @@ MAX_REPORTED_ERRORS = 1000
 _TERMINAL = sorted(JobStatus.TERMINAL)
 
 
-class BatchRejected(Exception):
+class BatchRejected(PonderError):
     """The batch as a whole cannot be created. ``detail`` says what to fix; ``items`` lists
     per-item errors (strict mode, or no valid item), ``errors`` field errors."""
+
+    code = ErrorCode.INVALID
 
     def __init__(
         self,

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ponder.budget import BudgetLimits
+from ponder.errors import ErrorCode, PonderError
 
 MAX_CUSTOM_ID_CHARS = 200
 MAX_BATCH_METADATA_BYTES = 16 * 1024
@@ -27,9 +28,11 @@ MAX_URL_CHARS = 2048
 JobStatusName = Literal["queued", "running", "completed", "failed", "cancelled"]
 
 
-class ItemInvalid(Exception):
+class ItemInvalid(PonderError):
     """A batch item that would be refused as a job: ``detail`` says what to fix, ``errors``
     lists the invalid fields (``loc``, ``msg``, ``type``) like a 422 does."""
+
+    code = ErrorCode.INVALID
 
     def __init__(self, detail: str, errors: list[dict[str, Any]] | None = None) -> None:
         super().__init__(detail)

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ponder.errors import ErrorCode, PonderError
 from ponder.llm.base import Provider, Usage
 
 if TYPE_CHECKING:
@@ -48,8 +49,10 @@ _NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}$"
 _ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
-class ModelsFileError(ValueError):
+class ModelsFileError(PonderError, ValueError):
     """The models file is missing, is not valid YAML, or describes an invalid profile."""
+
+    code = ErrorCode.CONFIGURATION
 
 
 class ModelProfile(BaseModel):

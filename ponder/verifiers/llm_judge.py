@@ -28,6 +28,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from ponder.errors import ErrorCode, PonderError
 from ponder.llm.base import Message
 from ponder.problem import Problem
 from ponder.verifiers.base import Verdict
@@ -131,8 +132,10 @@ _RATIO_RE = re.compile(
 _BARE_RE = re.compile(rf"(?P<x>{_NUM})\s{{0,3}}(?P<pct>%)?")
 
 
-class ScoreError(ValueError):
+class ScoreError(PonderError, ValueError):
     """The judge's reply holds no readable score; the message says why."""
+
+    code = ErrorCode.UNCHECKABLE
 
 
 def _scaled(value: float) -> float:
