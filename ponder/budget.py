@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict, Field
 
 from ponder.errors import ErrorCode, PonderError
+from ponder.tables import StopReason
 
 
 class BudgetLimits(BaseModel):
@@ -56,7 +57,7 @@ class BudgetExhausted(PonderError):
     """A call could not be reserved within the job's budget."""
 
     code = ErrorCode.BUDGET_EXHAUSTED
-    stop_reason = "budget_exhausted"
+    stop_reason = StopReason.BUDGET_EXHAUSTED
 
     def __init__(self, dimension: str, message: str) -> None:
         super().__init__(message)
@@ -66,7 +67,7 @@ class BudgetExhausted(PonderError):
 class DeadlineExceeded(BudgetExhausted):
     """The job's ``max_seconds`` ran out."""
 
-    stop_reason = "deadline"
+    stop_reason = StopReason.DEADLINE
 
     def __init__(self, message: str = "the job's max_seconds ran out") -> None:
         super().__init__("seconds", message)

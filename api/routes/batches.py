@@ -45,7 +45,7 @@ from ponder.field_errors import describe_validation_errors
 from ponder.pagination import parse_cursor
 from ponder.report import batch_figures
 from ponder.submission import job_validator
-from ponder.tables import Batch
+from ponder.tables import Batch, BatchStatus
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
 
@@ -371,7 +371,7 @@ def cancel(
     item has stopped. Cancelling a cancelled batch again changes nothing; cancelling a
     completed one is a 409."""
     batch = _load(session, tenant.id, batch_id)
-    if batch.status == "completed":
+    if batch.status == BatchStatus.COMPLETED:
         raise ApiProblem(
             409,
             f"batch {batch.id} has already completed; only queued or running batches can "
