@@ -3,8 +3,9 @@
 validation failures. ``detail`` always says what went wrong and how to fix it.
 
 The service layer (``ponder``) raises :class:`ponder.field_errors.Invalid` (422),
-:class:`ponder.errors.NotFound` (404) and :class:`ponder.errors.Conflict` (409); the
-handlers here turn them into problem documents, so routes need no ``try``."""
+:class:`ponder.errors.NotFound` (404), :class:`ponder.errors.Forbidden` (403) and
+:class:`ponder.errors.Conflict` (409); the handlers here turn them into problem
+documents, so routes need no ``try``."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from ponder.errors import Conflict, NotFound
+from ponder.errors import Conflict, Forbidden, NotFound
 from ponder.field_errors import Invalid, describe_validation_errors
 from ponder.field_errors import invalid as ponder_invalid
 
@@ -124,6 +125,10 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, NotFound)
         return problem_response(404, exc.detail)
 
+    async def on_forbidden(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, Forbidden)
+        return problem_response(403, exc.detail)
+
     async def on_conflict(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, Conflict)
         return problem_response(409, exc.detail, extra=dict(exc.extra))
@@ -185,6 +190,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Invalid, on_invalid)
     app.add_exception_handler(NotFound, on_not_found)
     app.add_exception_handler(Conflict, on_conflict)
+    app.add_exception_handler(Forbidden, on_forbidden)
     app.add_exception_handler(StarletteHTTPException, on_http_exception)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(OperationalError, on_database_unavailable)

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from ponder.tables import WebhookAttempt, WebhookDelivery, WebhookSecret
+from ponder.tables import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookSecret
 
 MAX_GRACE_SECONDS = 30 * 86_400
 
@@ -104,7 +104,7 @@ class DeliveryPublic(BaseModel):
             url=row.url,
             status=row.status,
             attempts=row.attempts,
-            next_attempt_at=row.next_attempt_at if row.status == "pending" else None,
+            next_attempt_at=row.next_attempt_at if row.status == DeliveryStatus.PENDING else None,
             last_status_code=row.last_status_code,
             last_error=row.last_error,
             created_at=row.created_at,

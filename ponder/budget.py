@@ -13,6 +13,9 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ponder.errors import ErrorCode, PonderError
+from ponder.tables import StopReason
+
 
 class BudgetLimits(BaseModel):
     """The caps a job runs under. A missing cap means "no cap on this dimension"."""
@@ -50,10 +53,11 @@ class Spend:
         )
 
 
-class BudgetExhausted(Exception):
+class BudgetExhausted(PonderError):
     """A call could not be reserved within the job's budget."""
 
-    stop_reason = "budget_exhausted"
+    code = ErrorCode.BUDGET_EXHAUSTED
+    stop_reason = StopReason.BUDGET_EXHAUSTED
 
     def __init__(self, dimension: str, message: str) -> None:
         super().__init__(message)
@@ -63,7 +67,7 @@ class BudgetExhausted(Exception):
 class DeadlineExceeded(BudgetExhausted):
     """The job's ``max_seconds`` ran out."""
 
-    stop_reason = "deadline"
+    stop_reason = StopReason.DEADLINE
 
     def __init__(self, message: str = "the job's max_seconds ran out") -> None:
         super().__init__("seconds", message)

@@ -3,7 +3,13 @@
 Every exception Ponder raises on purpose derives from :class:`PonderError` and carries an
 :class:`ErrorCode`. The layers above map codes to what their callers see (the API to an
 HTTP status, the worker to a job's final status), so a new error needs no new ``except``
-clause as long as its code already has a meaning there."""
+clause as long as its code already has a meaning there.
+
+Outside stay the HTTP adapters (``api.errors.ApiProblem``, ``api.middleware.BodyTooLarge``,
+the simulated model server's ``OpenAIError``), whose instances each carry their own HTTP
+status, and private control-flow exceptions that never leave their module.
+``tests/unit/test_errors.py`` checks every public exception class of ``ponder``,
+``worker``, ``strategies`` and ``api``."""
 
 from __future__ import annotations
 
@@ -17,6 +23,7 @@ class ErrorCode(StrEnum):
     # the caller sent something wrong (the API answers 4xx)
     INVALID = "invalid"  # a field is invalid: 422
     NOT_FOUND = "not_found"  # no such resource for this tenant: 404
+    FORBIDDEN = "forbidden"  # it exists, but no tenant may do this to it: 403
     CONFLICT = "conflict"  # the resource's state does not allow it: 409
     # a job's run stops for a reason that is not a fault
     BUDGET_EXHAUSTED = "budget_exhausted"
@@ -49,6 +56,17 @@ class NotFound(PonderError):
     """No such resource, or it belongs to another tenant (never told apart: a 404)."""
 
     code = ErrorCode.NOT_FOUND
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class Forbidden(PonderError):
+    """The resource exists but may not be changed this way by anyone (a 403), e.g. a
+    built-in dataset."""
+
+    code = ErrorCode.FORBIDDEN
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)

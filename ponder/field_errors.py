@@ -6,13 +6,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ponder.errors import ErrorCode, PonderError
+
 # the largest number of field errors spelled out in ``detail`` (all are in ``errors``)
 _MAX_DETAILED_ERRORS = 8
 
 
-class Invalid(Exception):
+class Invalid(PonderError):
     """One or more invalid fields of a request (a 422 in the API). ``errors`` holds one
     entry per field: ``loc`` (its path), ``msg`` and ``type``."""
+
+    code = ErrorCode.INVALID
 
     def __init__(self, detail: str, errors: list[dict[str, Any]]) -> None:
         super().__init__(detail)

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ponder.budget import BudgetLimits
+from ponder.errors import ErrorCode, PonderError
 from ponder.problem import Problem
 
 MAX_METADATA_BYTES = 16 * 1024
@@ -193,9 +194,11 @@ def _unstorable(value: Any, path: str) -> tuple[str, str] | None:
     return None
 
 
-class ItemInvalid(Exception):
+class ItemInvalid(PonderError):
     """A batch item that would be refused as a job: ``detail`` says what to fix, ``errors``
     lists the invalid fields (``loc``, ``msg``, ``type``) like a 422 does."""
+
+    code = ErrorCode.INVALID
 
     def __init__(self, detail: str, errors: list[dict[str, Any]] | None = None) -> None:
         super().__init__(detail)

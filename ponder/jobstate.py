@@ -34,8 +34,8 @@ class Next(StrEnum):
 @dataclass(frozen=True)
 class Ending:
     then: Next
-    status: str | None = None
-    stop_reason: str | None = None
+    status: JobStatus | None = None
+    stop_reason: StopReason | None = None
     error: str | None = None
     # a failure nobody planned for (a bug in a strategy): log it with its traceback
     unexpected: bool = False

@@ -977,7 +977,7 @@ class SqlJournal:
     async def finalize(
         self,
         *,
-        status: str,
+        status: JobStatus,
         stop_reason: str,
         result: dict[str, Any] | None,
         error: str | None,
@@ -1029,7 +1029,7 @@ def finalize_unclaimed(
     sessions: sessionmaker[Session],
     job_id: str,
     *,
-    status: str,
+    status: JobStatus,
     stop_reason: str,
     error: str | None,
     only_if: Any = None,

@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ponder.budget import BudgetExhausted, DeadlineExceeded, Ledger, Reservation, Spend
+from ponder.errors import ErrorCode, PonderError
 from ponder.families import Task, messages_for
 from ponder.llm.base import (
     Completion,
@@ -69,24 +70,32 @@ MIN_SAMPLE_TOKENS = 32
 ABANDON_WRITE_SECONDS = 5.0
 
 
-class Cancelled(Exception):
+class Cancelled(PonderError):
     """The client cancelled the job."""
 
+    code = ErrorCode.CANCELLED
 
-class LeaseLost(Exception):
+
+class LeaseLost(PonderError):
     """Another worker owns the job now (this one is a zombie): stop without writing."""
 
+    code = ErrorCode.LEASE_LOST
 
-class SliceExpired(Exception):
+
+class SliceExpired(PonderError):
     """This slice has run long enough: hand the job back and continue in a new task."""
+
+    code = ErrorCode.SLICE_EXPIRED
 
 
 class WorkerStopping(SliceExpired):
     """The worker is shutting down: hand the job back now, after the calls in flight."""
 
 
-class NonDeterminism(Exception):
+class NonDeterminism(PonderError):
     """A resumed strategy issued a different call than the journal recorded under a key."""
+
+    code = ErrorCode.NON_DETERMINISM
 
 
 @dataclass(frozen=True)

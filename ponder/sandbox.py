@@ -65,6 +65,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ponder.errors import ErrorCode, PonderError
+
 REPORT_FILE = ".ponder-report"
 """A program may write this file in its working directory; its content (≤ 256 KiB) comes
 back as :attr:`SandboxResult.report`, read by the trusted launcher after the run."""
@@ -72,8 +74,10 @@ back as :attr:`SandboxResult.report`, read by the trusted launcher after the run
 MAX_REPORT_BYTES = 256 * 1024
 
 
-class SandboxUnavailable(RuntimeError):
+class SandboxUnavailable(PonderError, RuntimeError):
     """Isolation cannot be set up here and unisolated execution is not allowed."""
+
+    code = ErrorCode.UNAVAILABLE
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from enum import StrEnum, nonmember
 from typing import Any
 
 from sqlalchemy import (
@@ -76,17 +77,30 @@ class Base(DeclarativeBase):
     pass
 
 
-class JobStatus:
+class StoredValue(StrEnum):
+    """Base of the closed sets of values stored in ``String`` columns (statuses, stop
+    reasons, kinds). A member *is* its string: it compares, hashes, formats and serializes
+    (JSON, pydantic) as the plain value, so the database and the API see the same text as
+    before these were enums. Helper collections are ``nonmember`` tuples or frozensets of
+    the plain values, e.g. ``JobStatus.TERMINAL``."""
+
+    # SQLAlchemy types a literal by its Python type and knows none for an enum: this makes
+    # it bind a member where no column gives the type (e.g. ``case(..., else_=member)``)
+    # as a String, exactly like the plain string, so statements compile as before.
+    __sa_type_engine__ = String()
+
+
+class JobStatus(StoredValue):
     QUEUED = "queued"
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
-    TERMINAL = frozenset({COMPLETED, FAILED, CANCELLED})
-    ALL = (QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED)
+    TERMINAL = nonmember(frozenset({COMPLETED, FAILED, CANCELLED}))
+    ALL = nonmember((QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED))
 
 
-class StopReason:
+class StopReason(StoredValue):
     VERIFIED = "verified"
     BUDGET_EXHAUSTED = "budget_exhausted"
     DEADLINE = "deadline"
@@ -278,12 +292,12 @@ class WebhookDelivery(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
-class DeliveryStatus:
+class DeliveryStatus(StoredValue):
     PENDING = "pending"  # waiting for its next attempt (or being sent)
     DELIVERED = "delivered"  # a 2xx answer
     FAILED = "failed"  # retries used up
     DISABLED = "disabled"  # the target answered 410 Gone: nothing more is sent to it
-    ALL = (PENDING, DELIVERED, FAILED, DISABLED)
+    ALL = nonmember((PENDING, DELIVERED, FAILED, DISABLED))
 
 
 class WebhookAttempt(Base):
@@ -333,21 +347,21 @@ class DisabledWebhookTarget(Base):
     reason: Mapped[str] = mapped_column(Text)
 
 
-class BatchStatus:
+class BatchStatus(StoredValue):
     QUEUED = "queued"  # no item fed to the queue yet
     RUNNING = "running"  # items are being fed and run
     COMPLETED = "completed"  # every item reached a final status
     CANCELLED = "cancelled"  # cancelled by the client (items still running may finish)
-    ACTIVE = (QUEUED, RUNNING)
-    ALL = (QUEUED, RUNNING, COMPLETED, CANCELLED)
+    ACTIVE = nonmember((QUEUED, RUNNING))
+    ALL = nonmember((QUEUED, RUNNING, COMPLETED, CANCELLED))
 
 
-class BatchSource:
+class BatchSource(StoredValue):
     INLINE = "inline"
     UPLOAD = "upload"
     DATASET = "dataset"
     FROM_JOBS = "from_jobs"
-    ALL = (INLINE, UPLOAD, DATASET, FROM_JOBS)
+    ALL = nonmember((INLINE, UPLOAD, DATASET, FROM_JOBS))
 
 
 class Batch(Base):
@@ -415,19 +429,19 @@ class DatasetItem(Base):
     problem: Mapped[dict[str, Any]] = mapped_column(JSONType)
 
 
-class ScheduleRunKind:
+class ScheduleRunKind(StoredValue):
     SCHEDULED = "scheduled"  # the newest fire time due when beat looked
     CATCHUP = "catchup"  # an older fire time that beat missed (downtime) and ran late
     MANUAL = "manual"  # POST /v1/schedules/{id}/trigger; its fire time is the trigger time
     BACKFILL = "backfill"  # POST /v1/schedules/{id}/backfill
-    ALL = (SCHEDULED, CATCHUP, MANUAL, BACKFILL)
+    ALL = nonmember((SCHEDULED, CATCHUP, MANUAL, BACKFILL))
 
 
-class ScheduleRunStatus:
+class ScheduleRunStatus(StoredValue):
     PENDING = "pending"  # waiting for a free slot under the schedule's max_active_runs
     STARTED = "started"  # its batch was created (in the same transaction)
     SKIPPED = "skipped"  # its batch could not be created (see ``detail``)
-    ALL = (PENDING, STARTED, SKIPPED)
+    ALL = nonmember((PENDING, STARTED, SKIPPED))
 
 
 class Schedule(Base):

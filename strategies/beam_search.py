@@ -20,6 +20,7 @@ verified one, or when no beam is left.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -28,7 +29,7 @@ from ponder.families.base import StepState
 from ponder.problem import Problem
 from ponder.runtime import Context
 from strategies.registry import register
-from strategies.tree_of_thoughts import StepSearch, ranked
+from strategies.tree_of_thoughts import SearchNode, StepSearch, ranked
 
 
 class BeamSearchParams(BaseModel):
@@ -95,87 +96,139 @@ async def beam_search(
     temperature: float,
     parallel: int,
 ) -> None:
-    s = StepSearch(problem, ctx, temperature=temperature, parallel=parallel)
-    task = s.task
+    search = StepSearch(problem, ctx, temperature=temperature, parallel=parallel)
     prm = reward_model if scorer == "prm" else None
     if prm is not None:
         ctx.reward_model(prm)  # an unknown profile fails the job before any spending
+    beam = _BeamSearch(
+        s=search,
+        beam_width=beam_width,
+        k=k,
+        scorer=scorer,
+        prm=prm,
+        prm_aggregate=prm_aggregate,
+        n_evaluate=n_evaluate,
+        lookahead=lookahead,
+        propose_max_tokens=propose_max_tokens,
+        evaluate_max_tokens=evaluate_max_tokens,
+    )
+    await beam.run()
 
-    async def score(states: list[StepState]) -> list[float]:
-        if scorer == "heuristic":
-            return [task.heuristic(st) for st in states]
-        if prm is not None:
-            rows = await ctx.score_steps([list(st.steps) for st in states], reward_model=prm)
-            if prm_aggregate == "min":
+
+@dataclass(kw_only=True)
+class _BeamSearch:
+    s: StepSearch
+    beam_width: int
+    k: int
+    scorer: str
+    prm: str | None  # the reward model profile when scorer is "prm"
+    prm_aggregate: str
+    n_evaluate: int
+    lookahead: bool
+    propose_max_tokens: int
+    evaluate_max_tokens: int
+
+    async def run(self) -> None:
+        """Each level: expand every beam, verify the finished paths, score the open ones
+        and keep the ``beam_width`` best as the next beams."""
+        s = self.s
+        root = s.root_node()
+        s.emit(root, score=None)
+        beams = [root]
+        seen = {root.state.key()}
+        depth = 0
+        while beams and not s.solved:
+            depth += 1
+            candidates = await self.expand(beams, seen)
+            finished, open_ = s.split_finished(candidates)
+            if finished:
+                await self.finish(finished)
+                if s.solved:
+                    break
+            if not open_:
+                break
+            await s.fallback(s.best_looking(open_).state)  # anytime: before spending on scores
+            if self.lookahead:
+                scores = await self.lookahead_scores(open_, seen)
+                if s.solved:
+                    break  # a lookahead expansion finished a verified path
+            else:
+                scores = await self.score([node.state for node in open_])
+            best = ranked(scores)[: self.beam_width]
+            beams = [open_[i] for i in best]
+            self.level_events(depth, candidates, open_, scores, best)
+            if beams:
+                await s.fallback(beams[0].state)
+
+    async def expand(self, beams: list[SearchNode], seen: set[tuple[str, ...]]) -> list[SearchNode]:
+        """The first ``k`` next steps the model proposes for each beam, at new positions."""
+        children = await self.s.expand(
+            [beam.state for beam in beams], n=1, max_tokens=self.propose_max_tokens
+        )
+        return self.s.new_children(beams, children, seen, limit=self.k)
+
+    async def score(self, states: list[StepState]) -> list[float]:
+        s = self.s
+        if self.scorer == "heuristic":
+            return [s.task.heuristic(state) for state in states]
+        if self.prm is not None:
+            paths = [list(state.steps) for state in states]
+            rows = await s.ctx.score_steps(paths, reward_model=self.prm)
+            if self.prm_aggregate == "min":
                 return [min(row, default=0.0) for row in rows]
             return [row[-1] if row else 0.0 for row in rows]
-        return await s.values(states, n=n_evaluate, max_tokens=evaluate_max_tokens)
+        return await s.values(states, n=self.n_evaluate, max_tokens=self.evaluate_max_tokens)
 
-    async def finish(found: list[tuple[str, str | None, StepState]]) -> list[float]:
-        verdicts = await s.finish([st for _, _, st in found], [i for i, _, _ in found])
-        for (i, p, st), v in zip(found, verdicts, strict=True):
-            s.node_event(i, p, st, score=v.score, verified=v.passed)
-        return [1.0 if v.passed else 0.0 for v in verdicts]
+    async def lookahead_scores(
+        self, nodes: list[SearchNode], seen: set[tuple[str, ...]]
+    ) -> list[float]:
+        """Each node scored as the best of its (first ``k``) one-step expansions: a
+        finished one by its verification (1 or 0), the others by :meth:`score`. Stops
+        early, with the scores so far, once a path is verified."""
+        s = self.s
+        children = await s.expand(
+            [node.state for node in nodes], n=1, max_tokens=self.propose_max_tokens
+        )
+        scores: list[float] = []
+        for node, kids in zip(nodes, children, strict=True):
+            kids = kids[: self.k]
+            ends = [kid for kid in kids if s.task.is_terminal(kid)]
+            rest = [kid for kid in kids if not s.task.is_terminal(kid)]
+            best = 0.0
+            if ends:
+                seen.update(end.key() for end in ends)
+                best = max(await self.finish([s.new_node(end, node) for end in ends]))
+                if s.solved:
+                    break
+            if rest:
+                best = max(best, *(await self.score(rest)))
+            scores.append(best)
+        return scores
 
-    root_id = s.new_id()
-    s.node_event(root_id, None, s.root, score=None)
-    beams: list[tuple[str, StepState]] = [(root_id, s.root)]
-    seen: set[tuple[str, ...]] = {s.root.key()}
-    depth = 0
-    while beams and not s.solved:
-        depth += 1
-        expanded = await s.expand([st for _, st in beams], n=1, max_tokens=propose_max_tokens)
-        fresh: list[tuple[str, str | None, StepState]] = []
-        for (pid, _), kids in zip(beams, expanded, strict=True):
-            for kid in kids[:k]:
-                if kid.key() not in seen:
-                    seen.add(kid.key())
-                    fresh.append((s.new_id(), pid, kid))
-        done = [f for f in fresh if task.is_terminal(f[2])]
-        open_ = [f for f in fresh if not task.is_terminal(f[2])]
-        if done:
-            await finish(done)
-            if s.solved:
-                break
-        if not open_:
-            beams = []
-            break
-        states = [st for _, _, st in open_]
-        looks = [task.heuristic(st) for st in states]
-        await s.fallback(states[ranked(looks)[0]])  # anytime: before spending on scores
-        if lookahead:
-            grand = await s.expand(states, n=1, max_tokens=propose_max_tokens)
-            scores: list[float] = []
-            for (i, _, _), kids in zip(open_, grand, strict=True):
-                kids = kids[:k]
-                ends = [g for g in kids if task.is_terminal(g)]
-                rest = [g for g in kids if not task.is_terminal(g)]
-                best = 0.0
-                if ends:
-                    seen.update(g.key() for g in ends)
-                    ids = [s.new_id() for _ in ends]
-                    best = max(await finish([(j, i, g) for j, g in zip(ids, ends, strict=True)]))
-                    if s.solved:
-                        break
-                if rest:
-                    best = max(best, *(await score(rest)))
-                scores.append(best)
-            if s.solved:
-                break
-        else:
-            scores = await score(states)
-        for (i, p, st), sc in zip(open_, scores, strict=True):
-            s.node_event(i, p, st, score=sc)
-        order = ranked(scores)[:beam_width]
-        beams = [(open_[j][0], open_[j][2]) for j in order]
-        ctx.event(
+    async def finish(self, nodes: list[SearchNode]) -> list[float]:
+        """Verify and propose finished paths; 1 for each that passed, else 0."""
+        verdicts = await self.s.finish_nodes(nodes)
+        for node, verdict in zip(nodes, verdicts, strict=True):
+            self.s.emit(node, score=verdict.score, verified=verdict.passed)
+        return [1.0 if verdict.passed else 0.0 for verdict in verdicts]
+
+    def level_events(
+        self,
+        depth: int,
+        candidates: list[SearchNode],
+        scored: list[SearchNode],
+        scores: list[float],
+        kept: list[int],
+    ) -> None:
+        """A node event per scored candidate, then the level's: the beams kept."""
+        for node, score in zip(scored, scores, strict=True):
+            self.s.emit(node, score=score)
+        self.s.ctx.event(
             "level",
             {
                 "depth": depth,
-                "expanded": len(fresh),
-                "kept": [i for i, _ in beams],
-                "scores": [scores[j] for j in order],
+                "expanded": len(candidates),
+                "kept": [scored[i].id for i in kept],
+                "scores": [scores[i] for i in kept],
             },
         )
-        if beams:
-            await s.fallback(beams[0][1])

@@ -157,6 +157,11 @@ class _Mcts:
             **extra,
         )
 
+    def iteration_event(self, iteration: int, leaf: Node, value: float) -> None:
+        self.s.ctx.event(
+            "iteration", {"iteration": iteration, "leaf": leaf.id, "value": round(value, 6)}
+        )
+
     async def search(self, iterations: int) -> None:
         s = self.s
         self.event(self.root)
@@ -168,10 +173,7 @@ class _Mcts:
                 return
             value = await self.evaluate(leaf)
             self.backup(leaf, value)
-            s.ctx.event(
-                "iteration",
-                {"iteration": it + 1, "leaf": leaf.id, "value": round(value, 6)},
-            )
+            self.iteration_event(it + 1, leaf, value)
 
     async def select_and_expand(self) -> Node | None:
         """Down by UCT to a node not yet expanded; expand it and return the new child to

@@ -16,6 +16,7 @@ from ponder.llm.reward import RewardModels
 from ponder.memjournal import MemoryJournal
 from ponder.problem import Problem
 from ponder.runtime import Context, PriceFn, PriceLookup, ProviderLookup, RewardModelLookup
+from ponder.tables import StopReason
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,8 @@ async def run_offline(
     try:
         await get_strategy(strategy).run(prob, ctx, params)
         best = ctx.best
-        stop_reason = "verified" if best and best.verdict.passed else "search_exhausted"
+        passed = best is not None and best.verdict.passed
+        stop_reason = StopReason.VERIFIED if passed else StopReason.SEARCH_EXHAUSTED
     except BudgetExhausted as exc:
         stop_reason = exc.stop_reason
     finally:

@@ -9,12 +9,14 @@ level; DFS walks the best children first, prunes those valued below
 expression that the verifier checks; the search stops at the first verified one.
 
 :class:`StepSearch` holds what step-level strategies share (expansion, valuation,
-finishing paths, events); ``beam_search`` uses it too.
+finishing paths, events) and :class:`SearchNode` a state in its tree; ``beam_search``
+uses both.
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -25,6 +27,16 @@ from ponder.problem import Problem
 from ponder.runtime import Context
 from ponder.verifiers.base import Verdict
 from strategies.registry import register
+
+
+@dataclass(frozen=True)
+class SearchNode:
+    """A state of the search tree under the ids its events name it by (``n0``, ``n1``, ...
+    in the order states are first met)."""
+
+    id: str
+    parent: str | None
+    state: StepState
 
 
 class StepSearch:
@@ -62,6 +74,45 @@ class StepSearch:
         node_id = f"n{self._ids}"
         self._ids += 1
         return node_id
+
+    def root_node(self) -> SearchNode:
+        return self.new_node(self.root)
+
+    def new_node(self, state: StepState, parent: SearchNode | None = None) -> SearchNode:
+        return SearchNode(self.new_id(), None if parent is None else parent.id, state)
+
+    def new_children(
+        self,
+        parents: list[SearchNode],
+        children: list[list[StepState]],
+        seen: set[tuple[str, ...]],
+        *,
+        limit: int | None = None,
+    ) -> list[SearchNode]:
+        """Nodes for each parent's children (its first ``limit``) at positions not in
+        ``seen``, which gains them; ids are given in parent order, then child order."""
+        fresh: list[SearchNode] = []
+        for parent, kids in zip(parents, children, strict=True):
+            for kid in kids[:limit]:
+                if kid.key() not in seen:
+                    seen.add(kid.key())
+                    fresh.append(self.new_node(kid, parent))
+        return fresh
+
+    def split_finished(self, nodes: list[SearchNode]) -> tuple[list[SearchNode], list[SearchNode]]:
+        """``nodes`` whose paths are finished, and the others (both in order)."""
+        finished = [node for node in nodes if self.task.is_terminal(node.state)]
+        rest = [node for node in nodes if not self.task.is_terminal(node.state)]
+        return finished, rest
+
+    def best_looking(self, nodes: list[SearchNode]) -> SearchNode:
+        """The node the task's cheap heuristic likes best (the first of equals)."""
+        looks = [self.task.heuristic(node.state) for node in nodes]
+        return nodes[ranked(looks)[0]]
+
+    def emit(self, node: SearchNode, **fields: Any) -> None:
+        """The ``node`` event for ``node``, with ``fields`` (its value, score, ...)."""
+        self.node_event(node.id, node.parent, node.state, **fields)
 
     def node_event(self, node_id: str, parent: str | None, state: StepState, **fields: Any) -> None:
         self.ctx.event(
@@ -122,6 +173,10 @@ class StepSearch:
             scores = [self.task.parse_evaluation(c.text) for c in completions]
             self._values[key] = sum(scores) / len(scores) if scores else 0.0
         return [self._values[s.key()] for s in states]
+
+    async def finish_nodes(self, nodes: list[SearchNode]) -> list[Verdict]:
+        """:meth:`finish` the finished paths ``nodes``."""
+        return await self.finish([node.state for node in nodes], [node.id for node in nodes])
 
     async def finish(self, states: list[StepState], node_ids: list[str]) -> list[Verdict]:
         """Turn finished paths into answers, verify them and propose each."""
@@ -203,13 +258,13 @@ async def tree_of_thoughts(
     parallel: int,
 ) -> None:
     search = StepSearch(problem, ctx, temperature=temperature, parallel=parallel)
-    root_id = search.new_id()
-    search.node_event(root_id, None, search.root, value=None)
+    root = search.root_node()
+    search.emit(root, value=None)
     tot = _ToT(search, breadth, n_propose, n_evaluate, propose_max_tokens, evaluate_max_tokens)
     if mode == "dfs":
-        await tot.dfs(root_id, search.root, value_threshold, set())
+        await tot.dfs(root, value_threshold, set())
     else:
-        await tot.bfs(root_id)
+        await tot.bfs(root)
 
 
 class _ToT:
@@ -229,92 +284,100 @@ class _ToT:
         self.propose_max_tokens = propose_max_tokens
         self.evaluate_max_tokens = evaluate_max_tokens
 
-    async def children(
-        self, parents: list[tuple[str, StepState]], seen: set[tuple[str, ...]]
-    ) -> list[tuple[str, StepState, float]]:
-        """Expand ``parents``, verify finished children, value the rest; one node event
-        per new child. Positions already in ``seen`` are skipped (and added)."""
+    async def bfs(self, root: SearchNode) -> None:
+        """ToT-BFS: expand the frontier, value the new states, keep the ``breadth`` best."""
         s = self.s
-        expanded = await s.expand(
-            [st for _, st in parents], n=self.n_propose, max_tokens=self.propose_max_tokens
-        )
-        fresh: list[tuple[str, str, StepState]] = []
-        for (pid, _), kids in zip(parents, expanded, strict=True):
-            for kid in kids:
-                if kid.key() not in seen:
-                    seen.add(kid.key())
-                    fresh.append((s.new_id(), pid, kid))
-        done = [(i, p, st) for i, p, st in fresh if s.task.is_terminal(st)]
-        open_ = [(i, p, st) for i, p, st in fresh if not s.task.is_terminal(st)]
-        out: list[tuple[str, StepState, float]] = []
-        if done:
-            verdicts = await s.finish([st for _, _, st in done], [i for i, _, _ in done])
-            for (i, p, st), v in zip(done, verdicts, strict=True):
-                s.node_event(i, p, st, value=1.0 if v.passed else 0.0, verified=v.passed)
-            if s.solved:
-                return out
-        if open_:
-            # An anytime candidate before spending on values: the best-looking child.
-            looks = [s.task.heuristic(st) for _, _, st in open_]
-            await s.fallback(open_[ranked(looks)[0]][2])
-            values = await s.values(
-                [st for _, _, st in open_], n=self.n_evaluate, max_tokens=self.evaluate_max_tokens
-            )
-            for (i, p, st), value in zip(open_, values, strict=True):
-                s.node_event(i, p, st, value=value)
-                out.append((i, st, value))
-        return out
-
-    async def bfs(self, root_id: str) -> None:
-        s = self.s
-        frontier: list[tuple[str, StepState]] = [(root_id, s.root)]
-        seen: set[tuple[str, ...]] = {s.root.key()}
+        frontier = [root]
+        seen = {root.state.key()}
         depth = 0
         while frontier and not s.solved:
             depth += 1
-            kids = await self.children(frontier, seen)
-            order = ranked([v for _, _, v in kids])[: self.breadth]
-            frontier = [(kids[k][0], kids[k][1]) for k in order]
-            s.ctx.event(
-                "level",
-                {
-                    "depth": depth,
-                    "expanded": len(kids),
-                    "kept": [kids[k][0] for k in order],
-                    "values": [kids[k][2] for k in order],
-                    "solved": s.solved,
-                },
-            )
+            kids, values = await self.children(frontier, seen)
+            best = ranked(values)[: self.breadth]
+            frontier = [kids[i] for i in best]
+            self.bfs_level_event(depth, kids, frontier, [values[i] for i in best])
             if frontier:
-                await s.fallback(frontier[0][1])
+                await s.fallback(frontier[0].state)
 
-    async def dfs(
-        self,
-        node_id: str,
-        state: StepState,
-        threshold: float,
-        seen: set[tuple[str, ...]],
-    ) -> bool:
+    async def dfs(self, node: SearchNode, threshold: float, seen: set[tuple[str, ...]]) -> bool:
+        """ToT-DFS: try ``node``'s ``breadth`` best children in order, pruning those valued
+        below ``threshold``; True once a path is verified (the search stops)."""
         s = self.s
-        kids = await self.children([(node_id, state)], seen)
+        kids, values = await self.children([node], seen)
         if s.solved:
             return True
-        order = ranked([v for _, _, v in kids])[: self.breadth]
-        s.ctx.event(
-            "level",
-            {
-                "depth": state.depth + 1,
-                "parent": node_id,
-                "expanded": len(kids),
-                "kept": [kids[k][0] for k in order if kids[k][2] >= threshold],
-                "values": [kids[k][2] for k in order],
-            },
-        )
-        for k in order:
-            kid_id, kid, value = kids[k]
-            if value < threshold:
-                s.ctx.event("prune", {"id": kid_id, "value": value, "threshold": threshold})
+        best = ranked(values)[: self.breadth]
+        self.dfs_level_event(node, kids, values, best, threshold)
+        for i in best:
+            if values[i] < threshold:
+                self.prune_event(kids[i], values[i], threshold)
                 continue
-            if await self.dfs(kid_id, kid, threshold, seen):
+            if await self.dfs(kids[i], threshold, seen):
                 return True
         return False
+
+    async def children(
+        self, parents: list[SearchNode], seen: set[tuple[str, ...]]
+    ) -> tuple[list[SearchNode], list[float]]:
+        """The thought generator and state evaluator: expand ``parents``, verify the
+        finished children, value the rest (returned with their values). One node event
+        per new child; positions already in ``seen`` are skipped (and added)."""
+        s = self.s
+        expanded = await s.expand(
+            [p.state for p in parents], n=self.n_propose, max_tokens=self.propose_max_tokens
+        )
+        finished, open_ = s.split_finished(s.new_children(parents, expanded, seen))
+        if finished:
+            verdicts = await s.finish_nodes(finished)
+            for node, v in zip(finished, verdicts, strict=True):
+                s.emit(node, value=1.0 if v.passed else 0.0, verified=v.passed)
+            if s.solved:
+                return [], []
+        if not open_:
+            return [], []
+        # An anytime candidate before spending on values: the best-looking child.
+        await s.fallback(s.best_looking(open_).state)
+        values = await s.values(
+            [node.state for node in open_], n=self.n_evaluate, max_tokens=self.evaluate_max_tokens
+        )
+        for node, value in zip(open_, values, strict=True):
+            s.emit(node, value=value)
+        return open_, values
+
+    # ---- events ------------------------------------------------------------------
+
+    def bfs_level_event(
+        self, depth: int, kids: list[SearchNode], kept: list[SearchNode], values: list[float]
+    ) -> None:
+        self.s.ctx.event(
+            "level",
+            {
+                "depth": depth,
+                "expanded": len(kids),
+                "kept": [node.id for node in kept],
+                "values": values,
+                "solved": self.s.solved,
+            },
+        )
+
+    def dfs_level_event(
+        self,
+        parent: SearchNode,
+        kids: list[SearchNode],
+        values: list[float],
+        best: list[int],
+        threshold: float,
+    ) -> None:
+        self.s.ctx.event(
+            "level",
+            {
+                "depth": parent.state.depth + 1,
+                "parent": parent.id,
+                "expanded": len(kids),
+                "kept": [kids[i].id for i in best if values[i] >= threshold],
+                "values": [values[i] for i in best],
+            },
+        )
+
+    def prune_event(self, node: SearchNode, value: float, threshold: float) -> None:
+        self.s.ctx.event("prune", {"id": node.id, "value": value, "threshold": threshold})

@@ -19,7 +19,7 @@ from api.errors import ApiProblem
 from api.routes.batches import JSONL_TYPES
 from ponder.batches.service import MAX_REPORTED_ERRORS
 from ponder.datasets import service
-from ponder.datasets.service import BuiltinReadOnly, UploadRejected
+from ponder.datasets.service import UploadRejected
 from ponder.tables import Dataset
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
@@ -162,8 +162,5 @@ def read(
 def remove(dataset_id: str, tenant: CurrentTenant, session: SessionDep) -> Response:
     """Delete one of your datasets and its problems. Batches already created from it keep
     their items (each item holds its own copy of the problem)."""
-    try:
-        service.delete_dataset(session, tenant.id, dataset_id)
-    except BuiltinReadOnly as exc:
-        raise ApiProblem(403, exc.detail) from None
+    service.delete_dataset(session, tenant.id, dataset_id)
     return Response(status_code=204)

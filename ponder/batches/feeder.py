@@ -47,7 +47,7 @@ from ponder.batches.store import (
     unfinished_batch_ids,
 )
 from ponder.config import Settings
-from ponder.tables import Batch, BatchStatus, Job, JobStatus, utcnow
+from ponder.tables import Batch, BatchStatus, Job, JobStatus, StopReason, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -329,7 +329,7 @@ def _end_for_budget(sessions: sessionmaker[Session], batch_id: str) -> list[str]
             s,
             batch_id,
             status=JobStatus.CANCELLED,
-            stop_reason="budget_exhausted",
+            stop_reason=StopReason.BUDGET_EXHAUSTED,
             error="the batch's budget cap was used up before this item could start",
             only_held=True,
         )

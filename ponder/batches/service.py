@@ -24,7 +24,7 @@ from ponder.batches.store import cancel_batch, get_batch
 from ponder.catalog import StrategyCatalog
 from ponder.config import Settings
 from ponder.datasets import catalog as datasets
-from ponder.errors import Conflict, NotFound
+from ponder.errors import Conflict, ErrorCode, NotFound, PonderError
 from ponder.jobspec import ItemInvalid, JobValidator
 from ponder.jsonl import Line, LineError, parse_jsonl
 from ponder.llm.profiles import ModelProfile
@@ -38,9 +38,11 @@ MAX_REPORTED_ERRORS = 1000
 _TERMINAL = sorted(JobStatus.TERMINAL)
 
 
-class BatchRejected(Exception):
+class BatchRejected(PonderError):
     """The batch as a whole cannot be created. ``detail`` says what to fix; ``items`` lists
     per-item errors (strict mode, or no valid item), ``errors`` field errors."""
+
+    code = ErrorCode.INVALID
 
     def __init__(
         self,

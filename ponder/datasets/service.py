@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ponder.config import Settings
 from ponder.datasets import catalog
 from ponder.datasets.catalog import BuiltinDataset, DatasetEntry
-from ponder.errors import Conflict, NotFound
+from ponder.errors import Conflict, ErrorCode, Forbidden, NotFound, PonderError
 from ponder.field_errors import invalid
 from ponder.jsonl import LineError
 from ponder.pagination import Cursor, Page, newest_first, parse_cursor
@@ -30,9 +30,11 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 _DETAILED_LINES = 5
 
 
-class UploadRejected(Exception):
+class UploadRejected(PonderError):
     """Nothing of the upload was stored: ``detail`` says why, ``items`` lists its bad
     lines (by line number), if that is the reason (a 422 in the API)."""
+
+    code = ErrorCode.INVALID
 
     def __init__(self, detail: str, items: list[LineError] | None = None) -> None:
         super().__init__(detail)
@@ -40,12 +42,8 @@ class UploadRejected(Exception):
         self.items = items or []
 
 
-class BuiltinReadOnly(Exception):
+class BuiltinReadOnly(Forbidden):
     """The request would change a built-in dataset (a 403 in the API)."""
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
 
 
 @dataclass(frozen=True)

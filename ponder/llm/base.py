@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypedDict
 
+from ponder.errors import ErrorCode, PonderError
+
 Role = Literal["system", "user", "assistant"]
 
 
@@ -96,9 +98,10 @@ class RewardModel(Protocol):
 # --- errors: callers decide by type -------------------------------------------------
 
 
-class ProviderError(Exception):
+class ProviderError(PonderError):
     """A model call failed. ``retryable`` says whether trying again may help."""
 
+    code = ErrorCode.PROVIDER_ERROR
     retryable: bool = False
 
     def __init__(self, message: str, *, status_code: int | None = None) -> None:
@@ -109,6 +112,7 @@ class ProviderError(Exception):
 class ProviderUnavailable(ProviderError):
     """The server could not be reached or kept failing (5xx, timeouts)."""
 
+    code = ErrorCode.PROVIDER_UNAVAILABLE
     retryable = True
 
 
@@ -119,9 +123,13 @@ class RateLimited(ProviderUnavailable):
 class BadRequest(ProviderError):
     """The server refused the request as malformed (4xx other than 408/409/429)."""
 
+    code = ErrorCode.PROVIDER_BAD_REQUEST
+
 
 class AuthError(BadRequest):
     """401/403: the key is missing or wrong."""
+
+    code = ErrorCode.PROVIDER_AUTH
 
 
 class ContextTooLong(BadRequest):

@@ -37,6 +37,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from ponder.errors import ErrorCode, PonderError
 from ponder.llm.base import Provider, RewardModel, Usage
 from ponder.llm.registry import (
     ProviderSpec,
@@ -58,8 +59,10 @@ _NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}$"
 _ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
-class ModelsFileError(ValueError):
+class ModelsFileError(PonderError, ValueError):
     """The models file is missing, is not valid YAML, or describes an invalid profile."""
+
+    code = ErrorCode.CONFIGURATION
 
 
 class ModelProfile(BaseModel):

@@ -42,6 +42,8 @@ from zoneinfo import ZoneInfo, available_timezones
 
 from croniter import CroniterBadDateError, CroniterError, croniter
 
+from ponder.errors import ErrorCode, PonderError
+
 # The last year croniter is asked about; fire times beyond it do not exist for Ponder.
 MAX_YEAR = 2999
 
@@ -78,8 +80,10 @@ _FORM = "'minute hour day-of-month month day-of-week', e.g. '30 2 * * *'"
 _NUMBER = re.compile(r"[0-9]+")
 
 
-class CronError(ValueError):
+class CronError(PonderError, ValueError):
     """An expression or time zone that cannot be used; the message says why."""
+
+    code = ErrorCode.INVALID
 
 
 def parse_cron(expression: str) -> str:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from ponder.batches.service import BatchRejected, active_batches_for_schedule, create_batch
 from ponder.batches.spec import BatchTemplate
 from ponder.config import Settings
+from ponder.errors import ErrorCode, PonderError
 from ponder.jobspec import JobValidator
 from ponder.schedules.store import Launched, RunRejected
 from ponder.tables import Batch, Schedule, ScheduleRun
@@ -21,9 +22,11 @@ from ponder.tables import Batch, Schedule, ScheduleRun
 _MAX_NOTED_ITEMS = 3
 
 
-class TemplateInvalid(Exception):
+class TemplateInvalid(PonderError):
     """A template that cannot make a batch now: ``detail`` says why, ``errors`` lists the
     invalid fields (locations inside the template)."""
+
+    code = ErrorCode.INVALID
 
     def __init__(self, detail: str, errors: list[dict[str, Any]]) -> None:
         super().__init__(detail)

@@ -26,6 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from ponder.db import transaction
+from ponder.errors import ErrorCode, PonderError
 from ponder.schedules.cron import CronError, CronSchedule
 from ponder.schedules.timing import Window, plan_due
 from ponder.tables import Schedule, ScheduleRun, ScheduleRunKind, ScheduleRunStatus, new_id
@@ -43,9 +44,11 @@ _INSERT_CHUNK = 500
 _MAX_DETAIL_CHARS = 2000
 
 
-class RunRejected(Exception):
+class RunRejected(PonderError):
     """The schedule's template cannot make a batch at this fire time (e.g. its dataset
     was deleted); the run is marked ``skipped`` with this message."""
+
+    code = ErrorCode.INVALID
 
 
 @dataclass(frozen=True)

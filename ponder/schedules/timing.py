@@ -55,7 +55,7 @@ class DuePlan:
     """What one tick does for one schedule: the runs to create (fire time, kind), oldest
     first, and where the next fire time goes."""
 
-    runs: list[tuple[datetime, str]]
+    runs: list[tuple[datetime, ScheduleRunKind]]
     next_fire_time: datetime | None
 
     @property

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+from ponder.errors import ErrorCode, PonderError
 from ponder.problem import Problem
 from ponder.verifiers.base import Verdict, Verifier
 from ponder.verifiers.registry import Models, register
@@ -40,8 +41,10 @@ _OPERATOR_ALIASES = {"×": "*", "÷": "/", "−": "-"}
 _OPERATORS = frozenset("+-*/")
 
 
-class ExpressionError(ValueError):
+class ExpressionError(PonderError, ValueError):
     """The text is not a well-formed Game of 24 expression; the message says why."""
+
+    code = ErrorCode.UNCHECKABLE
 
 
 @dataclass(frozen=True)
@@ -66,8 +69,8 @@ class BinOp:
 Node = Num | BinOp
 
 
-class DivisionByZero(ArithmeticError):
-    pass
+class DivisionByZero(PonderError, ArithmeticError):
+    code = ErrorCode.UNCHECKABLE
 
 
 def _describe_char(ch: str) -> str:

@@ -29,6 +29,7 @@ import re
 from collections.abc import Awaitable
 from typing import Any
 
+from ponder.errors import ErrorCode, PonderError
 from ponder.llm.base import Message
 from ponder.problem import Problem
 from ponder.verifiers.base import JudgeRequest, Verdict, Verifier, VerifierContext
@@ -123,8 +124,10 @@ _RATIO_RE = re.compile(
 _BARE_RE = re.compile(rf"(?P<x>{_NUM})\s{{0,3}}(?P<pct>%)?")
 
 
-class ScoreError(ValueError):
+class ScoreError(PonderError, ValueError):
     """The judge's reply holds no readable score; the message says why."""
+
+    code = ErrorCode.UNCHECKABLE
 
 
 def _scaled(value: float) -> float:

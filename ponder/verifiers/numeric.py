@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+from ponder.errors import ErrorCode, PonderError
 from ponder.problem import Problem
 from ponder.verifiers.base import Verdict, Verifier
 from ponder.verifiers.registry import Models, register
@@ -41,8 +42,10 @@ MAX_EXPONENT = 1_000
 MAX_BRACE_DEPTH = 20
 
 
-class NumberError(ValueError):
+class NumberError(PonderError, ValueError):
     """The text holds no readable number; the message says why."""
+
+    code = ErrorCode.UNCHECKABLE
 
 
 @dataclass(frozen=True)

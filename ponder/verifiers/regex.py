@@ -35,6 +35,7 @@ import sys
 import threading
 from typing import IO, Any
 
+from ponder.errors import ErrorCode, PonderError
 from ponder.problem import Problem
 from ponder.verifiers.base import Verdict, Verifier
 from ponder.verifiers.registry import Models, register
@@ -52,12 +53,16 @@ FLAGS: dict[str, re.RegexFlag] = {
 }
 
 
-class CheckTimeout(Exception):
+class CheckTimeout(PonderError):
     """A check ran past its time bound; the checker process was killed."""
 
+    code = ErrorCode.UNCHECKABLE
 
-class CheckerError(Exception):
+
+class CheckerError(PonderError):
     """The checker process failed (could not start, died, or answered nonsense)."""
+
+    code = ErrorCode.UNCHECKABLE
 
 
 # --- the checker process ---------------------------------------------------------------

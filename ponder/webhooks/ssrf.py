@@ -22,6 +22,8 @@ from urllib.parse import urlsplit
 import httpcore
 import httpx
 
+from ponder.errors import ErrorCode, PonderError
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], list[str]]
 
@@ -35,8 +37,10 @@ CGNAT = ipaddress.ip_network("100.64.0.0/10")
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
-class ForbiddenAddress(Exception):
+class ForbiddenAddress(PonderError):
     """The webhook target is (or resolves to) an address webhooks may not reach."""
+
+    code = ErrorCode.FORBIDDEN_ADDRESS
 
 
 def _unwrap(ip: IPAddress) -> IPAddress:
