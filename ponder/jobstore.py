@@ -40,7 +40,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ponder.budget import Spend
 from ponder.notify import notify_job_finished
-from ponder.outcome import public_usage
+from ponder.outcome import Spent, public_usage
 from ponder.runtime import Cancelled, LeaseLost, StepRecord
 from ponder.tables import (
     Job,
@@ -365,7 +365,7 @@ def renew_leases(
     return {str(job_id): bool(cancel) for job_id, cancel in rows}
 
 
-class _JobSummary(Protocol):
+class _JobSummary(Spent, Protocol):
     @property
     def id(self) -> str: ...
     @property
@@ -374,14 +374,6 @@ class _JobSummary(Protocol):
     def stop_reason(self) -> str | None: ...
     @property
     def result(self) -> dict[str, Any] | None: ...
-    @property
-    def usage_tokens(self) -> int: ...
-    @property
-    def usage_calls(self) -> int: ...
-    @property
-    def usage_cost_usd(self) -> float: ...
-    @property
-    def usage_seconds(self) -> float: ...
     @property
     def error(self) -> str | None: ...
     @property

@@ -7,7 +7,9 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 
-class _Spent(Protocol):
+class Spent(Protocol):
+    """What a job row (or finalize's summary of one) says of its spend."""
+
     @property
     def usage_tokens(self) -> int: ...
     @property
@@ -42,6 +44,6 @@ def usage(tokens: int, calls: int, cost_usd: float, seconds: float) -> dict[str,
     }
 
 
-def public_usage(job: _Spent) -> dict[str, Any]:
+def public_usage(job: Spent) -> dict[str, Any]:
     """A job's spend so far (:func:`usage`)."""
     return usage(job.usage_tokens, job.usage_calls, job.usage_cost_usd, job.usage_seconds)
