@@ -60,12 +60,11 @@ def _ensure_sqlite_dir(url: str) -> None:
 @app.command()
 def migrate() -> None:
     """Create or upgrade the database schema (PONDER_DATABASE_URL) to the latest version."""
-    from ponder.migrate import upgrade
+    from ponder.migrate import describe_upgrade, upgrade
 
     settings = _settings()
     _ensure_sqlite_dir(settings.database_url)
-    upgrade(settings.database_url)
-    typer.echo("database is up to date")
+    typer.echo(describe_upgrade(*upgrade(settings.database_url)))
 
 
 @app.command()

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine
 
 import migrations
 
@@ -17,5 +19,27 @@ def alembic_config(database_url: str) -> Config:
     return cfg
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
+def current_revision(database_url: str) -> str | None:
+    """The schema revision the database is at, or None for a database without one."""
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    finally:
+        engine.dispose()
+
+
+def upgrade(database_url: str, revision: str = "head") -> tuple[str | None, str | None]:
+    """Upgrade to ``revision``; the revisions before and after (None: no schema)."""
+    before = current_revision(database_url)
     command.upgrade(alembic_config(database_url), revision)
+    return before, current_revision(database_url)
+
+
+def describe_upgrade(before: str | None, after: str | None) -> str:
+    """What an upgrade did, in one line for ``ponder migrate``."""
+    if before == after:
+        return f"the database was already up to date (schema revision {after})"
+    if before is None:
+        return f"created the database schema (revision {after})"
+    return f"upgraded the database schema from revision {before} to {after}"

@@ -45,3 +45,34 @@ def test_upgrade_from_empty_database(pg_url: str) -> None:
     engine.dispose()
     upgrade(pg_url)
     assert _diff(pg_url) == []
+
+
+def test_ponder_migrate_says_what_it_did(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from alembic.script import ScriptDirectory
+    from typer.testing import CliRunner
+
+    from ponder.cli import app
+    from ponder.migrate import alembic_config
+
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    monkeypatch.setenv("PONDER_DATABASE_URL", url)
+    script = ScriptDirectory.from_config(alembic_config(url))
+    head = script.get_current_head()
+    runner = CliRunner()
+
+    first = runner.invoke(app, ["migrate"])
+    assert first.exit_code == 0, first.output
+    assert first.output.strip() == f"created the database schema (revision {head})"
+
+    again = runner.invoke(app, ["migrate"])
+    assert again.output.strip() == f"the database was already up to date (schema revision {head})"
+
+    previous = script.get_revision(head).down_revision
+    assert isinstance(previous, str)
+    from alembic import command
+
+    command.downgrade(alembic_config(url), previous)
+    upgraded = runner.invoke(app, ["migrate"])
+    assert upgraded.output.strip() == (
+        f"upgraded the database schema from revision {previous} to {head}"
+    )
