@@ -167,8 +167,11 @@ def beat(
     from worker.celery_tasks import create_worker_app
 
     celery = create_worker_app(_settings())
-    schedule = Path(tempfile.gettempdir()) / f"ponder-beat-{os.getpid()}"
-    celery.start(["beat", f"--schedule={schedule}", f"--loglevel={loglevel}"])
+    # beat's own bookkeeping (last run times) is throwaway: everything it decides is in
+    # Postgres; the directory goes when beat stops (SIGTERM or Ctrl-C included)
+    with tempfile.TemporaryDirectory(prefix="ponder-beat-") as state:
+        schedule = Path(state) / "schedule"
+        celery.start(["beat", f"--schedule={schedule}", f"--loglevel={loglevel}"])
 
 
 @sim_app.command("serve")
