@@ -8,6 +8,8 @@ Definitions:
   task's, or ``exact`` because the problem gives ``expected``) and it ran to an end
   (``completed`` or ``failed``; cancelled items are left out). *Accuracy* is the share of
   scored items whose answer passed the verifier.
+- a strategy's *finished* items are those that ran to an end (an item cancelled before a
+  worker started it did no work and is not counted); *tokens per item* is over them.
 - *latency* of an item: from when a worker first started it to when it finished.
   Percentiles interpolate linearly between the nearest ranks.
 - *before/after* (``from_jobs`` batches): over re-run items that finished, the original
@@ -55,6 +57,8 @@ class ItemOutcome:
     seconds: float
     latency_seconds: float | None
     original: Original | None = None
+    # whether a worker ever started it (an item cancelled while waiting never was)
+    started: bool = True
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,7 @@ class StrategyFigures:
     finished: int
     accuracy: Accuracy
     tokens: int
-    mean_tokens: float | None  # per finished item
+    mean_tokens: float | None  # per finished item (one that ran to an end)
     cost_usd: float
     latency: Latency
 
@@ -161,7 +165,8 @@ def summarize(items: Sequence[ItemOutcome]) -> BatchFigures:
         groups.setdefault((item.strategy, item.model), []).append(item)
     by_strategy = []
     for (strategy, model), group in sorted(groups.items()):
-        finished = [i for i in group if i.status in JobStatus.TERMINAL]
+        # items that ran to an end; one cancelled before it started did no work
+        finished = [i for i in group if i.status in JobStatus.TERMINAL and i.started]
         tokens = sum(i.tokens for i in group)
         by_strategy.append(
             StrategyFigures(
@@ -268,6 +273,7 @@ def load_outcomes(session: Session, batch_id: str) -> list[ItemOutcome]:
                 else None
             ),
             original=originals.get(r.original_job_id) if r.original_job_id else None,
+            started=r.started_at is not None,
         )
         for r in rows
     ]

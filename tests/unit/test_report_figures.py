@@ -141,3 +141,24 @@ def test_report_rows_and_chart(tmp_path: Path) -> None:
     empty = tmp_path / "empty.png"
     assert plot_accuracy_vs_tokens([], str(empty)) == 0
     assert empty.stat().st_size > 0
+
+
+def test_items_cancelled_before_they_started_are_not_finished_work() -> None:
+    figures = summarize(
+        [
+            outcome(tokens=300),
+            outcome(status="cancelled", tokens=100, verified=False),  # stopped mid-run
+            outcome(
+                status="cancelled",
+                tokens=0,
+                verified=False,
+                latency_seconds=None,
+                started=False,
+            ),
+        ]
+    )
+    (group,) = figures.by_strategy
+    assert group.items == 3
+    assert group.finished == 2  # the one never started did no work
+    assert group.mean_tokens == 200.0  # (300 + 100) / 2, not / 3
+    assert figures.counts["cancelled"] == 2
