@@ -215,14 +215,15 @@ def keys_create(
 
 @datasets_app.command("list")
 def datasets_list() -> None:
-    """Show every shipped dataset: its name, task family, number of items and what it is."""
+    """Show every built-in dataset a batch may name: its name, task family, number of
+    items and what it is (the aliases `game24` and `arithmetic` first)."""
     from rich.console import Console
     from rich.table import Table
 
-    from ponder.datasets import list_datasets
+    from ponder.datasets.catalog import builtin_datasets
 
     table = Table("name", "task", "size", "description")
-    for d in list_datasets():
+    for d in builtin_datasets():
         table.add_row(d.name, d.task, str(d.size), d.description)
     Console(width=max(Console().width, 120)).print(table)
 
@@ -239,9 +240,11 @@ def datasets_show(
     Each line is a job `problem` ({"task", "input", "expected"?}) plus "id" and
     "difficulty"; drop those two to submit it (or use it as a batch item)."""
     from ponder.datasets import load_dataset
+    from ponder.datasets.catalog import ALIASES
 
     try:
-        items = load_dataset(name)
+        parts = ALIASES[name][2] if name in ALIASES else (name,)
+        items = [item for part in parts for item in load_dataset(part)]
     except KeyError as exc:
         typer.echo(f"error: {exc.args[0]}", err=True)
         raise typer.Exit(2) from None

@@ -32,7 +32,7 @@ ALIASES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "arithmetic": (
         "arithmetic",
         "Every shipped arithmetic word problem, depths 1, 2, 4 and 8 "
-        "(arithmetic-d1 ... arithmetic-d8 in order).",
+        "(arithmetic-d1, -d2, -d4, -d8 in order).",
         tuple(f"arithmetic-d{d}" for d in shipped.ARITHMETIC_DEPTHS),
     ),
 }

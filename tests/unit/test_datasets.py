@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from typer.testing import CliRunner
@@ -96,12 +97,16 @@ def test_cli_list_and_show() -> None:
     assert result.exit_code == 0, result.output
     for name in ("game24-all", "game24-hard", "arithmetic-d4", "1362"):
         assert name in result.output
+    # the aliases a batch may name are listed too, each in its own row
+    names = {line.split("│")[1].strip() for line in result.output.splitlines() if "│" in line}
+    assert {"game24", "arithmetic", "arithmetic-d1", "arithmetic-d8"} <= names
+    alias = runner.invoke(app, ["datasets", "show", "arithmetic", "--limit", "2"])
+    assert alias.exit_code == 0, alias.output
+    assert json.loads(alias.output.splitlines()[0]) == load_dataset("arithmetic-d1")[0]
     shown = runner.invoke(app, ["datasets", "show", "arithmetic-d2", "--limit", "3"])
     assert shown.exit_code == 0, shown.output
     lines = shown.output.strip().splitlines()
     assert len(lines) == 3
-    import json
-
     assert json.loads(lines[0]) == load_dataset("arithmetic-d2")[0]
     missing = runner.invoke(app, ["datasets", "show", "nope"])
     assert missing.exit_code == 2
