@@ -454,17 +454,27 @@ def jobs(
     api_url: ApiUrl = "http://127.0.0.1:8000",
     api_key: ApiKey = "",
 ) -> None:
-    """List your most recent jobs."""
+    """List your most recent jobs (full ids, to paste into `ponder show`)."""
     from rich.console import Console
-    from rich.table import Table
 
     params: dict[str, Any] = {"limit": limit}
     if status:
         params["status"] = status
     with _client(api_url, api_key) as client:
         page = _check(client.get("/v1/jobs", params=params))
-    table = Table("id", "status", "stop reason", "strategy", "tokens", "answer", "verified")
-    for j in page["data"]:
+    Console().print(jobs_table(page["data"]))
+
+
+def jobs_table(jobs: list[dict[str, Any]]) -> Any:
+    """The table `ponder jobs` prints: ids are never shortened (they are what `ponder
+    show` takes), the other columns wrap to fit the terminal."""
+    from rich.table import Table
+
+    table = Table()
+    table.add_column("id", no_wrap=True, min_width=36)
+    for name in ("status", "stop reason", "strategy", "tokens", "answer", "verified"):
+        table.add_column(name, overflow="fold")
+    for j in jobs:
         result = j.get("result") or {}
         table.add_row(
             j["id"],
@@ -475,7 +485,7 @@ def jobs(
             str(result.get("answer", "")),
             str(result.get("verified", "")),
         )
-    Console().print(table)
+    return table
 
 
 @app.command()
