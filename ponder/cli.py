@@ -633,6 +633,55 @@ def report(
 
 
 @app.command()
+def up(
+    port: Annotated[int, typer.Option(help="Port of the API.")] = 8000,
+    host: Annotated[str, typer.Option(help="Interface the API listens on.")] = "127.0.0.1",
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            help="Worker processes (default: PONDER_WORKER_PROCESSES, else one per core)."
+        ),
+    ] = None,
+    max_jobs: Annotated[
+        int | None, typer.Option(help="Job slices each worker process runs at once.")
+    ] = None,
+    sim: Annotated[
+        bool,
+        typer.Option("--sim", help="Also serve the simulated model over HTTP (port 9100)."),
+    ] = False,
+    allow_private_webhooks: Annotated[
+        bool,
+        typer.Option(
+            "--allow-private-webhooks",
+            help="Development only: let webhooks go to private and loopback addresses "
+            "(a receiver on this machine). Sets PONDER_WEBHOOK_ALLOW_PRIVATE=true.",
+        ),
+    ] = False,
+) -> None:
+    """Run the whole stack here, in one terminal: migrate the database, then the API,
+    workers, beat (and with --sim the simulated model server), with each line of their
+    logs prefixed. Uses the configured Postgres and Redis (PONDER_DATABASE_URL,
+    PONDER_BROKER_URL). Ctrl-C stops everything; workers first hand back their jobs."""
+    from ponder.migrate import describe_upgrade, upgrade
+    from ponder.up import UpOptions, run_up
+
+    def migrate(url: str) -> str:
+        url = url or _settings().database_url
+        _ensure_sqlite_dir(url)
+        return describe_upgrade(*upgrade(url))
+
+    options = UpOptions(
+        host=host,
+        port=port,
+        processes=processes,
+        max_jobs=max_jobs,
+        sim=sim,
+        allow_private_webhooks=allow_private_webhooks,
+    )
+    raise typer.Exit(run_up(options, migrate=migrate))
+
+
+@app.command()
 def demo(
     workdir: Annotated[
         Path | None,
