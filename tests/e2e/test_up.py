@@ -27,9 +27,9 @@ def test_up_runs_a_job_and_stops_everything(pg_url: str, queue_name: str) -> Non
         "PONDER_QUEUE": queue_name,
         "NO_COLOR": "1",
     }
+    args = ["up", "--port", str(port), "--processes", "1", "--max-jobs", "8"]
     up = subprocess.Popen(
-        [sys.executable, "-m", "ponder", "up", "--port", str(port), "--processes", "1"]
-        + ["--max-jobs", "8", "--allow-private-webhooks"],
+        [sys.executable, "-m", "ponder", *args, "--allow-private-webhooks"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
