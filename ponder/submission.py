@@ -82,7 +82,10 @@ def job_values(
         except ForbiddenAddress as exc:
             raise invalid(
                 ("body", "webhook_url"),
-                f"webhooks may not be sent there: {exc}; give a public http(s) URL",
+                f"webhooks may not be sent there: {exc}; give a public http(s) URL (to "
+                "reach a receiver on this machine while developing, start the API and "
+                "workers with PONDER_WEBHOOK_ALLOW_PRIVATE=true, e.g. `ponder up "
+                "--allow-private-webhooks`)",
             ) from None
     return {
         "problem": body.problem.model_dump(mode="json", exclude_none=True),

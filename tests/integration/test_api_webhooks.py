@@ -151,6 +151,8 @@ def test_submit_refuses_webhooks_to_forbidden_addresses(
     assert out.status_code == 422, out.text
     detail = out.json()["detail"]
     assert "webhook_url" in detail and why in detail, detail
+    # a developer with a local receiver learns the switch that allows it
+    assert "PONDER_WEBHOOK_ALLOW_PRIVATE=true" in detail, detail
 
 
 def test_submit_accepts_public_addresses_and_names(strict_client: TestClient) -> None:
