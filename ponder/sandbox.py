@@ -643,6 +643,10 @@ async def _run(
                 pass_fds=(write_fd,),
                 start_new_session=True,
             )
+        except OSError as exc:  # bwrap gone since it was found, say
+            if not isolate:
+                raise
+            raise SandboxUnavailable(f"cannot start the sandbox: {exc}") from None
         finally:
             os.close(write_fd)
         status_reader = asyncio.StreamReader(limit=2 * MAX_REPORT_BYTES + 65536)

@@ -267,3 +267,8 @@ def test_without_bubblewrap_nothing_runs(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(sandbox, "isolation_status", lambda: status)
     with pytest.raises(SandboxUnavailable, match=r"bubblewrap \(bwrap\) is not installed"):
         run_python("print(1)", limits=FAST)
+    # found, then gone before it could start
+    monkeypatch.setattr(sandbox, "isolation_status", lambda: IsolationStatus(True, "user"))
+    monkeypatch.setattr(sandbox, "_find_tool", lambda name: f"/nonexistent/{name}")
+    with pytest.raises(SandboxUnavailable, match="cannot start the sandbox"):
+        run_python("print(1)", limits=FAST)
