@@ -1,10 +1,15 @@
-"""Sandboxed ``python_tests`` verdicts per second, and the sandbox's overhead.
+"""Sandboxed ``python_tests`` verdicts per second, and the sandbox's overhead; then
+the ``regex`` verifier's RE2 against Python's ``re`` on catastrophic patterns.
 
 Runs N verdicts with concurrency 2 (two cores) through :class:`PythonTestsVerifier`
 (isolated sandbox: namespaces, rlimits, fresh uid, tmpfs), and, side by side in the same
 run, the very same harness, candidate and tests in a plain unsandboxed subprocess
 (``python -I -S -B main.py`` in a temporary directory). Prints both rates and the ratio.
-Target: ≥ 20 sandboxed verdicts/s. Prints figures; asserts nothing about timing.
+Target: ≥ 20 sandboxed verdicts/s. Then, for patterns that backtrack exponentially
+(``(a|aa)+$``, ``(a|a)*$``, ``(.*){25}x``, ``(\\w+\\s?)+$``, ``(x+x+)+y``), the time RE2
+takes on a 10 000-character near miss beside Python's ``re`` on the same (in a child
+process, stopped after ``--re-limit`` seconds). Prints figures; asserts nothing about
+timing.
 
     .venv/bin/python bench/verifiers.py [-n 200] [--concurrency 2]
 """
@@ -17,6 +22,7 @@ import os
 import secrets
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ponder.sandbox import REPORT_FILE, SandboxResult, interpreter, isolation_status
 from ponder.verifiers.base import Verdict
 from ponder.verifiers.python_tests import PythonTestsVerifier, extract_code
+from ponder.verifiers.regex import MAX_ANSWER_CHARS, RegexVerifier
 
 TESTS = """
 def test_sorted():
@@ -97,6 +104,40 @@ async def plain_verdict(verifier: PythonTestsVerifier, code: str) -> Verdict:
     return verifier.check_result(result, nonce)
 
 
+N = MAX_ANSWER_CHARS
+CATASTROPHIC = [  # pattern, a near miss as long as an answer may be
+    (r"(a|aa)+$", "a" * (N - 1) + "b"),
+    (r"(a|a)*$", "a" * (N - 1) + "b"),
+    (r"(.*){25}x", "a" * N),
+    (r"(\w+\s?)+$", "ab " * (N // 3) + "!"),
+    (r"(x+x+)+y", "x" * N),
+]
+
+
+def python_re_seconds(pattern: str, text: str, limit: float) -> float | None:
+    """Python's ``re.fullmatch`` in a child process; None when stopped at ``limit``."""
+    code = "import re, sys; re.fullmatch(sys.argv[1], sys.stdin.read())"
+    start = time.monotonic()
+    try:
+        subprocess.run([sys.executable, "-c", code, pattern], input=text, text=True, timeout=limit)
+    except subprocess.TimeoutExpired:
+        return None
+    return time.monotonic() - start
+
+
+def regex_figures(limit: float) -> None:
+    print(f"regex on a {N}-character near miss: RE2 (the verifier) vs Python's re")
+    for pattern, text in CATASTROPHIC:
+        verifier = RegexVerifier(pattern)
+        start = time.perf_counter()
+        for _ in range(10):
+            matched = verifier.matches(text)
+        re2_ms = (time.perf_counter() - start) / 10 * 1000
+        python = python_re_seconds(pattern, text, limit)
+        python_text = f"stopped after {limit:g} s" if python is None else f"{python:.2f} s"
+        print(f"  {pattern:14} RE2 {re2_ms:6.2f} ms (match: {matched}); Python re: {python_text}")
+
+
 async def measure(
     label: str, one: Callable[[], Awaitable[Verdict]], n: int, concurrency: int
 ) -> tuple[float, list[float]]:
@@ -124,12 +165,16 @@ async def main() -> None:
     parser.add_argument("-n", type=int, default=200, help="verdicts per measurement")
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of each")
+    parser.add_argument(
+        "--re-limit", type=float, default=2.0, help="seconds before Python's re is stopped"
+    )
     args = parser.parse_args()
 
     status = isolation_status()
     print(f"cores: {os.cpu_count()}; isolation: {status.mode or 'UNAVAILABLE: ' + status.reason}")
     if not status.available:
-        print("the sandboxed figures need isolation; stopping")
+        print("the sandboxed figures need isolation; skipping them")
+        regex_figures(args.re_limit)
         return
     verifier = PythonTestsVerifier(TESTS, timeout_s=5, memory_mb=256)
     code = extract_code(ANSWER)
@@ -167,6 +212,7 @@ async def main() -> None:
         f"(sandbox overhead ≈ {overhead_ms:.0f} ms per verdict); target ≥ 20 verdicts/s: "
         + ("met" if sandboxed_rate >= 20 else "NOT met")
     )
+    regex_figures(args.re_limit)
 
 
 if __name__ == "__main__":

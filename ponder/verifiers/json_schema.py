@@ -9,19 +9,33 @@ or plain ```` ``` ````) when it has one, else the whole answer. Scores: 1.0 vali
 JSON that breaks the schema (the feedback names the first error's path, like
 ``$.items[2].price``, and its message); 0.0 not JSON. Adversarial answers are bounded:
 at most :data:`MAX_ANSWER_CHARS` characters and :data:`MAX_DEPTH` levels of nesting are
-read, and validation runs in the time-bounded checker process (a schema ``pattern`` may
-backtrack; a ``$ref`` to a URL is an error, never a network request).
+read. Schema regexes (``pattern``, ``patternProperties``, and those that
+``additionalProperties`` and ``unevaluatedProperties`` consult) are matched with RE2,
+in linear time, like the regex verifier's. Validation runs in a long-lived checker
+process (:class:`BoundedChecker`), killed and replaced when a check exceeds
+:data:`VALIDATE_TIMEOUT_S` (a big instance against a costly schema: ``uniqueItems`` over
+thousands of objects...); the verdict then fails with the reason, and the worker is
+unharmed. A ``$ref`` to a URL is an error, never a network request.
 """
 
 from __future__ import annotations
 
+import asyncio
+import atexit
+import inspect
 import json
 import math
-from typing import Any
+import os
+import select
+import subprocess
+import sys
+import threading
+from typing import IO, Any
 
+from ponder.errors import ErrorCode, PonderError
 from ponder.problem import Problem
 from ponder.verifiers.base import Verdict, Verifier
-from ponder.verifiers.regex import CHECKER, BoundedChecker, CheckerError, CheckTimeout
+from ponder.verifiers.regex import compile_pattern, translate_pattern
 from ponder.verifiers.registry import Models, register
 
 OPTIONS = ("schema",)
@@ -29,6 +43,173 @@ MAX_ANSWER_CHARS = 100_000
 MAX_SCHEMA_CHARS = 100_000
 MAX_DEPTH = 64
 VALIDATE_TIMEOUT_S = 2.0
+
+
+class CheckTimeout(PonderError):
+    """A check ran past its time bound; the checker process was killed."""
+
+    code = ErrorCode.UNCHECKABLE
+
+
+class CheckerError(PonderError):
+    """The checker process failed (could not start, died, or answered nonsense)."""
+
+    code = ErrorCode.UNCHECKABLE
+
+
+# --- the checker process ---------------------------------------------------------------
+
+# Runs in the child: one JSON request per line on stdin, one JSON answer per line on
+# stdout. It imports nothing from Ponder (fast to start, nothing to break) but the
+# source of translate_pattern, so schema regexes read as the regex verifier's do.
+_CHILD_SOURCE = (
+    "import functools, json, string, sys, unicodedata\n"
+    + inspect.getsource(translate_pattern)
+    + r"""
+_patched = []
+
+def use_re2():
+    # jsonschema's keywords call re.search(pattern, text): RE2 answers them instead,
+    # in time linear in the text whatever the pattern
+    import re2
+    from jsonschema import _keywords, _legacy_keywords, _utils
+    options = re2.Options()
+    options.log_errors = False
+    options.never_capture = True
+
+    @functools.lru_cache(maxsize=256)
+    def program(pattern):
+        return re2.compile(translate_pattern(pattern, False), options)
+
+    class RE2:
+        @staticmethod
+        def search(pattern, text, flags=0):
+            return program(pattern).search(text)
+
+    for module in (_keywords, _legacy_keywords, _utils):
+        module.re = RE2
+    _patched.append(True)
+
+def json_schema(req):
+    import referencing
+    from jsonschema.validators import validator_for
+    if not _patched:
+        use_re2()
+    schema = req["schema"]
+    cls = validator_for(schema)
+    # an empty registry: a "$ref" to a URL is an error, never a network request
+    validator = cls(schema, registry=referencing.Registry())
+    error = next(iter(validator.iter_errors(req["instance"])), None)
+    if error is None:
+        return {"valid": True}
+    path = "$" + "".join(
+        f"[{p}]" if isinstance(p, int) else "." + str(p) for p in error.absolute_path
+    )
+    return {"valid": False, "path": path, "message": error.message[:500]}
+
+OPS = {"json_schema": json_schema}
+for line in sys.stdin.buffer:
+    try:
+        req = json.loads(line)
+        out = OPS[req["op"]](req)
+    except RecursionError:
+        out = {"error": "the input is nested too deeply to check"}
+    except Exception as exc:
+        out = {"error": f"{type(exc).__name__}: {str(exc)[:500]}"}
+    sys.stdout.write(json.dumps(out) + "\n")
+    sys.stdout.flush()
+"""
+)
+
+
+class BoundedChecker:
+    """A child process that runs checks one at a time under a wall-clock bound.
+
+    Thread-safe (calls are serialized); started on first use, replaced after a timeout
+    or a crash, and restarted in a forked process (it belongs to the pid that made it).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._pid = os.getpid()
+
+    def call(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
+        if os.getpid() != self._pid:  # forked: the process (and lock) are the parent's
+            self._lock, self._proc, self._pid = threading.Lock(), None, os.getpid()
+        line = (json.dumps(request) + "\n").encode()
+        with self._lock:
+            proc = self._ensure()
+            stdin, stdout = _pipes(proc)
+            try:
+                stdin.write(line)
+                stdin.flush()
+            except OSError:
+                self._kill()
+                raise CheckerError("the checker process is gone") from None
+            ready, _, _ = select.select([stdout], [], [], timeout)
+            if not ready:
+                self._kill()
+                raise CheckTimeout(f"the check took longer than {timeout:g} s")
+            reply = stdout.readline()
+            if not reply:
+                self._kill()
+                raise CheckerError("the checker process died")
+            try:
+                answer = json.loads(reply)
+            except ValueError:
+                self._kill()
+                raise CheckerError("the checker process answered nonsense") from None
+        if not isinstance(answer, dict):
+            raise CheckerError("the checker process answered nonsense")
+        return answer
+
+    async def acall(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
+        return await asyncio.to_thread(self.call, request, timeout)
+
+    def close(self) -> None:
+        if os.getpid() == self._pid:
+            with self._lock:
+                self._kill()
+
+    def _ensure(self) -> subprocess.Popen[bytes]:
+        if self._proc is not None and self._proc.poll() is None:
+            return self._proc
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-I", "-c", _CHILD_SOURCE],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env={},
+                close_fds=True,
+            )
+        except OSError as exc:
+            raise CheckerError(f"cannot start the checker process: {exc}") from None
+        return self._proc
+
+    def _kill(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe is not None:
+                pipe.close()
+
+
+def _pipes(proc: subprocess.Popen[bytes]) -> tuple[IO[bytes], IO[bytes]]:
+    assert proc.stdin is not None and proc.stdout is not None
+    return proc.stdin, proc.stdout
+
+
+CHECKER = BoundedChecker()
+atexit.register(CHECKER.close)
+
+
+# --- the verifier ------------------------------------------------------------------------
 
 
 def extract_json_text(answer: str) -> str:
@@ -107,9 +288,7 @@ def check_options(spec: dict[str, Any]) -> dict[str, Any]:
 
 def _check_patterns(schema: Any) -> None:
     """Schema regexes (``pattern``, ``patternProperties``) under the regex verifier's
-    submit-time rules."""
-    from ponder.verifiers.regex import compile_pattern
-
+    submit-time rules: RE2 must compile them."""
     stack: list[Any] = [schema]
     while stack:
         node = stack.pop()

@@ -18,7 +18,8 @@ that takes deliberate introspection of the harness, not a printed line.)
 
 Verdict: passed iff every test passes; score = passed / total; feedback like
 ``"3/5 tests passed; first failure: test_x: AssertionError: ..."`` or the reason the run
-was stopped (timeout, memory, process limit, output limit, network, no isolation...).
+was stopped (timeout, memory, process limit, output limit, too many files, network, no
+isolation...).
 """
 
 from __future__ import annotations
@@ -259,7 +260,7 @@ def _hint(error: str, memory_mb: int) -> str:
     """Say which sandbox limit an exception most likely comes from."""
     if "MemoryError" in error:
         return f" (memory limit of {memory_mb} MB exceeded)"
-    if "Network is unreachable" in error or "Errno 101" in error:
+    if any(m in error for m in ("Network is unreachable", "Errno 101", "Errno 111")):
         return " (network access is disabled)"
     if "can't start new thread" in error or "Resource temporarily unavailable" in error:
         return " (process limit reached)"
@@ -290,6 +291,7 @@ def interpret(
     timeout_s: float,
     memory_mb: int,
     max_processes: int,
+    max_files: int = SandboxLimits.max_files,
 ) -> Verdict:
     """Turn a sandbox run of the harness into a verdict."""
     report = _read_report(result.report, nonce)
@@ -314,6 +316,10 @@ def interpret(
         return Verdict(False, 0.0, f"the sandbox could not start: {result.setup_error}")
     if result.killed_by == "output":
         return verdict(False, f"killed: output limit exceeded ({progress} before that)")
+    if result.killed_by == "files":
+        return verdict(
+            False, f"killed: more than {max_files} files in the working directory ({progress})"
+        )
     if result.timed_out:
         limit_hit = (
             result.processes_at_kill is not None and result.processes_at_kill >= max_processes
@@ -411,6 +417,7 @@ class PythonTestsVerifier:
             timeout_s=self.timeout_s,
             memory_mb=self.memory_mb,
             max_processes=self.limits.max_processes,
+            max_files=self.limits.max_files,
         )
 
     async def check(self, answer: str) -> Verdict:

@@ -119,8 +119,8 @@ def test_network() -> None:
 
 def test_reading_files_outside() -> None:
     code = "def add(a, b):\n    return len(open('/etc/shadow').read())\n"
-    result = verdict(code)
-    assert not result.passed and "PermissionError" in result.feedback
+    result = verdict(code)  # not part of the sandbox's file system
+    assert not result.passed and "FileNotFoundError" in result.feedback
 
 
 def test_printing_megabytes() -> None:
@@ -177,6 +177,23 @@ def test_refuses_without_isolation_unless_allowed(monkeypatch: pytest.MonkeyPatc
     )
     result = asyncio.run(allowed.check(GOOD))
     assert result.passed and "WITHOUT isolation" in result.feedback
+
+
+def test_without_bubblewrap_the_verdict_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sandbox, "_find_tool", lambda name: None)
+    status = sandbox.isolation_status.__wrapped__()
+    monkeypatch.setattr(sandbox, "isolation_status", lambda: status)
+    refused = asyncio.run(PythonTestsVerifier(TESTS, timeout_s=2).check(GOOD))
+    assert not refused.passed and refused.score == 0.0
+    assert refused.feedback.startswith("refusing to run untrusted code")
+    assert "bubblewrap (bwrap) is not installed: apt-get install bubblewrap" in refused.feedback
+
+
+def test_too_many_files() -> None:
+    writer = "def add(a, b):\n    for i in range(10**6):\n        open(f'f{i}', 'w').close()\n"
+    result = verdict(writer)
+    assert not result.passed
+    assert result.feedback.startswith("killed: more than 4096 files in the working directory")
 
 
 @pytest.mark.parametrize(
