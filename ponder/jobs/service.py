@@ -180,6 +180,18 @@ class JobService:
             self.queue.enqueue(job.id, priority=job.priority)
         return Submitted(job, replayed=False)
 
+    def refuse_at_once(self, tenant_id: str, *, idempotency_key: str | None = None) -> None:
+        """Raise :class:`ponder.errors.QuotaExceeded` now, from memory alone (no
+        database, no thread), if this process saw the tenant's job bucket empty and it
+        cannot have refilled yet; otherwise do nothing (:meth:`submit` checks it all).
+        A request with an ``idempotency_key`` is never refused here: it may be the
+        replay of a job already accepted."""
+        if idempotency_key is not None:
+            return
+        limits = self.quotas.cached(tenant_id, self.settings)
+        if limits is not None:
+            self.quotas.refuse_early(limits)
+
     def cancel(self, sessions: sessionmaker[Session], tenant_id: str, job_id: str) -> Job:
         """A queued job is cancelled at once; a running one is flagged and stops before
         its next model call. :class:`Conflict` if it has already finished."""

@@ -116,6 +116,23 @@ def test_a_tenant_over_its_rate_gets_429_within_the_burst_and_others_do_not(
     assert len(stored) == 3
 
 
+def test_a_known_flood_is_refused_before_its_body_is_read(settings: Settings) -> None:
+    """With its limits in memory (the default cache), a process that saw a tenant's
+    bucket empty refuses it before validating the body or touching the database; a
+    request with an Idempotency-Key still gets its replay."""
+    with api_client(settings.model_copy(update={"tenant_limits_cache_seconds": 60})) as client:
+        acme = auth_headers(client, "acme")
+        limit(client, "acme", jobs_per_minute=1, jobs_burst=1)
+        first = client.post("/v1/jobs", json=job_body(), headers={**acme, "Idempotency-Key": "a"})
+        assert first.status_code == 202
+        assert_429(submit(client, acme, seed=1), "jobs_per_minute")
+        nonsense = client.post("/v1/jobs", json={"nonsense": 1}, headers=acme)
+        assert_429(nonsense, "jobs_per_minute")
+        replay = client.post("/v1/jobs", json=job_body(), headers={**acme, "Idempotency-Key": "a"})
+        assert replay.status_code == 202 and replay.json()["id"] == first.json()["id"]
+        assert replay.headers["Idempotent-Replayed"] == "true"
+
+
 def test_the_bucket_holds_across_api_processes(settings: Settings) -> None:
     """Two API instances (each with its own memory, as two processes have) share one
     bucket per tenant: together they accept exactly the burst."""
