@@ -282,6 +282,8 @@ def tenants_limits_set(
     spend_per_day_usd: Annotated[
         str | None, _limit_option("US dollars its model calls may cost per UTC day.")
     ] = None,
+    max_schedules: Annotated[str | None, _limit_option("Schedules it may have.")] = None,
+    max_datasets: Annotated[str | None, _limit_option("Uploaded datasets it may have.")] = None,
 ) -> None:
     """Set some of the tenant's limits (the others keep their value) and print them all
     as `show` does. Running API and worker processes apply the change within
@@ -301,6 +303,8 @@ def tenants_limits_set(
         "max_job_cost_usd": max_job_cost_usd,
         "max_job_seconds": max_job_seconds,
         "spend_per_day_usd": spend_per_day_usd,
+        "max_schedules": max_schedules,
+        "max_datasets": max_datasets,
     }
     changes: dict[str, float | int | None] = {}
     for field, raw in given.items():

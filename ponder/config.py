@@ -217,6 +217,12 @@ class Settings(BaseSettings):
         description="US dollars one tenant's model calls may cost per UTC day (reserved "
         "before each call, like a job's budget); null: no limit.",
     )
+    tenant_max_schedules: int | None = Field(
+        default=1000, ge=1, description="Schedules one tenant may have; null: no limit."
+    )
+    tenant_max_datasets: int | None = Field(
+        default=1000, ge=1, description="Uploaded datasets one tenant may have; null: no limit."
+    )
     tenant_limits_cache_seconds: float = Field(
         default=5.0,
         ge=0,

@@ -24,6 +24,8 @@ Where each limit is enforced:
 ``max_active_jobs``                 :meth:`Quotas.admit_job`, :meth:`Quotas.admit_batch`
 ``batch_items_per_day``             :meth:`Quotas.admit_batch` (batches, uploads,
                                     schedule runs)
+``max_schedules``, ``max_datasets``  :func:`check_room` (creating a schedule, uploading
+                                    a dataset)
 ``spend_per_day_usd``               new jobs and batches (:meth:`Quotas.check_spend`),
                                     the batch feeder, and every billed model call: the
                                     worker reserves the call's worst-case cost against
@@ -62,7 +64,15 @@ from sqlalchemy.orm import Session
 from ponder.config import Settings
 from ponder.errors import NotFound, QuotaExceeded
 from ponder.field_errors import Invalid, describe_validation_errors
-from ponder.tables import Job, JobStatus, Tenant, TenantCounter, TenantLimit
+from ponder.tables import (
+    Dataset,
+    Job,
+    JobStatus,
+    Schedule,
+    Tenant,
+    TenantCounter,
+    TenantLimit,
+)
 
 # the counters of tenant_counters.name
 JOBS_BUCKET = "jobs_bucket"
@@ -77,7 +87,7 @@ ACTIVE_COUNT_TTL = 1.0
 
 _RAISE = (
     "an operator can raise it (`ponder tenants limits set TENANT --{flag} N`, or "
-    "PUT /v1/admin/tenants/TENANT/limits)"
+    "PATCH /v1/admin/tenants/TENANT/limits)"
 )
 
 # budget field -> the TenantLimits field that is its ceiling, and the server's setting
@@ -95,6 +105,8 @@ _DEFAULTS = {
     "max_active_jobs": "tenant_max_active_jobs",
     "batch_items_per_day": "tenant_batch_items_per_day",
     "spend_per_day_usd": "tenant_spend_per_day_usd",
+    "max_schedules": "tenant_max_schedules",
+    "max_datasets": "tenant_max_datasets",
     **{own: server for own, server in _CEILINGS.values()},
 }
 LIMIT_FIELDS = tuple(_DEFAULTS)
@@ -116,6 +128,8 @@ class TenantLimits:
     max_job_cost_usd: float
     max_job_seconds: float
     spend_per_day_usd: float | None
+    max_schedules: int | None
+    max_datasets: int | None
     # the fields the tenant's own row sets (the others are the server's defaults)
     own: frozenset[str] = frozenset()
 
@@ -536,6 +550,30 @@ def _rate_refusal(limits: TenantLimits, wait: float) -> QuotaExceeded:
     )
 
 
+def check_room(session: Session, limits: TenantLimits, what: str) -> None:
+    """:class:`QuotaExceeded` if the tenant already has as many ``what`` (``schedules``
+    or ``datasets``) as it may. Counted when one is created, in its transaction: two
+    made at the same instant may both pass."""
+    if what == "schedules":
+        cap = limits.max_schedules
+        owned = select(Schedule.id).where(Schedule.tenant_id == limits.tenant_id)
+    else:
+        cap = limits.max_datasets
+        owned = select(Dataset.id).where(Dataset.tenant_id == limits.tenant_id)
+    if cap is None:
+        return
+    have = session.execute(select(func.count()).select_from(owned.subquery())).scalar_one()
+    if have >= cap:
+        name = f"max_{what}"
+        raise QuotaExceeded(
+            name,
+            f"this tenant has {have} {what} and {limits.whose(name)} allows {cap} ({name}): "
+            f"delete one you no longer need first; " + _RAISE.format(flag=name.replace("_", "-")),
+            value=cap,
+            retry_after=None,
+        )
+
+
 def batch_never_fits(limits: TenantLimits, items: int) -> str | None:
     """Why a batch of ``items`` items can never be accepted for this tenant (more than
     its batch items a day, or than its jobs queued or running at once), or None."""
@@ -608,6 +646,10 @@ class LimitsUpdate(BaseModel):
     )
     spend_per_day_usd: float | None = Field(
         default=None, description="US dollars the tenant's model calls may cost per UTC day."
+    )
+    max_schedules: int | None = Field(default=None, description="Schedules the tenant may have.")
+    max_datasets: int | None = Field(
+        default=None, description="Uploaded datasets the tenant may have."
     )
 
     def changes(self) -> dict[str, float | int | None]:
@@ -704,6 +746,8 @@ _INTEGERS = frozenset(
         "batch_items_per_day",
         "max_job_tokens",
         "max_job_calls",
+        "max_schedules",
+        "max_datasets",
     }
 )
 

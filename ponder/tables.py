@@ -140,6 +140,8 @@ class TenantLimit(Base):
     max_job_cost_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
     max_job_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
     spend_per_day_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
+    max_schedules: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_datasets: Mapped[int | None] = mapped_column(Integer, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 

@@ -32,6 +32,8 @@ def upgrade() -> None:
         sa.Column("max_job_cost_usd", sa.Float(), nullable=True),
         sa.Column("max_job_seconds", sa.Float(), nullable=True),
         sa.Column("spend_per_day_usd", sa.Float(), nullable=True),
+        sa.Column("max_schedules", sa.Integer(), nullable=True),
+        sa.Column("max_datasets", sa.Integer(), nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("tenant_id"),

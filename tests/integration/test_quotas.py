@@ -422,6 +422,30 @@ def test_a_schedule_run_over_a_limit_is_skipped_saying_which(client: TestClient)
         assert run is not None and run.batch_id is None
 
 
+def test_schedules_and_datasets_are_capped_per_tenant(client: TestClient) -> None:
+    acme, globex = auth_headers(client, "acme"), auth_headers(client, "globex")
+    tenant_with_dataset(sessions_of(client), "acme")  # one dataset already
+    limit(client, "acme", max_schedules=1, max_datasets=1)
+    body = {"name": "one", "cron": "0 3 * * *", "template": TEMPLATE}
+    assert client.post("/v1/schedules", json=body, headers=acme).status_code == 201
+    refused = client.post("/v1/schedules", json={**body, "name": "two"}, headers=acme)
+    doc = assert_problem(refused, 429, "max_schedules", "delete one", "ponder tenants limits set")
+    assert doc["limit"] == "max_schedules" and "Retry-After" not in refused.headers
+    upload = "\n".join(json.dumps(p) for p in [job_body()["problem"]])
+    refused = client.post(
+        "/v1/datasets?name=more",
+        content=upload,
+        headers={**acme, "Content-Type": "application/x-ndjson"},
+    )
+    assert_problem(refused, 429, "max_datasets")
+    ok = client.post(
+        "/v1/datasets?name=more",
+        content=upload,
+        headers={**globex, "Content-Type": "application/x-ndjson"},
+    )
+    assert ok.status_code == 201, ok.text
+
+
 # ---------------------------------------------------------------- spend per day (worker)
 
 
