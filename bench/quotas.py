@@ -4,7 +4,8 @@ tenant's submissions are not slowed down by the flood.
 Starts, on a scratch Postgres database and the local Redis (no worker: jobs only queue),
 --apis `ponder api` processes on their own ports. Tenant `flood` gets its own limits
 (`ponder tenants limits set flood --jobs-per-minute R --jobs-burst B`); tenant `calm`
-keeps the server's defaults. Then, side by side in one run:
+gets a bucket large enough for all its probes (its submissions go through the same
+checks). Then, side by side in one run:
 
   (a) alone: `calm` submits --probes jobs one after the other and the latency of each
       POST /v1/jobs is recorded;
@@ -16,6 +17,9 @@ keeps the server's defaults. Then, side by side in one run:
       burst + rate x time (what the token bucket allows, across every API process),
       and whether every 429 carried Retry-After;
   (c) unlimited flood, for comparison: the same, with `flood`'s limits lifted.
+
+The three phases run --rounds times in turn (the machine's other load falls on each
+alike); calm's latencies are pooled per phase, the flood's counts shown per round.
 
 Figures only (nothing is asserted). Needs Postgres and Redis on 127.0.0.1.
 
@@ -185,6 +189,9 @@ def main() -> None:
         "more than the API can store on a small machine, so the unlimited flood saturates it",
     )
     ap.add_argument("--probes", type=int, default=200, help="calm's submissions per phase")
+    ap.add_argument(
+        "--rounds", type=int, default=3, help="times the three phases run, one after another"
+    )
     args = ap.parse_args()
 
     logdir = Path(tempfile.mkdtemp(prefix="ponder-bench-quotas-"))
@@ -198,16 +205,18 @@ def main() -> None:
         }
         flood_key = _cli(env, "keys", "create", "--tenant", "flood").strip().splitlines()[-1]
         calm_key = _cli(env, "keys", "create", "--tenant", "calm").strip().splitlines()[-1]
+        _set_flood_limits(env, args.rate, args.burst)
+        # calm's own bucket is checked like anyone's, but large enough for every phase
         _cli(
             env,
             "tenants",
             "limits",
             "set",
-            "flood",
+            "calm",
             "--jobs-per-minute",
-            str(args.rate),
+            "1000000",
             "--jobs-burst",
-            str(args.burst),
+            "1000000",
         )
         procs = []
         urls = []
@@ -224,21 +233,25 @@ def main() -> None:
             for u in urls:
                 wait_http_ok(f"{u}/readyz", procs)
 
-            alone = probe(urls[0], calm_key, args.probes)
-            limited, during = run_flood(urls, flood_key, urls[0], calm_key, args)
-            _cli(
-                env,
-                "tenants",
-                "limits",
-                "set",
-                "flood",
-                "--jobs-per-minute",
-                "1e9",
-                "--jobs-burst",
-                "1000000000",
-            )
-            time.sleep(5.5)  # the API processes read limits again (cache: 5 s)
-            unlimited, during_unlimited = run_flood(urls, flood_key, urls[0], calm_key, args)
+            alone: list[float] = []
+            during: list[float] = []
+            during_unlimited: list[float] = []
+            floods: list[Flood] = []
+            unlimited_floods: list[Flood] = []
+            for round_ in range(args.rounds):
+                if round_:
+                    _set_flood_limits(env, args.rate, args.burst)  # a full bucket again
+                    time.sleep(5.5)  # the API processes read limits again (cache: 5 s)
+                # the phases alternate, so the machine's other load falls on each alike
+                alone += probe(urls[0], calm_key, args.probes)
+                flood, calm = run_flood(urls, flood_key, urls[0], calm_key, args)
+                floods.append(flood)
+                during += calm
+                _set_flood_limits(env, 1e9, 1_000_000_000)
+                time.sleep(5.5)
+                flood, calm = run_flood(urls, flood_key, urls[0], calm_key, args)
+                unlimited_floods.append(flood)
+                during_unlimited += calm
         finally:
             for p in procs:
                 p.terminate()
@@ -246,35 +259,38 @@ def main() -> None:
                 p.wait(timeout=20)
             _drop_queue(queue)
 
-    allowed = args.burst + args.rate / 60 * limited.seconds
     offered = "as fast as it can" if args.flood_rate <= 0 else f"{args.flood_rate:g} requests/s"
     print(
         f"tenant quotas: {args.apis} API process(es); flood limited to {args.rate:g} jobs/min "
         f"(burst {args.burst}),\n  offering {offered} ({args.flood_parallel} in flight at most) "
-        f"for {args.flood_seconds:g} s;\n  calm (server defaults) submits {args.probes} jobs one "
-        "after the other in each phase."
+        f"for {args.flood_seconds:g} s;\n  calm submits {args.probes} jobs one "
+        f"after the other in each phase; {args.rounds} round(s) of the three phases."
     )
     print()
-    print("flood, limited:")
-    print(f"  accepted before its first 429 : {limited.before_first_429}  (burst {args.burst})")
+    print("flood, limited (each round starts with a full bucket):")
+    for i, f in enumerate(floods, 1):
+        allowed = args.burst + args.rate / 60 * f.seconds
+        print(
+            f"  round {i}: accepted before its first 429 {f.before_first_429} (burst "
+            f"{args.burst}); in all {f.accepted} of {len(f.statuses)} in {f.seconds:.1f} s "
+            f"(the bucket allows {allowed:.0f}); 429s without Retry-After "
+            f"{f.retry_after_missing} of {f.statuses.count(429)}"
+        )
+    ok = [lat for f in floods for st, lat in zip(f.statuses, f.latencies, strict=True) if st == 202]
+    no = [lat for f in floods for st, lat in zip(f.statuses, f.latencies, strict=True) if st == 429]
     print(
-        f"  accepted in all               : {limited.accepted} of {len(limited.statuses)} "
-        f"in {limited.seconds:.1f} s  (the bucket allows {allowed:.0f}: burst + rate x time)"
+        f"  flood's latency p50/p99: accepted {pct(ok, 50):.1f} / {pct(ok, 99):.1f} ms, "
+        f"refused {pct(no, 50):.1f} / {pct(no, 99):.1f} ms"
     )
     print(
-        f"  429s without Retry-After      : {limited.retry_after_missing} of "
-        f"{limited.statuses.count(429)}"
-    )
-    print(
-        f"  flood's own latency p50/p99   : {pct(limited.latencies, 50):.1f} / "
-        f"{pct(limited.latencies, 99):.1f} ms"
-    )
-    print(
-        f"flood, unlimited (comparison) : {unlimited.accepted} accepted of "
-        f"{len(unlimited.statuses)} in {unlimited.seconds:.1f} s"
+        "flood, unlimited (comparison): accepted "
+        + ", ".join(f"{f.accepted} of {len(f.statuses)}" for f in unlimited_floods)
     )
     print()
-    print("calm's submit latency (ms)      alone   flood limited   flood unlimited")
+    print(
+        f"calm's submit latency (ms, {len(alone)} submissions per column)"
+        "\n                                 alone   flood limited   flood unlimited"
+    )
     for label, q in (("p50", 50), ("p90", 90), ("p99", 99)):
         print(
             f"  {label:<28}{pct(alone, q):7.1f}   {pct(during, q):13.1f}   "
@@ -285,6 +301,20 @@ def main() -> None:
         f"{statistics.mean(during) * 1000:13.1f}   {statistics.mean(during_unlimited) * 1000:15.1f}"
     )
     print(f"(API logs in {logdir})")
+
+
+def _set_flood_limits(env: dict[str, str], rate: float, burst: int) -> None:
+    _cli(
+        env,
+        "tenants",
+        "limits",
+        "set",
+        "flood",
+        "--jobs-per-minute",
+        str(rate),
+        "--jobs-burst",
+        str(burst),
+    )
 
 
 def _drop_queue(queue: str) -> None:
