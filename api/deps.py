@@ -22,6 +22,7 @@ from ponder.fairness import QueueGauge
 from ponder.jobs.service import JobService
 from ponder.llm.profiles import ModelProfile
 from ponder.queue import JobQueue
+from ponder.quotas import Quotas
 from ponder.tables import Tenant
 
 
@@ -46,6 +47,9 @@ class AppContext:
     jobs: JobService
     # the batch use cases (create, cancel)
     batches: BatchService
+    # the tenants' limits and what this process remembers of them (shared by the
+    # services above)
+    quotas: Quotas
 
 
 async def get_context(request: Request) -> AppContext:
@@ -171,3 +175,23 @@ async def require_json(request: Request) -> None:
 
 
 RequireJson = Annotated[None, Depends(require_json)]
+
+
+# ---- PLACEHOLDER: admin access ---------------------------------------------------------
+# Until API keys carry scopes (an `admin` scope is planned), the keys of the tenants
+# listed in PONDER_ADMIN_TENANTS are the admin keys. Routes that manage other tenants
+# depend on `RequireAdmin` only, so switching to a scope check changes this one function.
+
+
+async def require_admin(tenant: CurrentTenant, settings: SettingsDep) -> Tenant:
+    """The caller's tenant if its keys may administer the service, else a 403."""
+    if tenant.name not in settings.admin_tenants:
+        raise ApiProblem(
+            403,
+            "this endpoint needs an admin API key: a key of a tenant listed in "
+            "PONDER_ADMIN_TENANTS (or manage limits with `ponder tenants limits`)",
+        )
+    return tenant
+
+
+RequireAdmin = Annotated[Tenant, Depends(require_admin)]

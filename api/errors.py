@@ -3,13 +3,15 @@
 validation failures. ``detail`` always says what went wrong and how to fix it.
 
 The service layer (``ponder``) raises :class:`ponder.field_errors.Invalid` (422),
-:class:`ponder.errors.NotFound` (404), :class:`ponder.errors.Forbidden` (403) and
-:class:`ponder.errors.Conflict` (409); the handlers here turn them into problem
-documents, so routes need no ``try``."""
+:class:`ponder.errors.NotFound` (404), :class:`ponder.errors.Forbidden` (403),
+:class:`ponder.errors.Conflict` (409) and :class:`ponder.errors.QuotaExceeded` (429, with
+``Retry-After``); the handlers here turn them into problem documents, so routes need no
+``try``."""
 
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from collections.abc import Sequence
 from http import HTTPStatus
@@ -23,7 +25,7 @@ from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from ponder.errors import Conflict, Forbidden, NotFound
+from ponder.errors import Conflict, Forbidden, NotFound, QuotaExceeded
 from ponder.field_errors import Invalid, describe_validation_errors
 from ponder.field_errors import invalid as ponder_invalid
 
@@ -83,6 +85,19 @@ def problem_response(
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
 
 
+def quota_response(exc: QuotaExceeded) -> JSONResponse:
+    """The 429 for a request over one of the tenant's limits: ``Retry-After`` (whole
+    seconds, at least 1) when a wait is known to help, and the limit's name and value
+    in the body (``limit``, ``limit_value``, ``retry_after_seconds``)."""
+    headers = None
+    extra: dict[str, Any] = {"limit": exc.limit, "limit_value": exc.value}
+    if exc.retry_after is not None:
+        seconds = max(1, math.ceil(exc.retry_after))
+        headers = {"Retry-After": str(seconds)}
+        extra["retry_after_seconds"] = seconds
+    return problem_response(429, exc.detail, headers=headers, extra=extra)
+
+
 # RFC 9110 names, where Python's table still has the older ones
 _TITLES = {413: "Content Too Large", 422: "Unprocessable Content"}
 
@@ -132,6 +147,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_conflict(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, Conflict)
         return problem_response(409, exc.detail, extra=dict(exc.extra))
+
+    async def on_quota_exceeded(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, QuotaExceeded)
+        return quota_response(exc)
 
     async def on_http_exception(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
@@ -191,6 +210,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(NotFound, on_not_found)
     app.add_exception_handler(Conflict, on_conflict)
     app.add_exception_handler(Forbidden, on_forbidden)
+    app.add_exception_handler(QuotaExceeded, on_quota_exceeded)
     app.add_exception_handler(StarletteHTTPException, on_http_exception)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(OperationalError, on_database_unavailable)

@@ -22,6 +22,7 @@ from ponder.jobs.service import JobService
 from ponder.llm.profiles import load_models_file
 from ponder.notify import JobNotifier
 from ponder.queue import JobQueue
+from ponder.quotas import Quotas
 from strategies.registry import CATALOG
 
 DESCRIPTION = """\
@@ -40,6 +41,11 @@ to a tenant (`ponder keys create --tenant NAME`); a tenant sees only its own job
 
 **Errors** are RFC 9457 problem documents (`application/problem+json`) with a
 `detail` saying what to fix; invalid fields are listed in `errors`.
+
+**Limits.** Each tenant has limits (jobs per minute, jobs queued or running, batch
+items and spend per day). A request over one is a `429` with `Retry-After` and a
+`limit` member naming it; a request that could never pass (a priority or budget above
+the tenant's maximum) is a `422`.
 """
 
 TAGS: list[dict[str, Any]] = [
@@ -60,6 +66,10 @@ TAGS: list[dict[str, Any]] = [
         "description": "Signing secrets, and every delivery of a job's events with its attempts.",
     },
     {"name": "catalog", "description": "The strategies and models a job may name."},
+    {
+        "name": "admin",
+        "description": "For the service's operators (admin API keys): tenants' limits.",
+    },
     {"name": "health", "description": "Liveness and readiness probes (no auth)."},
 ]
 
@@ -77,6 +87,7 @@ def create_app(settings: Settings, *, dispatcher: JobQueue) -> FastAPI:
     models = load_models_file(settings.models_file)  # a bad models file fails here, early
     engine = make_engine(settings.database_url)
     queues = QueueGauge()
+    quotas = Quotas()
     context = AppContext(
         settings=settings,
         engine=engine,
@@ -87,8 +98,9 @@ def create_app(settings: Settings, *, dispatcher: JobQueue) -> FastAPI:
         reads=make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT")),
         db_threads=anyio.CapacityLimiter(HOT_PATH_THREADS),
         queues=queues,
-        jobs=JobService(settings, models, CATALOG, dispatcher, queues),
-        batches=BatchService(settings, models, CATALOG, dispatcher),
+        jobs=JobService(settings, models, CATALOG, dispatcher, queues, quotas),
+        batches=BatchService(settings, models, CATALOG, dispatcher, quotas),
+        quotas=quotas,
     )
 
     notifier = JobNotifier(settings.database_url)

@@ -34,7 +34,13 @@ from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.inflight import REDIS, default_durability_env, post_jobs, scratch_database
+from bench.inflight import (
+    NO_RATE_LIMIT,
+    REDIS,
+    default_durability_env,
+    post_jobs,
+    scratch_database,
+)
 from ponder.db import make_engine
 from ponder.tables import Job
 from tests.chaos.helpers import best_of_n_body
@@ -110,7 +116,7 @@ def run(label: str, jobs: int, env: dict[str, str], probe_timeout: float) -> Run
             extra_models=profile,
             workers=0,
             broker_url=REDIS,
-            env_overrides={**default_durability_env(), **env},
+            env_overrides={**default_durability_env(), **NO_RATE_LIMIT, **env},
         ) as stack,
     ):
         stack.start("worker", "worker", env=env)

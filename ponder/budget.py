@@ -73,6 +73,18 @@ class DeadlineExceeded(BudgetExhausted):
         super().__init__("seconds", message)
 
 
+class SpendLimitReached(BudgetExhausted):
+    """A call could not be reserved within the tenant's daily spend limit
+    (``spend_per_day_usd``, see :mod:`ponder.quotas`): no new model call until the next
+    UTC day; the job stops with its best answer so far."""
+
+    code = ErrorCode.QUOTA_EXCEEDED
+    stop_reason = StopReason.DAILY_SPEND_LIMIT
+
+    def __init__(self, message: str) -> None:
+        super().__init__("tenant_cost_usd", message)
+
+
 @dataclass(frozen=True)
 class Reservation:
     id: int

@@ -39,6 +39,16 @@ batches_app = typer.Typer(
 )
 app.add_typer(batches_app, name="batches")
 
+tenants_app = typer.Typer(help="Tenants and their limits.", no_args_is_help=True)
+app.add_typer(tenants_app, name="tenants")
+limits_app = typer.Typer(
+    help="A tenant's limits (rate, jobs queued or running, batch items and spend per day, "
+    "priority, per-job budget ceilings). Unset limits are the server's PONDER_TENANT_* "
+    "and PONDER_LIMIT_MAX_* defaults.",
+    no_args_is_help=True,
+)
+tenants_app.add_typer(limits_app, name="limits")
+
 ApiUrl = Annotated[
     str, typer.Option("--api-url", envvar="PONDER_API_URL", help="Base URL of the Ponder API.")
 ]
@@ -211,6 +221,134 @@ def keys_create(
         engine.dispose()
     typer.echo(f"created an API key for tenant {tenant!r}; it is shown only once:", err=True)
     typer.echo(key)
+
+
+def _limit_option(help_text: str) -> Any:
+    return typer.Option(help=help_text + " A number, or `default` for the server's.")
+
+
+@limits_app.command("show")
+def tenants_limits_show(
+    name: Annotated[str, typer.Argument(help="Tenant name.")],
+) -> None:
+    """Print the tenant's limits as JSON, each with where it comes from (`tenant`: its
+    own, `server`: the default), and what it uses of them now."""
+    from ponder.db import make_engine, make_sessionmaker
+    from ponder.errors import NotFound
+    from ponder.quotas import describe, get_tenant
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            try:
+                shown = describe(session, get_tenant(session, name), settings)
+            except NotFound as exc:
+                typer.echo(f"error: {exc.detail}", err=True)
+                raise typer.Exit(2) from None
+    finally:
+        engine.dispose()
+    typer.echo(json.dumps(shown, indent=2))
+
+
+@limits_app.command("set")
+def tenants_limits_set(
+    name: Annotated[str, typer.Argument(help="Tenant name.")],
+    max_priority: Annotated[
+        str | None, _limit_option("Highest job priority it may ask for (0 to 9).")
+    ] = None,
+    jobs_per_minute: Annotated[
+        str | None, _limit_option("Jobs it may submit per minute, sustained.")
+    ] = None,
+    jobs_burst: Annotated[
+        str | None, _limit_option("Jobs it may submit at once before the rate applies.")
+    ] = None,
+    max_active_jobs: Annotated[
+        str | None, _limit_option("Its jobs queued or running at once, batch items included.")
+    ] = None,
+    batch_items_per_day: Annotated[
+        str | None, _limit_option("Batch items it may submit per UTC day.")
+    ] = None,
+    max_job_tokens: Annotated[
+        str | None, _limit_option("Most budget.max_tokens of one job (at most the server's).")
+    ] = None,
+    max_job_calls: Annotated[
+        str | None, _limit_option("Most budget.max_calls of one job (at most the server's).")
+    ] = None,
+    max_job_cost_usd: Annotated[
+        str | None, _limit_option("Most budget.max_cost_usd of one job (at most the server's).")
+    ] = None,
+    max_job_seconds: Annotated[
+        str | None, _limit_option("Most budget.max_seconds of one job (at most the server's).")
+    ] = None,
+    spend_per_day_usd: Annotated[
+        str | None, _limit_option("US dollars its model calls may cost per UTC day.")
+    ] = None,
+    max_schedules: Annotated[str | None, _limit_option("Schedules it may have.")] = None,
+    max_datasets: Annotated[str | None, _limit_option("Uploaded datasets it may have.")] = None,
+) -> None:
+    """Set some of the tenant's limits (the others keep their value) and print them all
+    as `show` does. Running API and worker processes apply the change within
+    PONDER_TENANT_LIMITS_CACHE_SECONDS."""
+    from ponder.db import make_engine, make_sessionmaker
+    from ponder.errors import NotFound
+    from ponder.quotas import describe, get_tenant, is_integer_limit, set_limits
+
+    given = {
+        "max_priority": max_priority,
+        "jobs_per_minute": jobs_per_minute,
+        "jobs_burst": jobs_burst,
+        "max_active_jobs": max_active_jobs,
+        "batch_items_per_day": batch_items_per_day,
+        "max_job_tokens": max_job_tokens,
+        "max_job_calls": max_job_calls,
+        "max_job_cost_usd": max_job_cost_usd,
+        "max_job_seconds": max_job_seconds,
+        "spend_per_day_usd": spend_per_day_usd,
+        "max_schedules": max_schedules,
+        "max_datasets": max_datasets,
+    }
+    changes: dict[str, float | int | None] = {}
+    for field, raw in given.items():
+        if raw is None:
+            continue
+        flag = "--" + field.replace("_", "-")
+        if raw.strip().lower() == "default":
+            changes[field] = None
+            continue
+        try:
+            number = float(raw)
+        except ValueError:
+            typer.echo(f"error: {flag} takes a number or `default`, not {raw!r}", err=True)
+            raise typer.Exit(2) from None
+        if is_integer_limit(field):
+            if not number.is_integer():
+                typer.echo(f"error: {flag} takes a whole number, not {raw!r}", err=True)
+                raise typer.Exit(2)
+            changes[field] = int(number)
+        else:
+            changes[field] = number
+    if not changes:
+        typer.echo("error: give at least one limit to set (see --help)", err=True)
+        raise typer.Exit(2)
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            try:
+                tenant = get_tenant(session, name)
+                set_limits(session, tenant.id, changes, settings)
+            except NotFound as exc:
+                typer.echo(f"error: {exc.detail}", err=True)
+                raise typer.Exit(2) from None
+            except ValueError as exc:
+                typer.echo(f"error: {exc}", err=True)
+                raise typer.Exit(2) from None
+            session.commit()
+            shown = describe(session, tenant, settings)
+    finally:
+        engine.dispose()
+    typer.echo(json.dumps(shown, indent=2))
 
 
 @datasets_app.command("list")

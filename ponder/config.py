@@ -11,7 +11,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="PONDER_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="PONDER_", extra="ignore", env_parse_none_str="null"
+    )
 
     database_url: str = Field(
         default="postgresql+psycopg://postgres@127.0.0.1:5432/ponder",
@@ -175,6 +177,62 @@ class Settings(BaseSettings):
     )
     schedule_max_backfill_runs: int = Field(
         default=1000, ge=1, description="Most fire times one backfill request may cover."
+    )
+
+    # per-tenant limits (ponder.quotas): the server's defaults; a tenant's own row in
+    # tenant_limits (`ponder tenants limits set`) overrides each of them
+    tenant_max_priority: int = Field(
+        default=9,
+        ge=0,
+        le=9,
+        description="Highest job priority (0 to 9) a tenant may ask for; above it a job or "
+        "batch item is refused (422).",
+    )
+    tenant_jobs_per_minute: float | None = Field(
+        default=600.0,
+        gt=0,
+        description="Jobs a tenant may submit per minute, sustained (a token bucket "
+        "refilling at this rate); null: no rate limit.",
+    )
+    tenant_jobs_burst: int = Field(
+        default=600,
+        ge=1,
+        description="Jobs a tenant may submit at once before the per-minute rate applies "
+        "(the token bucket's size).",
+    )
+    tenant_max_active_jobs: int | None = Field(
+        default=100_000,
+        ge=1,
+        description="Jobs of one tenant queued or running at once, batch items included; "
+        "null: no limit.",
+    )
+    tenant_batch_items_per_day: int | None = Field(
+        default=1_000_000,
+        ge=1,
+        description="Batch items one tenant may submit per UTC day; null: no limit.",
+    )
+    tenant_spend_per_day_usd: float | None = Field(
+        default=None,
+        gt=0,
+        description="US dollars one tenant's model calls may cost per UTC day (reserved "
+        "before each call, like a job's budget); null: no limit.",
+    )
+    tenant_max_schedules: int | None = Field(
+        default=1000, ge=1, description="Schedules one tenant may have; null: no limit."
+    )
+    tenant_max_datasets: int | None = Field(
+        default=1000, ge=1, description="Uploaded datasets one tenant may have; null: no limit."
+    )
+    tenant_limits_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long an API or worker process keeps a tenant's limits before "
+        "reading them again (a change takes effect within this time).",
+    )
+    admin_tenants: list[str] = Field(
+        default_factory=list,
+        description="Tenants whose API keys may manage other tenants' limits over HTTP "
+        "(/v1/admin/...), as a JSON list of names. A placeholder until API key scopes.",
     )
 
     @property

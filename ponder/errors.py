@@ -25,6 +25,7 @@ class ErrorCode(StrEnum):
     NOT_FOUND = "not_found"  # no such resource for this tenant: 404
     FORBIDDEN = "forbidden"  # it exists, but no tenant may do this to it: 403
     CONFLICT = "conflict"  # the resource's state does not allow it: 409
+    QUOTA_EXCEEDED = "quota_exceeded"  # over one of the tenant's limits for now: 429
     # a job's run stops for a reason that is not a fault
     BUDGET_EXHAUSTED = "budget_exhausted"
     CANCELLED = "cancelled"
@@ -83,3 +84,23 @@ class Conflict(PonderError):
         super().__init__(detail)
         self.detail = detail
         self.extra = extra or {}
+
+
+class QuotaExceeded(PonderError):
+    """The request is over one of the tenant's limits for now (a 429): ``limit`` names it
+    (``jobs_per_minute``, ``max_active_jobs``, ``batch_items_per_day``,
+    ``spend_per_day_usd``), ``value`` is its value, and ``retry_after`` says how many
+    seconds to wait before trying again (None when no wait is known to be enough).
+    A request that can never pass (e.g. a priority above the tenant's maximum) is an
+    ``Invalid`` (422) instead."""
+
+    code = ErrorCode.QUOTA_EXCEEDED
+
+    def __init__(
+        self, limit: str, detail: str, *, value: float | None, retry_after: float | None
+    ) -> None:
+        super().__init__(detail)
+        self.limit = limit
+        self.detail = detail
+        self.value = value
+        self.retry_after = retry_after

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -14,6 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from ponder.budget import BudgetLimits
 from ponder.errors import ErrorCode, PonderError
 from ponder.problem import Problem
+
+if TYPE_CHECKING:
+    from ponder.quotas import TenantLimits
 
 MAX_METADATA_BYTES = 16 * 1024
 MAX_WEBHOOK_URL_CHARS = 2048
@@ -210,6 +213,9 @@ class JobValidator(Protocol):
     """Checks one job body (the JSON ``POST /v1/jobs`` takes) exactly as that endpoint
     does, and returns the ``jobs`` row values it becomes (``problem``, ``strategy``,
     ``verifier``, ``model``, ``budget``, ``priority``, ``meta``, ``webhook_url``,
-    ``seed``), or raises :class:`ItemInvalid`."""
+    ``seed``), or raises :class:`ItemInvalid`. With ``limits``, the tenant's maximum
+    priority and per-job budget ceilings apply too (``POST /v1/jobs`` applies them)."""
 
-    def __call__(self, body: dict[str, Any]) -> dict[str, Any]: ...
+    def __call__(
+        self, body: dict[str, Any], limits: TenantLimits | None = None
+    ) -> dict[str, Any]: ...

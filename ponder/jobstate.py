@@ -4,15 +4,15 @@ to what the worker does next and which status and stop reason the job gets.
 The worker runs the strategy and carries out the :class:`Ending` this module picks; it
 decides nothing about statuses itself. The API's strings (``completed``, ``failed``,
 ``cancelled``; ``verified``, ``budget_exhausted``, ``deadline``, ``search_exhausted``,
-``cancelled``, ``error``) are the values of :class:`ponder.tables.JobStatus` and
-:class:`ponder.tables.StopReason`."""
+``cancelled``, ``error``, ``daily_spend_limit``) are the values of
+:class:`ponder.tables.JobStatus` and :class:`ponder.tables.StopReason`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
 
-from ponder.budget import BudgetExhausted
+from ponder.budget import BudgetExhausted, SpendLimitReached
 from ponder.llm.base import ProviderError, ProviderUnavailable
 from ponder.runtime import Cancelled, LeaseLost, NonDeterminism, SliceExpired, WorkerStopping
 from ponder.tables import JobStatus, StopReason
@@ -53,6 +53,9 @@ def ending_for(error: BaseException | None, *, verified: bool = False) -> Ending
         return Ending(Next.SHUTDOWN)
     if isinstance(error, SliceExpired):
         return Ending(Next.HANDOFF)
+    if isinstance(error, SpendLimitReached):
+        # the tenant's daily spend is used up: the best answer so far, and why it stopped
+        return Ending(Next.FINISH, JobStatus.COMPLETED, error.stop_reason, str(error))
     if isinstance(error, BudgetExhausted):
         # out of tokens, calls, cost or time: the best answer so far is the result
         return Ending(Next.FINISH, JobStatus.COMPLETED, error.stop_reason)

@@ -10,6 +10,7 @@ and raise :class:`LeaseLost` — a zombie cannot write.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
@@ -38,9 +39,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, sessionmaker
 
-from ponder.budget import Spend
+from ponder.budget import Spend, SpendLimitReached
 from ponder.notify import notify_job_finished
 from ponder.outcome import Spent, public_usage
+from ponder.quotas import reserve_spend, seconds_to_next_day, settle_spend, utc_day
 from ponder.runtime import Cancelled, LeaseLost, StepRecord
 from ponder.tables import (
     Job,
@@ -490,6 +492,27 @@ _COMPLETE_STEP = (
 _SUMMARY_FIELDS = [f.name for f in fields(_Summary)]
 
 
+@dataclass(frozen=True)
+class SpendCharge:
+    """A billed call's worst-case cost, reserved against its tenant's daily spend limit
+    in the write that journals the call's reservation (:mod:`ponder.quotas`)."""
+
+    tenant_id: str
+    cost_usd: float
+    limit_usd: float
+    at: float  # Unix time of the reservation: its UTC day is the day it counts on
+
+
+@dataclass(frozen=True)
+class SpendSettle:
+    """What a call reserved by a :class:`SpendCharge` on ``day`` really cost, minus what
+    was reserved (the whole reservation back for a call that was never billed)."""
+
+    tenant_id: str
+    delta_usd: float
+    day: str
+
+
 @dataclass
 class JournalWrite:
     """One fenced journal write around a billed call (its reservation, its result, its
@@ -509,10 +532,54 @@ class JournalWrite:
     pending_step: dict[str, Any] | None = None  # reserved before a call, unless cancelled
     done_step: dict[str, Any] | None = None  # a call's result: key, result, tokens...
     drop_step: int | None = None  # a failed call's reservation, by key
+    # the pending call's cost against the tenant's daily spend, or its settlement after
+    spend_charge: SpendCharge | None = None
+    spend_settle: SpendSettle | None = None
 
 
-# Outcome of one write in a batch: (True, the job's cancel flag) or (False, LeaseLost).
+# Outcome of one write in a batch: (True, the job's cancel flag), (True, a
+# SpendLimitReached: the pending call was not journaled) or (False, LeaseLost).
 WriteOutcome = tuple[bool, Any]
+
+
+def _charge_spend(
+    conn: Connection, charges: list[JournalWrite], settles: list[JournalWrite]
+) -> set[int]:
+    """Reserve the tenant spend of ``charges`` (writes journaling a call, each with a
+    :class:`SpendCharge`) and apply the :class:`SpendSettle` of ``settles``, tenant by
+    tenant in id order (so two groups never lock two tenants' counters in opposite
+    orders). The ``id()`` of each charged write whose call did not fit."""
+    refused: set[int] = set()
+    by_tenant: dict[str, tuple[list[SpendCharge], list[int], list[SpendSettle]]] = {}
+    for w in charges:
+        assert w.spend_charge is not None
+        entry = by_tenant.setdefault(w.spend_charge.tenant_id, ([], [], []))
+        entry[0].append(w.spend_charge)
+        entry[1].append(id(w))
+    for w in settles:
+        assert w.spend_settle is not None
+        by_tenant.setdefault(w.spend_settle.tenant_id, ([], [], []))[2].append(w.spend_settle)
+    for tenant_id in sorted(by_tenant):
+        wanted, ids, settled = by_tenant[tenant_id]
+        for settle in settled:  # first: a call that cost less than reserved frees room
+            settle_spend(conn, tenant_id, settle.delta_usd, day=settle.day)
+        for charge, write_id in zip(wanted, ids, strict=True):
+            day = reserve_spend(
+                conn, tenant_id, charge.cost_usd, limit=charge.limit_usd, now=charge.at
+            )
+            if day is None:
+                refused.add(write_id)
+    return refused
+
+
+def _spend_refusal(charge: SpendCharge) -> SpendLimitReached:
+    wait = seconds_to_next_day(charge.at)
+    return SpendLimitReached(
+        f"the tenant's daily spend limit of ${charge.limit_usd:g} (spend_per_day_usd) "
+        f"cannot cover this call's worst case of ${charge.cost_usd:.6f}: no new model call "
+        f"until 00:00 UTC, in {wait:.0f} s; the job stops with its best answer so far"
+    )
+
 
 _ADDED = ("usage_tokens", "usage_calls", "usage_cost_usd", "lost_calls")
 
@@ -588,6 +655,19 @@ def write_journal(conn: Connection, writes: list[JournalWrite]) -> list[WriteOut
     done: list[dict[str, Any]] = []
     dropped: list[tuple[str, int]] = []
     events: list[dict[str, Any]] = []
+    # tenant spend: the charges of calls about to be journaled, and settlements
+    charges: list[JournalWrite] = []
+    settles: list[JournalWrite] = []
+    for (job_id, attempt, _owner), ws in per_job.items():
+        got = fenced.get((job_id, attempt))
+        if got is None:
+            continue  # the lease is lost: nothing of these writes applies
+        for w in ws:
+            if w.spend_charge is not None and w.pending_step is not None and not got[0]:
+                charges.append(w)
+            if w.spend_settle is not None:
+                settles.append(w)
+    refused = _charge_spend(conn, charges, settles) if charges or settles else set()
     for (job_id, attempt, _owner), ws in per_job.items():
         got = fenced.get((job_id, attempt))
         if got is None:
@@ -598,7 +678,10 @@ def write_journal(conn: Connection, writes: list[JournalWrite]) -> list[WriteOut
         seq = last_seq - sum(len(w.events) for w in ws)
         for w in ws:
             steps.extend(w.free_steps)
-            if w.pending_step is not None and not cancel:
+            if id(w) in refused:
+                assert w.spend_charge is not None
+                outcomes.append((True, _spend_refusal(w.spend_charge)))
+            elif w.pending_step is not None and not cancel:
                 steps.append(w.pending_step)
             if w.done_step is not None:
                 done.append({"job_id": job_id, **w.done_step})
@@ -609,7 +692,8 @@ def write_journal(conn: Connection, writes: list[JournalWrite]) -> list[WriteOut
                 events.append(
                     {"job_id": job_id, "seq": seq, "kind": kind, "data": data, "created_at": now}
                 )
-            outcomes.append((True, cancel))
+            if id(w) not in refused:
+                outcomes.append((True, cancel))
     if steps:
         for shape in {tuple(sorted(s)) for s in steps}:
             conn.execute(_INSERT_STEP, [s for s in steps if tuple(sorted(s)) == shape])
@@ -651,6 +735,13 @@ def _write_one(conn: Connection, w: JournalWrite) -> WriteOutcome:
     except LeaseLost as exc:
         return (False, exc)
     cancel = bool(row[0])
+    charge = w.spend_charge if w.pending_step is not None and not cancel else None
+    if charge is not None or w.spend_settle is not None:
+        refused = _charge_spend(
+            conn, [w] if charge is not None else [], [w] if w.spend_settle is not None else []
+        )
+        if charge is not None and id(w) in refused:
+            return (True, _spend_refusal(charge))
     if w.pending_step is not None and not cancel:
         conn.execute(_INSERT_STEP, w.pending_step)
     if w.done_step is not None:
@@ -766,6 +857,13 @@ class SqlJournal:
         self._events: list[tuple[str, dict[str, Any], bool]] = []
         self._best: dict[str, Any] | None = None
         self._progress: dict[str, Any] | None = None
+        # the tenant's daily spend limit in US dollars (set by the runner from
+        # ponder.quotas; None: no limit), and the calls reserved against it: key ->
+        # (the UTC day it counts on, the cost reserved)
+        self.spend_limit_usd: float | None = None
+        self.tenant_id = claim.job.tenant_id
+        self._charged: dict[int, tuple[str, float]] = {}
+        self.clock: Callable[[], float] = time.time
 
     # -- flags (also fed by the process's lease heartbeat) --
     @property
@@ -890,6 +988,8 @@ class SqlJournal:
         except LeaseLost:
             self._lease_lost = True
             raise LeaseLost(f"job {self.job_id}: lease lost (attempt {self.attempt})") from None
+        if isinstance(cancel, SpendLimitReached):
+            raise cancel
         self._cancel = self._cancel or bool(cancel)
 
     async def begin_paid_step(self, key: int, kind: str, digest: str, reserved: Spend) -> None:
@@ -908,9 +1008,18 @@ class SqlJournal:
             "created_at": utcnow(),
         }
 
-        await self._submit(self._journal_write(pending_step=pending))
+        charge = None
+        if self.spend_limit_usd is not None and reserved.cost_usd > 0:
+            charge = SpendCharge(
+                self.tenant_id, reserved.cost_usd, self.spend_limit_usd, self.clock()
+            )
+        # raises SpendLimitReached when the tenant's day cannot cover the call (it is not
+        # journaled then; the caller releases its reservation in the job's ledger)
+        await self._submit(self._journal_write(pending_step=pending, spend_charge=charge))
         if self._cancel:
             raise Cancelled("the job was cancelled")
+        if charge is not None:
+            self._charged[key] = (utc_day(charge.at), charge.cost_usd)
 
     async def complete_paid_step(
         self, key: int, kind: str, digest: str, result: dict[str, Any], charged: Spend
@@ -927,7 +1036,8 @@ class SqlJournal:
             "usage_calls": charged.calls,
             "usage_cost_usd": charged.cost_usd,
         }
-        await self._submit(self._journal_write(adds=adds, done_step=done))
+        settle = self._settle(key, charged.cost_usd)
+        await self._submit(self._journal_write(adds=adds, done_step=done, spend_settle=settle))
 
     async def abandon_step(self, key: int, forfeited: Spend | None) -> None:
         adds: dict[str, Any] = {}
@@ -938,7 +1048,17 @@ class SqlJournal:
                 "usage_cost_usd": forfeited.cost_usd,
                 "lost_calls": 1,
             }
-        await self._submit(self._journal_write(adds=adds, drop_step=key))
+        # a lost call counts its whole reservation; one never billed gives it back
+        settle = self._settle(key, 0.0 if forfeited is None else forfeited.cost_usd)
+        await self._submit(self._journal_write(adds=adds, drop_step=key, spend_settle=settle))
+
+    def _settle(self, key: int, cost_usd: float) -> SpendSettle | None:
+        """The settlement of call ``key``'s tenant spend at ``cost_usd``, if it had any."""
+        charged = self._charged.pop(key, None)
+        if charged is None:
+            return None
+        day, reserved = charged
+        return SpendSettle(self.tenant_id, cost_usd - reserved, day)
 
     async def flush(self) -> None:
         await self._submit(self._journal_write())

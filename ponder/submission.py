@@ -1,6 +1,7 @@
 """Checks on a submitted job that need the server's configuration (strategies, tasks,
-models, budget ceilings), and the job row it becomes. Each failure is a 422 whose
-detail names the field and what to send instead."""
+models, budget ceilings) and the tenant's limits (its maximum priority, its per-job
+budget ceilings: :mod:`ponder.quotas`), and the job row it becomes. Each failure is a
+422 whose detail names the field and what to send instead."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from ponder.field_errors import Invalid, describe_validation_errors, invalid
 from ponder.jobspec import ItemInvalid, JobCreate, JobValidator
 from ponder.llm.profiles import ModelProfile
 from ponder.problem import Problem
+from ponder.quotas import TenantLimits
 from ponder.webhooks.ssrf import ForbiddenAddress, check_target_url
 
 DEFAULT_MAX_TOKENS = 50_000
@@ -40,9 +42,20 @@ def job_values(
     settings: Settings,
     models: dict[str, ModelProfile],
     strategies: StrategyCatalog,
+    limits: TenantLimits | None = None,
 ) -> dict[str, Any]:
     """The checked, normalized columns of the job ``body`` asks for; raises
-    :class:`Invalid` (a 422 in the API) naming the field to fix."""
+    :class:`Invalid` (a 422 in the API) naming the field to fix. ``limits`` are the
+    submitting tenant's (its maximum priority and per-job budget ceilings); without
+    them the server's defaults apply."""
+    limits = limits or TenantLimits.of(settings, "")
+    if body.priority > limits.max_priority:
+        raise invalid(
+            ("body", "priority"),
+            f"must be at most {limits.max_priority} for {limits.whose('max_priority')} "
+            f"(max_priority; got {body.priority}); send a lower priority, or ask an "
+            "operator to raise it (`ponder tenants limits set TENANT --max-priority N`)",
+        )
     strategy_params = _check_strategy(strategies, body.strategy.name, body.strategy.params)
     _check_problem(body.problem)
     if (
@@ -75,7 +88,7 @@ def job_values(
         validate_verifier_for(body.verifier, body.problem, models)
     except ValueError as exc:
         raise invalid(("body", "verifier"), str(exc)) from None
-    budget = _check_budget(body.budget, settings)
+    budget = _check_budget(body.budget, settings, limits)
     if body.webhook_url is not None:
         try:
             check_target_url(body.webhook_url, allow_private=settings.webhook_allow_private)
@@ -167,31 +180,32 @@ def _check_problem(problem: Problem) -> None:
         raise invalid(("body", "problem", "input"), str(exc)) from None
 
 
-def _check_budget(budget: BudgetLimits | None, settings: Settings) -> BudgetLimits:
-    ceilings: dict[str, float] = {
-        "max_tokens": settings.limit_max_tokens,
-        "max_calls": settings.limit_max_calls,
-        "max_cost_usd": settings.limit_max_cost_usd,
-        "max_seconds": settings.limit_max_seconds,
-    }
+def _check_budget(
+    budget: BudgetLimits | None, settings: Settings, limits: TenantLimits
+) -> BudgetLimits:
+    ceilings = limits.ceilings()
     if budget is None:
-        # the defaults never exceed what the server allows
+        # the defaults never exceed what the server and the tenant allow
         return BudgetLimits(
-            max_tokens=min(DEFAULT_MAX_TOKENS, settings.limit_max_tokens),
-            max_calls=min(DEFAULT_MAX_CALLS, settings.limit_max_calls),
-            max_seconds=min(DEFAULT_MAX_SECONDS, settings.limit_max_seconds),
+            max_tokens=min(DEFAULT_MAX_TOKENS, int(ceilings["max_tokens"])),
+            max_calls=min(DEFAULT_MAX_CALLS, int(ceilings["max_calls"])),
+            max_seconds=min(DEFAULT_MAX_SECONDS, ceilings["max_seconds"]),
         )
     problems = []
     for field, ceiling in ceilings.items():
         value = getattr(budget, field)
         if value is not None and value > ceiling:
+            where = (
+                "on this server"
+                if limits.ceiling_owner(field, settings) == "this server"
+                else "for this tenant (its own per-job ceiling; an operator can raise it "
+                "up to the server's)"
+            )
             problems.append(
                 {
                     "loc": ("body", "budget", field),
                     "type": "value_error",
-                    "msg": (
-                        f"must be at most {_number(ceiling)} on this server (got {_number(value)})"
-                    ),
+                    "msg": (f"must be at most {_number(ceiling)} {where} (got {_number(value)})"),
                 }
             )
     if problems:
@@ -214,10 +228,10 @@ def job_validator(
     that body would carry (field locations relative to the body). Batches validate each
     item with it, so an item is accepted exactly when it would be accepted as a job."""
 
-    def validate(body: dict[str, Any]) -> dict[str, Any]:
+    def validate(body: dict[str, Any], limits: TenantLimits | None = None) -> dict[str, Any]:
         try:
             job = JobCreate.model_validate(body)
-            return job_values(job, settings, models, strategies)
+            return job_values(job, settings, models, strategies, limits)
         except ValidationError as exc:
             detail, errors = describe_validation_errors(
                 exc.errors(include_url=False, include_input=False)

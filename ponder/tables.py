@@ -107,6 +107,8 @@ class StopReason(StoredValue):
     SEARCH_EXHAUSTED = "search_exhausted"
     CANCELLED = "cancelled"
     ERROR = "error"
+    # the tenant's daily spend limit was reached (ponder.quotas): no new model call today
+    DAILY_SPEND_LIMIT = "daily_spend_limit"
 
 
 class Tenant(Base):
@@ -115,6 +117,49 @@ class Tenant(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class TenantLimit(Base):
+    """One tenant's own limits (``ponder tenants limits set``). A null column means the
+    server's default (``PONDER_TENANT_*``, ``PONDER_LIMIT_MAX_*``); a tenant without a
+    row has every default. :mod:`ponder.quotas` reads and enforces them."""
+
+    __tablename__ = "tenant_limits"
+
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    max_priority: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    jobs_per_minute: Mapped[float | None] = mapped_column(Float, nullable=True)
+    jobs_burst: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_active_jobs: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    batch_items_per_day: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # per-job budget ceilings, at most the server's
+    max_job_tokens: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    max_job_calls: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_job_cost_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
+    max_job_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    spend_per_day_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
+    max_schedules: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_datasets: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class TenantCounter(Base):
+    """What a tenant has used of a limit that counts: the job submission token bucket
+    (``value`` tokens left at ``stamp``, Unix seconds) and the daily counters (``value``
+    used on the UTC ``day``; a new day starts from zero). One row per tenant and
+    counter, so the counters never wait on each other's row locks."""
+
+    __tablename__ = "tenant_counters"
+
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)  # CounterName
+    value: Mapped[float] = mapped_column(Float, default=0.0)
+    stamp: Mapped[float] = mapped_column(Float, default=0.0)
+    day: Mapped[str | None] = mapped_column(String(10), nullable=True)  # YYYY-MM-DD, UTC
 
 
 class ApiKey(Base):
@@ -151,6 +196,13 @@ class Job(Base):
             "tenant_id",
             postgresql_where=text("status = 'queued' AND NOT held AND lease_owner IS NULL"),
             sqlite_where=text("status = 'queued' AND NOT held AND lease_owner IS NULL"),
+        ),
+        # a tenant's jobs queued or running, batch items included (ponder.quotas)
+        Index(
+            "ix_jobs_tenant_active",
+            "tenant_id",
+            postgresql_where=text("status IN ('queued', 'running')"),
+            sqlite_where=text("status IN ('queued', 'running')"),
         ),
         Index(
             "ix_jobs_tenant_held",

@@ -45,6 +45,7 @@ from ponder.llm.limits import Limiter, build_limiter
 from ponder.llm.profiles import ModelProfile, build_provider, load_models_file
 from ponder.llm.reward import RewardModelFactory, RewardModels
 from ponder.problem import Problem
+from ponder.quotas import Quotas, TenantLimits
 from ponder.runtime import Context, LeaseLost, WorkerStopping
 from ponder.tables import Job, StopReason
 from strategies.registry import get_strategy
@@ -132,6 +133,14 @@ class WorkerServices:
         self.publish: Callable[[str, int], bool] | None = None
         # reward models (PRMs) by profile name, built on first use, kept like providers
         self.reward_models = RewardModels(self.profiles, reward_model_factory)
+        # the tenants' limits (their daily spend), read at most every
+        # tenant_limits_cache_seconds
+        self.quotas = Quotas()
+
+    def tenant_limits(self, tenant_id: str) -> TenantLimits:
+        """The tenant's limits (blocking: call it from a thread, not the loop)."""
+        with self.engine.connect() as conn:
+            return self.quotas.limits(conn, tenant_id, self.settings)
 
     def provider(self, model: str) -> Provider:
         if model not in self._providers:
@@ -215,6 +224,13 @@ async def run_slice_async(
         if ending is not None:
             await _finalize(journal, ending, job.best, job.usage_seconds, job.progress)
             return _finished(journal, job, "max_attempts")
+        # each billed call is reserved against the tenant's daily spend too (the journal
+        # does it in the write that reserves the call)
+        limits = svc.quotas.cached(job.tenant_id, settings)
+        if limits is None:
+            loop = asyncio.get_running_loop()
+            limits = await loop.run_in_executor(None, svc.tenant_limits, job.tenant_id)
+        journal.spend_limit_usd = limits.spend_per_day_usd
         tenants = svc.jobloop.tenants
         # batch items are shared out by the batch feeder already (and a parked item
         # would wait for a feeder that only feeds items not yet started): they always run

@@ -126,6 +126,11 @@ def _media_type(request: Request) -> str:
     responses={
         413: {"description": "The body is larger than the server accepts."},
         415: {"description": "The body is neither JSON nor JSON Lines."},
+        429: {
+            "description": "The batch does not fit the tenant's limits now (its batch items "
+            "today, its jobs queued or running, its spend today): `limit` names it; retry "
+            "after `Retry-After` seconds."
+        },
         422: {
             "description": "The batch is invalid as a whole (no valid item, strict mode with "
             "invalid items — listed in `items` —, an unknown dataset, ...)."

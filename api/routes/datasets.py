@@ -53,6 +53,7 @@ unique. Blank lines are ignored."""
         413: {"description": "The upload is larger than the server accepts."},
         415: {"description": "The body is not JSON Lines."},
         422: {"description": "Bad lines (listed in `items`) or a bad name."},
+        429: {"description": "The tenant has as many datasets as it may (`max_datasets`)."},
     },
 )
 async def upload(

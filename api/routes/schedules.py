@@ -52,7 +52,10 @@ def _service(context: ContextDep) -> ScheduleService:
     "",
     status_code=201,
     summary="Create a schedule",
-    responses=_WRITE_ERRORS,
+    responses={
+        **_WRITE_ERRORS,
+        429: {"description": "The tenant has as many schedules as it may (`max_schedules`)."},
+    },
     response_description="The new schedule, with its next fire times.",
 )
 def create_schedule(

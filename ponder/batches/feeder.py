@@ -14,10 +14,13 @@ Limits, per feed:
 - a batch with a ``budget`` cap starts an item only when the cap, minus what finished
   items spent and the budgets reserved by items in flight, covers the item's whole
   budget — its own ``max_tokens`` / ``max_cost_usd``, or, where it sets none, an equal
-  share of the cap (``cap / batch_max_in_flight``, which becomes its budget). Like the
+  share of the cap (``cap / batch_max_in_flight``, held to the tenant's per-job
+  ceilings — the same a job may ask for —, which becomes its budget). Like the
   ledger reserving a call's worst case, this means the batch never spends more than
   its cap, crash or not. When nothing is in flight and the next item does not fit, the
-  remaining items end ``cancelled`` with stop reason ``budget_exhausted``.
+  remaining items end ``cancelled`` with stop reason ``budget_exhausted``;
+- a tenant that has used up its daily spend (``ponder.quotas``) is fed nothing until
+  the next UTC day: its items would stop at their first model call.
 
 The feeder runs right after a batch is created, after each batch item finishes (in the
 worker), and on every reaper tick (which also completes batches whose last item ended
@@ -47,6 +50,7 @@ from ponder.batches.store import (
     unfinished_batch_ids,
 )
 from ponder.config import Settings
+from ponder.quotas import SPEND_USD, TenantLimits, load_limits, used_today
 from ponder.tables import Batch, BatchStatus, Job, JobStatus, StopReason, utcnow
 
 log = logging.getLogger(__name__)
@@ -188,11 +192,16 @@ def _feed_tenant(
     exhausted: list[str],
     fed_batches: set[str],
 ) -> list[tuple[str, int]]:
+    limits = load_limits(s, batches[0].tenant_id, settings)
+    if limits.spend_per_day_usd is not None and (
+        used_today(s, limits.tenant_id, SPEND_USD, now=now.timestamp()) >= limits.spend_per_day_usd
+    ):
+        return []  # its daily spend is used up: its items wait for the next day
     tenant_room = settings.batch_tenant_max_in_flight - sum(in_flight.get(b.id, 0) for b in batches)
     rooms = []
     for batch in sorted(batches, key=lambda b: (b.last_fed_at or _EPOCH, b.created_at, b.id)):
         n = in_flight.get(batch.id, 0)
-        cap = _cap_state(s, batch, settings) if batch.budget else None
+        cap = _cap_state(s, batch, settings, limits) if batch.budget else None
         rooms.append(_Room(batch, n, settings.batch_max_in_flight - n, cap))
     # fair shares: each place to the batch with the fewest items in flight (ties: the
     # one fed longest ago, as ``rooms`` is ordered), until the tenant's room or the items
@@ -284,9 +293,11 @@ def _has_held(s: Session, batch_id: str) -> bool:
 # ---------------------------------------------------------------- batch budget cap
 
 
-def _cap_state(s: Session, batch: Batch, settings: Settings) -> _CapState:
+def _cap_state(s: Session, batch: Batch, settings: Settings, tenant: TenantLimits) -> _CapState:
     """What the batch cap leaves for new items: the cap minus what finished items spent
-    minus the budgets of items in flight (their worst case, reserved)."""
+    minus the budgets of items in flight (their worst case, reserved). An item that sets
+    no limit in a capped dimension gets an equal share of the cap, at most the tenant's
+    per-job ceiling (what it could have asked for as a job)."""
     limits = {k: float(v) for k, v in (batch.budget or {}).items() if k in _CAPPED and v}
     spent = s.execute(
         select(
@@ -303,7 +314,8 @@ def _cap_state(s: Session, batch: Batch, settings: Settings) -> _CapState:
     for budget in flying:
         for key in limits:
             used[key] += float((budget or {}).get(key) or 0)
-    shares = {k: v / settings.batch_max_in_flight for k, v in limits.items()}
+    ceilings = tenant.ceilings()
+    shares = {k: min(v / settings.batch_max_in_flight, ceilings[k]) for k, v in limits.items()}
     if "max_tokens" in shares:
         shares["max_tokens"] = max(1.0, math.floor(shares["max_tokens"]))
     return _CapState({k: limits[k] - used[k] for k in limits}, shares)

@@ -29,9 +29,11 @@ from ponder.jobspec import ItemInvalid, JobValidator
 from ponder.jsonl import Line, LineError, parse_jsonl
 from ponder.llm.profiles import ModelProfile
 from ponder.queue import JobQueue
+from ponder.quotas import Quotas, TenantLimits, batch_never_fits
 from ponder.submission import job_validator
 from ponder.tables import Batch, BatchSource, BatchStatus, Job, JobStatus, new_id, utcnow
 from ponder.webhooks.delivery import take_unsent
+from ponder.webhooks.ssrf import ForbiddenAddress, check_target_url
 
 # the most per-item errors a response lists (all are counted)
 MAX_REPORTED_ERRORS = 1000
@@ -85,6 +87,8 @@ def create_batch(
     settings: Settings,
     schedule_id: str | None = None,
     fire_time: datetime | None = None,
+    quotas: Quotas | None = None,
+    charge: bool = True,
 ) -> CreatedBatch:
     """Validate ``spec`` and insert the batch and one held job per valid item, inside the
     caller's transaction. **The caller commits**, then should call
@@ -106,6 +110,14 @@ def create_batch(
       exists per (schedule_id, fire_time): a second insert raises
       ``sqlalchemy.exc.IntegrityError`` at flush (the caller's transaction is then
       unusable; roll back).
+    - The tenant's limits apply (:mod:`ponder.quotas`, read through ``quotas``): each
+      item's priority and budget against its maximum and per-job ceilings (as for a
+      job), the batch's ``webhook_url`` and budget cap against what the server allows,
+      and a batch that could never fit its daily items or its jobs queued or running
+      raises :class:`BatchRejected`. With ``charge`` (not for a check that keeps
+      nothing) the batch's items are counted against the tenant's batch items today,
+      its jobs queued or running and its daily spend, which raise
+      :class:`ponder.errors.QuotaExceeded` when the batch does not fit now.
     """
     strict = isinstance(spec, BatchSpec) and spec.strict
     if isinstance(spec, BatchSpec) and spec.items is not None:
@@ -130,6 +142,8 @@ def create_batch(
         settings=settings,
         schedule_id=schedule_id,
         fire_time=fire_time,
+        quotas=quotas,
+        charge=charge,
     )
 
 
@@ -140,6 +154,7 @@ def create_batch_from_jsonl(
     text: str,
     validator: JobValidator,
     settings: Settings,
+    quotas: Quotas | None = None,
 ) -> CreatedBatch:
     """Like :func:`create_batch`, for a JSON Lines upload: one job body per line (blank
     lines ignored). The first non-blank line may instead be a header
@@ -147,9 +162,11 @@ def create_batch_from_jsonl(
     "strict": ...}}`` with the batch's settings. Errors name line numbers."""
     lines, parse_errors = parse_jsonl(text, max_line_bytes=settings.batch_max_line_bytes)
     header: dict[str, Any] = {}
+    header_number = 1
     if lines and isinstance(lines[0].value, dict) and "batch" in lines[0].value:
         first = lines.pop(0)
         header = _header(first)
+        header_number = first.number
     try:
         spec = BatchSpec.model_validate({**header, "items": []})
     except Exception as exc:  # pydantic ValidationError: a bad header
@@ -165,6 +182,8 @@ def create_batch_from_jsonl(
         validator=validator,
         settings=settings,
         pre_errors=parse_errors,
+        quotas=quotas,
+        header_line=header_number if header else None,
     )
 
 
@@ -351,9 +370,24 @@ def _create(
     pre_errors: list[LineError] | None = None,
     schedule_id: str | None = None,
     fire_time: datetime | None = None,
+    quotas: Quotas | None = None,
+    charge: bool = True,
+    header_line: int | None = None,
 ) -> CreatedBatch:
     errors = list(pre_errors or [])
     _check_size(len(raw) + len(errors), settings, what="the batch")
+    quotas = quotas or Quotas()
+    limits = quotas.limits(session, tenant_id, settings)
+    _check_batch_fields(template, settings, limits, header_line)
+    # more items than the tenant may ever have at once or in a day: a 422, however many
+    # of them are valid
+    never = batch_never_fits(limits, len(raw) + len(errors))
+    if never is not None:
+        raise BatchRejected(never)
+    if charge:
+        # refused at once if not even one more item fits today (read only; the exact
+        # count is taken with the items, below)
+        quotas.pre_check_batch(session, limits, 1)
     rerun = source == BatchSource.FROM_JOBS
     defaults_body = template.defaults.as_body()
     batch_id = new_id()
@@ -364,7 +398,7 @@ def _create(
         try:
             custom_id = _custom_id(item.custom_id, seen_ids, item)
             body = _merge(item.body, defaults_body, template.defaults.metadata, rerun=rerun)
-            values = validator(body)
+            values = validator(body, limits)
         except ItemInvalid as exc:
             errors.append(
                 LineError(
@@ -429,7 +463,56 @@ def _create(
     session.flush()
     if rows:
         session.execute(insert(Job), rows)
+    if charge:
+        # last, so the counters' row locks are held only until the caller commits
+        quotas.admit_batch(session, limits, len(rows))
     return CreatedBatch(batch_id=batch_id, accepted=len(rows), errors=errors)
+
+
+def _check_batch_fields(
+    template: BatchTemplate, settings: Settings, limits: TenantLimits, header_line: int | None
+) -> None:
+    """The batch's own fields against what the server allows, as a job's are: its
+    ``webhook_url`` (no private, loopback or metadata address) and its budget cap (at
+    most what ``batch_max_items`` items could spend at the per-job ceilings)."""
+    problems: list[tuple[tuple[str, ...], str]] = []
+    if template.webhook_url is not None:
+        try:
+            check_target_url(template.webhook_url, allow_private=settings.webhook_allow_private)
+        except ForbiddenAddress as exc:
+            problems.append(
+                (
+                    ("webhook_url",),
+                    f"webhooks may not be sent there: {exc}; give a public http(s) URL",
+                )
+            )
+    if template.budget is not None:
+        ceilings = limits.ceilings()
+        for field_name in ("max_tokens", "max_cost_usd"):
+            value = getattr(template.budget, field_name)
+            most = ceilings[field_name] * settings.batch_max_items
+            if value is not None and value > most:
+                problems.append(
+                    (
+                        ("budget", field_name),
+                        f"must be at most {most:g}, what {settings.batch_max_items} items "
+                        f"could spend at the per-job ceiling of {ceilings[field_name]:g} "
+                        f"(got {value:g}); each item's share of the cap is also held to "
+                        "that ceiling",
+                    )
+                )
+    if not problems:
+        return
+    parts = "; ".join(f"{'.'.join(loc)}: {message}" for loc, message in problems)
+    if header_line is not None:
+        raise BatchRejected(f"line {header_line} (the batch header): {parts}")
+    raise BatchRejected(
+        parts,
+        errors=[
+            {"loc": ["body", *loc], "msg": message, "type": "value_error"}
+            for loc, message in problems
+        ],
+    )
 
 
 def _custom_id(value: Any, seen: dict[str, int], item: _RawItem) -> str | None:
@@ -519,6 +602,8 @@ class BatchService:
     models: dict[str, ModelProfile]
     strategies: StrategyCatalog
     queue: JobQueue
+    # the tenants' limits and what this process remembers of them (ponder.quotas)
+    quotas: Quotas = field(default_factory=Quotas)
 
     def create(
         self, sessions: sessionmaker[Session], tenant_id: str, source: BatchSpec | str
@@ -535,6 +620,7 @@ class BatchService:
                     text=source,
                     validator=validator,
                     settings=self.settings,
+                    quotas=self.quotas,
                 )
             else:
                 created = create_batch(
@@ -543,6 +629,7 @@ class BatchService:
                     spec=source,
                     validator=validator,
                     settings=self.settings,
+                    quotas=self.quotas,
                 )
             session.commit()
         # committed: start the first items now (the reaper's feeder tick would, later)

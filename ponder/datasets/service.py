@@ -23,6 +23,7 @@ from ponder.errors import Conflict, ErrorCode, Forbidden, NotFound, PonderError
 from ponder.field_errors import invalid
 from ponder.jsonl import LineError
 from ponder.pagination import Cursor, Page, newest_first, parse_cursor
+from ponder.quotas import check_room, load_limits
 from ponder.tables import Dataset, DatasetItem
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
@@ -117,6 +118,7 @@ def upload_dataset(
     if not entries:
         raise UploadRejected("the upload holds no problems; send one JSON object per line")
     with sessions() as session:
+        check_room(session, load_limits(session, tenant_id, settings), "datasets")
         try:
             dataset = catalog.create_dataset(
                 session, tenant_id=tenant_id, name=name, description=description, entries=entries

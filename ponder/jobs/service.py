@@ -6,7 +6,7 @@ never "forbidden". Errors are :class:`ponder.field_errors.Invalid` (a bad field)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import cast
 
@@ -23,6 +23,7 @@ from ponder.jobstore import request_cancel
 from ponder.llm.profiles import ModelProfile
 from ponder.pagination import Cursor, Page, newest_first
 from ponder.queue import JobQueue
+from ponder.quotas import Quotas
 from ponder.submission import job_values, request_hash
 from ponder.tables import Job, JobEvent, JobStatus, JobStep, canonical_id, job_from_row, job_row
 from ponder.tables import utcnow as _utcnow
@@ -112,6 +113,8 @@ class JobService:
     queue: JobQueue
     # whether a tenant's queue of waiting jobs is full (ponder.fairness)
     gauge: QueueGauge
+    # the tenants' limits and what this process remembers of them (ponder.quotas)
+    quotas: Quotas = field(default_factory=Quotas)
 
     def submit(
         self,
@@ -122,14 +125,24 @@ class JobService:
         idempotency_key: str | None = None,
     ) -> Submitted:
         """Check the job, store it and queue it. With an ``idempotency_key`` already
-        used, the job it created (the same body) or a :class:`Conflict` (another body)."""
+        used, the job it created (the same body) or a :class:`Conflict` (another body).
+
+        The tenant's limits apply (:mod:`ponder.quotas`): its maximum priority and
+        per-job budget ceilings (:class:`ponder.field_errors.Invalid`), and for now its
+        job rate, its jobs queued or running and its daily spend
+        (:class:`ponder.errors.QuotaExceeded`)."""
         digest = request_hash(body)
         if idempotency_key is not None:
             existing = find_by_idempotency_key(session, tenant_id, idempotency_key)
             if existing is not None:
                 return _replay(existing, digest)
 
-        values = job_values(body, self.settings, self.models, self.strategies)
+        limits = self.quotas.limits(session, tenant_id, self.settings)
+        # a tenant whose bucket this process saw empty is refused without more work
+        self.quotas.refuse_early(limits)
+        values = job_values(body, self.settings, self.models, self.strategies, limits)
+        # in this transaction: a job that is not stored gives its token back
+        self.quotas.admit_job(session, limits)
         now = _utcnow()
         # beyond the tenant's queue of waiting jobs, the job waits held in Postgres and
         # is published as the tenant's queued jobs start (ponder.fairness)
@@ -166,6 +179,18 @@ class JobService:
         if not held:
             self.queue.enqueue(job.id, priority=job.priority)
         return Submitted(job, replayed=False)
+
+    def refuse_at_once(self, tenant_id: str, *, idempotency_key: str | None = None) -> None:
+        """Raise :class:`ponder.errors.QuotaExceeded` now, from memory alone (no
+        database, no thread), if this process saw the tenant's job bucket empty and it
+        cannot have refilled yet; otherwise do nothing (:meth:`submit` checks it all).
+        A request with an ``idempotency_key`` is never refused here: it may be the
+        replay of a job already accepted."""
+        if idempotency_key is not None:
+            return
+        limits = self.quotas.cached(tenant_id, self.settings)
+        if limits is not None:
+            self.quotas.refuse_early(limits)
 
     def cancel(self, sessions: sessionmaker[Session], tenant_id: str, job_id: str) -> Job:
         """A queued job is cancelled at once; a running one is flagged and stops before

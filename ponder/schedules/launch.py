@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from ponder.batches.service import BatchRejected, active_batches_for_schedule, create_batch
 from ponder.batches.spec import BatchTemplate
 from ponder.config import Settings
-from ponder.errors import ErrorCode, PonderError
+from ponder.errors import ErrorCode, PonderError, QuotaExceeded
 from ponder.jobspec import JobValidator
 from ponder.schedules.store import Launched, RunRejected
 from ponder.tables import Batch, Schedule, ScheduleRun
@@ -55,6 +55,9 @@ class TemplateLauncher:
                 spec=template,
                 validator=self.validator,
                 settings=self.settings,
+                # a check: the tenant's limits that can never pass apply, but nothing is
+                # counted against what it may use today
+                charge=False,
             )
         except BatchRejected as exc:
             errors = [_inside_template(error) for error in exc.errors]
@@ -88,6 +91,10 @@ class TemplateLauncher:
                 )
         except BatchRejected as exc:
             raise RunRejected(exc.detail) from None
+        except QuotaExceeded as exc:
+            # over one of the tenant's limits at this fire time: the run is skipped and
+            # says which (the next fire time tries again)
+            raise RunRejected(f"over the tenant's {exc.limit} limit: {exc.detail}") from None
         except IntegrityError:
             # A batch for this fire time exists already (at most one per fire time): the
             # run is that batch's, whoever made it.

@@ -26,6 +26,7 @@ from ponder.field_errors import Invalid, invalid
 from ponder.jobspec import JobValidator
 from ponder.pagination import Cursor, Page, newest_first, parse_cursor
 from ponder.queue import JobQueue
+from ponder.quotas import check_room, load_limits
 from ponder.schedules.cron import CronError
 from ponder.schedules.launch import TemplateInvalid, TemplateLauncher
 from ponder.schedules.spec import BackfillRequest, ScheduleCreate, ScheduleUpdate, check_order
@@ -110,6 +111,7 @@ class ScheduleService:
         if schedule.next_fire_time is None:
             raise _never_fires(schedule)
         self._check_template(session, tenant_id, spec.template)
+        check_room(session, load_limits(session, tenant_id, self.settings), "schedules")
         session.add(schedule)
         try:
             session.commit()

@@ -32,6 +32,7 @@ VALUES: dict[type[StoredValue], tuple[str, ...]] = {
         "search_exhausted",
         "cancelled",
         "error",
+        "daily_spend_limit",
     ),
     DeliveryStatus: ("pending", "delivered", "failed", "disabled"),
     BatchStatus: ("queued", "running", "completed", "cancelled"),
