@@ -394,11 +394,15 @@ def _create(
     now = utcnow()
     rows: list[dict[str, Any]] = []
     seen_ids: dict[str, int] = {}
+    # the dimensions the batch's cap limits (max_tokens, max_cost_usd)
+    capped = (
+        set(template.budget.model_dump(exclude_none=True)) if template.budget is not None else set()
+    )
     for item in raw:
         try:
             custom_id = _custom_id(item.custom_id, seen_ids, item)
             body = _merge(item.body, defaults_body, template.defaults.metadata, rerun=rerun)
-            values = validator(body, limits)
+            values = _uncapped(validator(body, limits), body, capped)
         except ItemInvalid as exc:
             errors.append(
                 LineError(
@@ -513,6 +517,19 @@ def _check_batch_fields(
             for loc, message in problems
         ],
     )
+
+
+def _uncapped(values: dict[str, Any], body: dict[str, Any], capped: set[str]) -> dict[str, Any]:
+    """An item's row values without the limits it did not ask for in a dimension the
+    batch's cap limits: the server's default job budget does not count as asking, so the
+    feeder gives such an item its share of the cap (cap / batch_max_in_flight) instead."""
+    asked = body.get("budget")
+    asked = asked if isinstance(asked, dict) else {}
+    budget = dict(values.get("budget") or {})
+    for key in capped:
+        if asked.get(key) is None:
+            budget.pop(key, None)
+    return {**values, "budget": budget}
 
 
 def _custom_id(value: Any, seen: dict[str, int], item: _RawItem) -> str | None:

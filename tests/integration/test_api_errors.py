@@ -143,7 +143,7 @@ BAD_BODIES: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
     ("priority boolean", {"priority": True}, ("body.priority",)),
     (
         "webhook ftp scheme",
-        {"webhook_url": "ftp://example.com/hook"},
+        {"webhook_url": "ftp://hooks.ponder.test/hook"},
         ("body.webhook_url", "http:// or https://", "'ftp'"),
     ),
     (
@@ -154,11 +154,15 @@ BAD_BODIES: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
     ("webhook no host", {"webhook_url": "https:///path"}, ("body.webhook_url", "host")),
     (
         "webhook too long",
-        {"webhook_url": "https://example.com/" + "a" * 2100},
+        {"webhook_url": "https://hooks.ponder.test/" + "a" * 2100},
         ("body.webhook_url", "2048"),
     ),
     ("webhook with spaces", {"webhook_url": "https://exa mple.com/"}, ("body.webhook_url",)),
-    ("webhook bad port", {"webhook_url": "https://example.com:99999/"}, ("body.webhook_url",)),
+    (
+        "webhook bad port",
+        {"webhook_url": "https://hooks.ponder.test:99999/"},
+        ("body.webhook_url",),
+    ),
     (
         "metadata too large",
         {"metadata": {"blob": "x" * 17_000}},

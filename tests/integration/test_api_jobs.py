@@ -88,7 +88,7 @@ def test_submit_stores_every_field_given(
         headers,
         verifier={"type": "game24"},
         budget={"max_tokens": 20000, "max_calls": 64, "max_cost_usd": 0.5, "max_seconds": 120},
-        webhook_url="https://example.com/hooks/ponder",
+        webhook_url="https://hooks.ponder.test/hooks/ponder",
         priority=9,
         metadata={"experiment": "a", "nested": {"k": [1, 2]}},
         seed=42,
@@ -99,7 +99,7 @@ def test_submit_stores_every_field_given(
         "max_cost_usd": 0.5,
         "max_seconds": 120.0,
     }
-    assert job["webhook_url"] == "https://example.com/hooks/ponder"
+    assert job["webhook_url"] == "https://hooks.ponder.test/hooks/ponder"
     assert job["priority"] == 9
     assert job["metadata"] == {"experiment": "a", "nested": {"k": [1, 2]}}
     row = db_job(client, str(job["id"]))
@@ -374,7 +374,7 @@ def test_concurrent_requests_with_one_key_make_one_job(
 def test_cancel_a_queued_job_writes_its_webhook_event(
     client: TestClient, headers: dict[str, str]
 ) -> None:
-    job = submit(client, headers, webhook_url="https://example.com/hooks/ponder")
+    job = submit(client, headers, webhook_url="https://hooks.ponder.test/hooks/ponder")
     response = client.post(f"/v1/jobs/{job['id']}/cancel", headers=headers)
     assert response.status_code == 200, response.text
     cancelled = response.json()
@@ -388,7 +388,7 @@ def test_cancel_a_queued_job_writes_its_webhook_event(
     assert len(deliveries) == 1
     assert deliveries[0].job_id == job["id"]
     assert deliveries[0].event_type == "job.cancelled"
-    assert deliveries[0].url == "https://example.com/hooks/ponder"
+    assert deliveries[0].url == "https://hooks.ponder.test/hooks/ponder"
     assert deliveries[0].payload["data"]["status"] == "cancelled"
 
 

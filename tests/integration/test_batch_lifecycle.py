@@ -230,7 +230,7 @@ def test_batch_runs_to_completion_with_one_batch_completed_row(
         {
             "items": [game24(p, f"c{i}") for i, p in enumerate(PUZZLES)],
             "defaults": DEFAULTS,
-            "webhook_url": "https://hooks.example.com/batch",
+            "webhook_url": "https://hooks.ponder.test/batch",
         },
     )
     assert drain(svc, batch["id"], settings) == len(PUZZLES)
@@ -250,7 +250,7 @@ def test_batch_runs_to_completion_with_one_batch_completed_row(
     tick(svc.sessions, Published(), settings)
     assert complete_if_done(svc.sessions, batch["id"]) is None
     [row] = deliveries(svc, "batch.completed")
-    assert row.url == "https://hooks.example.com/batch"
+    assert row.url == "https://hooks.ponder.test/batch"
     data = row.payload["data"]
     assert data["id"] == batch["id"] and data["status"] == "completed"
     assert data["counts"]["completed"] == len(PUZZLES)
@@ -267,7 +267,7 @@ def test_concurrent_completion_writes_the_outbox_row_exactly_once(
         {
             "items": [game24(p) for p in PUZZLES[:2]],
             "defaults": DEFAULTS,
-            "webhook_url": "https://hooks.example.com/b",
+            "webhook_url": "https://hooks.ponder.test/b",
         },
     )
     # both items end behind the feeder's back, so nobody has completed the batch yet
@@ -317,8 +317,8 @@ def test_cancel_ends_waiting_items_at_once_and_flags_running_ones(
         headers,
         {
             "items": [game24(p) for p in PUZZLES],
-            "defaults": {**DEFAULTS, "webhook_url": "https://hooks.example.com/job"},
-            "webhook_url": "https://hooks.example.com/batch",
+            "defaults": {**DEFAULTS, "webhook_url": "https://hooks.ponder.test/job"},
+            "webhook_url": "https://hooks.ponder.test/batch",
         },
     )
     running = fed_unfinished(svc, batch["id"])[0]
@@ -459,7 +459,7 @@ def test_batch_budget_cap_is_never_exceeded_and_stops_starting_items(
             "items": [game24(p) for p in PUZZLES * 3],
             "defaults": {**DEFAULTS, "budget": {"max_tokens": 1000}},
             "budget": {"max_tokens": cap},
-            "webhook_url": "https://hooks.example.com/cap",
+            "webhook_url": "https://hooks.ponder.test/cap",
         },
     )
     with svc.sessions() as s:
@@ -485,6 +485,45 @@ def test_batch_budget_cap_is_never_exceeded_and_stops_starting_items(
     assert all(reason == "budget_exhausted" and started is None for reason, started in stopped)
     assert got["counts"]["cancelled"] == len(stopped)
     assert len(deliveries(svc, "batch.completed")) == 1
+
+
+def test_batch_token_cap_gives_items_without_a_budget_an_equal_share(
+    api: TestClient, settings: Settings, svc: WorkerServices
+) -> None:
+    headers = auth_headers(api, "acme")
+    strategy = {"strategy": {"name": "best_of_n", "params": {"n": 2}}}
+    batch = create(
+        api,
+        headers,
+        {
+            "items": [
+                {**game24(PUZZLES[0]), **strategy},  # no budget at all
+                {**game24(PUZZLES[1]), **strategy, "budget": {"max_calls": 5}},  # no tokens
+                {**game24(PUZZLES[2]), **strategy, "budget": {"max_tokens": 700}},  # its own
+            ],
+            "budget": {"max_tokens": 50_000},
+        },
+    )
+    # the feeder puts batch_max_in_flight (2) items out at once, in item order
+    with svc.sessions() as s:
+        fed = list(
+            s.execute(
+                select(Job.budget)
+                .where(Job.batch_id == batch["id"], ~Job.held)
+                .order_by(Job.item_index)
+            ).scalars()
+        )
+    share = 50_000 // settings.batch_max_in_flight
+    # an item that sets no token limit gets cap / K, whether it gave a budget or not;
+    # the server's default job budget does not count as setting one
+    assert [b["max_tokens"] for b in fed] == [share, share]
+    assert fed[1]["max_calls"] == 5
+    drain(svc, batch["id"], settings)
+    with svc.sessions() as s:
+        last = s.execute(
+            select(Job.budget).where(Job.batch_id == batch["id"], Job.item_index == 2)
+        ).scalar_one()
+    assert last["max_tokens"] == 700
 
 
 def test_batch_cost_cap_gives_items_without_one_an_equal_share(

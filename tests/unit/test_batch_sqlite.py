@@ -63,7 +63,7 @@ def test_batch_lifecycle_on_sqlite(
     resp = client.post(
         "/v1/batches",
         headers=headers,
-        json={"items": items, "defaults": DEFAULTS, "webhook_url": "https://h.example.com/b"},
+        json={"items": items, "defaults": DEFAULTS, "webhook_url": "https://h.ponder.test/b"},
     )
     assert resp.status_code == 202, resp.text
     batch = resp.json()
