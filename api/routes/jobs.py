@@ -10,7 +10,7 @@ import anyio
 from fastapi import APIRouter, Header, Query, Request, Response
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.deps import AppContext, ContextDep, CurrentTenant, RequireJson, SessionDep
+from api.deps import AppContext, ContextDep, ReadTenant, RequireJson, SessionDep, SubmitTenant
 from api.errors import invalid
 from api.schemas import MAX_IDEMPOTENCY_KEY_CHARS, JobCreate, JobPublic, JobsPublic
 from ponder.jobs import service as jobs_service
@@ -47,7 +47,7 @@ JobStatusName = Literal["queued", "running", "completed", "failed", "cancelled"]
     response_description="The accepted job, queued for a worker.",
 )
 async def submit_job(
-    tenant: CurrentTenant,
+    tenant: SubmitTenant,
     _: RequireJson,
     body: JobCreate,
     context: ContextDep,
@@ -99,7 +99,7 @@ def _submit_in_thread(
 
 @router.get("", summary="List jobs")
 def list_jobs(
-    tenant: CurrentTenant,
+    tenant: ReadTenant,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=200, description="Jobs per page, 1 to 200.")] = 50,
     cursor: Annotated[
@@ -137,7 +137,7 @@ def _load(sessions: sessionmaker[Session], tenant_id: str, job_id: str) -> Job:
 )
 async def read_job(
     job_id: str,
-    tenant: CurrentTenant,
+    tenant: ReadTenant,
     context: ContextDep,
     request: Request,
     wait: Annotated[
@@ -181,7 +181,7 @@ async def read_job(
 
 
 @router.post("/{job_id}/cancel", summary="Cancel a job", responses=_CANCEL_ERRORS)
-def cancel_job(job_id: str, tenant: CurrentTenant, context: ContextDep) -> JobPublic:
+def cancel_job(job_id: str, tenant: SubmitTenant, context: ContextDep) -> JobPublic:
     """A queued job is cancelled at once. A running job is flagged
     (`cancel_requested: true`) and stops before its next model call, keeping its best
     answer so far. Cancelling a job that has already finished is a 409."""
