@@ -183,6 +183,11 @@ class ProblemDetail(BaseModel):
     errors: list[FieldError] | None = Field(
         default=None, description="Validation errors, one per invalid field."
     )
+    missing_scope: str | None = Field(
+        default=None,
+        description="On a 403 because the API key lacks a scope: that scope (`admin`, "
+        "`submit` or `read`).",
+    )
 
 
 class Health(BaseModel):

@@ -344,7 +344,7 @@ def all_keys(session: Session, tenant_name: str | None = None) -> list[tuple[Api
     if tenant_name is not None:
         query = query.where(Tenant.name == tenant_name.strip())
     query = query.order_by(Tenant.name, ApiKey.created_at.desc(), ApiKey.id.desc())
-    return [(row, name) for row, name in session.execute(query).tuples()]
+    return [(row, name) for row, name in session.execute(query).all()]
 
 
 def get_key(session: Session, tenant_id: str, key_id: str) -> ApiKey:
