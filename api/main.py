@@ -23,7 +23,7 @@ from ponder.jobs.service import JobService
 from ponder.llm.profiles import load_models_file
 from ponder.notify import JobNotifier
 from ponder.queue import JobQueue
-from ponder.revocation import RevocationListener
+from ponder.revocation import RevocationListener, RevocationPublisher
 from strategies.registry import CATALOG
 
 DESCRIPTION = """\
@@ -109,6 +109,7 @@ def create_app(settings: Settings, *, dispatcher: JobQueue) -> FastAPI:
         on_revoked=keyring.revoked,
         on_resync=keyring.resync,
     )
+    publisher = RevocationPublisher(settings.broker_url, settings.queue)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -118,6 +119,7 @@ def create_app(settings: Settings, *, dispatcher: JobQueue) -> FastAPI:
             yield
         finally:
             await revocations.stop()
+            publisher.close()
             await notifier.stop()
             engine.dispose()
 
@@ -140,6 +142,7 @@ def create_app(settings: Settings, *, dispatcher: JobQueue) -> FastAPI:
     app.state.keyring = keyring
     app.state.auth_cache = keyring.cache
     app.state.revocations = revocations
+    app.state.revocation_publisher = publisher
 
     install_error_handlers(app)
     app.add_middleware(

@@ -55,20 +55,55 @@ def uses_redis(broker_url: str) -> bool:
 
 
 def publish_revoked(broker_url: str, queue: str, key_hash: str) -> int | None:
-    """Publish that the key whose hash is ``key_hash`` was revoked. The number of
-    processes that received it, or None when there is no Redis to publish on (the
-    embedded mode). Raises ``redis.RedisError`` when Redis is unreachable."""
-    if not uses_redis(broker_url):
-        return None
-    import redis
-
-    client = redis.Redis.from_url(
-        broker_url, socket_connect_timeout=_TIMEOUT_SECONDS, socket_timeout=_TIMEOUT_SECONDS
-    )
+    """Publish that the key whose hash is ``key_hash`` was revoked, on a connection of
+    its own (for one-off callers: ``ponder keys revoke``). The number of processes that
+    received it, or None when there is no Redis to publish on (the embedded mode).
+    Raises ``redis.RedisError`` when Redis is unreachable."""
+    publisher = RevocationPublisher(broker_url, queue)
     try:
-        return int(client.publish(channel(queue), key_hash))
+        return publisher.publish(key_hash)
     finally:
-        client.close()
+        publisher.close()
+
+
+class RevocationPublisher:
+    """Publishes revocations on one kept connection (an API process revokes now and
+    then; a new connection each time would cost its set-up round trips). Thread-safe:
+    redis-py's client takes a connection from its pool for each command."""
+
+    def __init__(self, broker_url: str, queue: str) -> None:
+        self.enabled = uses_redis(broker_url)
+        self._url = broker_url
+        self._channel = channel(queue)
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def publish(self, key_hash: str) -> int | None:
+        """The number of processes that received it; None without Redis. Raises
+        ``redis.RedisError`` when Redis is unreachable."""
+        if not self.enabled:
+            return None
+        return int(self._redis().publish(self._channel, key_hash))
+
+    def _redis(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                import redis
+
+                self._client = redis.Redis.from_url(
+                    self._url,
+                    socket_connect_timeout=_TIMEOUT_SECONDS,
+                    socket_timeout=_TIMEOUT_SECONDS,
+                    retry_on_timeout=False,
+                )
+            return self._client
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.close()
 
 
 class RevocationListener:

@@ -13,7 +13,7 @@ from api.deps import AdminKey, AdminTenant, AppContext, ContextDep, RequireJson,
 from api.key_schemas import KeyCreate, KeyCreated, KeyPublic, KeysPublic
 from api.keyring import Keyring
 from ponder import auth
-from ponder.revocation import publish_revoked
+from ponder.revocation import RevocationPublisher
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
 log = logging.getLogger(__name__)
@@ -84,10 +84,9 @@ async def revoke_key(
     keyring: Keyring = request.app.state.keyring
     keyring.revoked(key_hash)  # this process: at once
     settings = context.settings
+    publisher: RevocationPublisher = request.app.state.revocation_publisher
     try:  # the other processes
-        await anyio.to_thread.run_sync(
-            publish_revoked, settings.broker_url, settings.queue, key_hash
-        )
+        await anyio.to_thread.run_sync(publisher.publish, key_hash)
     except Exception as exc:
         log.warning(
             "could not announce the revocation of API key %s (%s: %s); other API "
