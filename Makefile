@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/fairness.py
 	$(BIN)/python bench/batch.py
 	$(BIN)/python bench/recovery.py
+	$(BIN)/python bench/revocation.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
