@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/batch.py
 	$(BIN)/python bench/recovery.py
 	$(BIN)/python bench/quotas.py
+	$(BIN)/python bench/revocation.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

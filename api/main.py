@@ -9,8 +9,9 @@ from typing import Any
 import anyio
 from fastapi import FastAPI
 
-from api.deps import AppContext, AuthCache
+from api.deps import AppContext
 from api.errors import PROBLEM_JSON, install_error_handlers
+from api.keyring import AuthCache, Keyring
 from api.middleware import BodySizeLimitMiddleware
 from api.routes import all_routers
 from api.schemas import ProblemDetail
@@ -23,6 +24,7 @@ from ponder.llm.profiles import load_models_file
 from ponder.notify import JobNotifier
 from ponder.queue import JobQueue
 from ponder.quotas import Quotas
+from ponder.revocation import RevocationListener, RevocationPublisher
 from strategies.registry import CATALOG
 
 DESCRIPTION = """\
@@ -37,7 +39,10 @@ receive a signed event when the job ends. A job that runs out of budget still
 returns its best answer so far.
 
 **Auth.** Every `/v1` endpoint needs `Authorization: Bearer <api key>`. Keys belong
-to a tenant (`ponder keys create --tenant NAME`); a tenant sees only its own jobs.
+to a tenant (`ponder keys create --tenant NAME`); a tenant sees only its own jobs. A key
+holds scopes: `read` for every `GET`, `submit` to create, change or cancel work, `admin`
+for API keys (`/v1/keys`) and webhook signing secrets. A key without the scope an
+operation needs gets a 403 naming it. A revoked key is refused within a second.
 
 **Errors** are RFC 9457 problem documents (`application/problem+json`) with a
 `detail` saying what to fix; invalid fields are listed in `errors`.
@@ -69,6 +74,11 @@ TAGS: list[dict[str, Any]] = [
     {
         "name": "admin",
         "description": "For the service's operators (admin API keys): tenants' limits.",
+    },
+    {
+        "name": "keys",
+        "description": "API keys of your tenant: create them with scopes, list them (with "
+        "their last use), revoke them. Needs the `admin` scope.",
     },
     {"name": "health", "description": "Liveness and readiness probes (no auth)."},
 ]
@@ -104,13 +114,24 @@ def create_app(settings: Settings, *, dispatcher: JobQueue) -> FastAPI:
     )
 
     notifier = JobNotifier(settings.database_url)
+    keyring = Keyring(AuthCache(ttl=settings.auth_cache_seconds))
+    revocations = RevocationListener(
+        settings.broker_url,
+        settings.queue,
+        on_revoked=keyring.revoked,
+        on_resync=keyring.resync,
+    )
+    publisher = RevocationPublisher(settings.broker_url, settings.queue)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         notifier.start()
+        revocations.start()
         try:
             yield
         finally:
+            await revocations.stop()
+            publisher.close()
             await notifier.stop()
             engine.dispose()
 
@@ -130,7 +151,10 @@ def create_app(settings: Settings, *, dispatcher: JobQueue) -> FastAPI:
     app.state.dispatcher = dispatcher
     app.state.models = models
     app.state.job_notifier = notifier
-    app.state.auth_cache = AuthCache(ttl=settings.auth_cache_seconds)
+    app.state.keyring = keyring
+    app.state.auth_cache = keyring.cache
+    app.state.revocations = revocations
+    app.state.revocation_publisher = publisher
 
     install_error_handlers(app)
     app.add_middleware(
@@ -170,6 +194,19 @@ def _document_problem_responses(app: FastAPI) -> None:
                         "401",
                         {"description": "Missing or invalid API key.", "content": problem},
                     )
+                scopes = [
+                    s for need in operation.get("security", []) for v in need.values() for s in v
+                ]
+                if scopes:
+                    lacking = (
+                        f"The API key lacks the `{'`, `'.join(scopes)}` scope "
+                        "(`missing_scope` names it)."
+                    )
+                    documented = responses.get("403")
+                    if documented is None:
+                        responses["403"] = {"description": lacking, "content": problem}
+                    else:
+                        documented["description"] = f"{documented['description']} Or: {lacking}"
         for name in ("HTTPValidationError", "ValidationError"):
             components.pop(name, None)
         app.openapi_schema = schema

@@ -142,9 +142,10 @@ class ModelCapabilities(BaseModel):
 
 
 class ModelPublic(BaseModel):
-    """A model profile, without credentials."""
+    """A model profile as tenants see it: what a job may name and what it costs, nothing
+    about where or how the deployment reaches it (no URLs, keys or upstream ids)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
 
     name: str = Field(
         description="What to send as a job's `model` (chat profiles) or a strategy's "
@@ -156,16 +157,12 @@ class ModelPublic(BaseModel):
     )
     provider: str = Field(
         description="`openai` (OpenAI-compatible), `anthropic`, `sim`, `reward` (an HTTP "
-        "reward model) or `sim-reward`."
+        "reward model) or `sim-reward`: which request options (e.g. thinking controls) "
+        "apply."
     )
-    model: str = Field(description="The model id the provider serves.")
-    base_url: str | None = Field(description="The provider's API root (credentials removed).")
     capabilities: ModelCapabilities
     price_in_per_mtok: float = Field(description="USD per million prompt tokens.")
     price_out_per_mtok: float = Field(description="USD per million completion tokens.")
-    max_concurrency: int = Field(
-        description="Requests in flight at most to this model, across all workers."
-    )
 
 
 class FieldError(BaseModel):
@@ -185,6 +182,11 @@ class ProblemDetail(BaseModel):
     detail: str = Field(description="What went wrong and how to fix it.")
     errors: list[FieldError] | None = Field(
         default=None, description="Validation errors, one per invalid field."
+    )
+    missing_scope: str | None = Field(
+        default=None,
+        description="On a 403 because the API key lacks a scope: that scope (`admin`, "
+        "`submit` or `read`).",
     )
 
 

@@ -205,22 +205,153 @@ def sim_serve(
     serve(host, port, ttft_ms=latency_ms, tokens_per_s=tokens_per_s, supports_n=not no_n)
 
 
+ScopeOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--scope",
+        help="A scope the key holds: admin (API keys, webhook secrets), submit (create, "
+        "change and cancel work) or read (every GET). Repeat for several; default: all three.",
+    ),
+]
+
+
 @keys_app.command("create")
 def keys_create(
     tenant: Annotated[str, typer.Option(help="Tenant name; created if it does not exist.")],
+    scope: ScopeOption = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="A label to tell keys apart, e.g. ci.")
+    ] = None,
 ) -> None:
     """Create an API key for a tenant. The key is printed once, alone on the last line."""
-    from ponder.auth import create_api_key
+    from ponder.auth import ALL_SCOPES, create_api_key, normalize_scopes
+    from ponder.db import make_engine, make_sessionmaker
+
+    try:
+        scopes = normalize_scopes(scope) if scope else ALL_SCOPES
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--scope") from None
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    try:
+        key = create_api_key(make_sessionmaker(engine), tenant, scopes=scopes, name=name)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        engine.dispose()
+    typer.echo(
+        f"created an API key for tenant {tenant!r} with scopes {', '.join(scopes)}; "
+        "it is shown only once:",
+        err=True,
+    )
+    typer.echo(key)
+
+
+@keys_app.command("list")
+def keys_list(
+    tenant: Annotated[
+        str | None, typer.Option(help="Only this tenant's keys (default: every tenant's).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON Lines, one key a line.")] = False,
+) -> None:
+    """Show the API keys (never the keys themselves, which are not stored): id, tenant,
+    name, prefix, scopes, when created, last used and revoked."""
+    from ponder.auth import all_keys, scopes_of
     from ponder.db import make_engine, make_sessionmaker
 
     settings = _settings()
     engine = make_engine(settings.database_url)
     try:
-        key = create_api_key(make_sessionmaker(engine), tenant)
+        with make_sessionmaker(engine)() as session:
+            rows = all_keys(session, tenant)
     finally:
         engine.dispose()
-    typer.echo(f"created an API key for tenant {tenant!r}; it is shown only once:", err=True)
-    typer.echo(key)
+
+    def when(value: Any) -> str:
+        return "" if value is None else value.isoformat(timespec="seconds")
+
+    if as_json:
+        for row, tenant_name in rows:
+            shown = {
+                "id": row.id,
+                "tenant": tenant_name,
+                "name": row.name,
+                "prefix": row.prefix,
+                "scopes": list(scopes_of(row)),
+                "created_at": when(row.created_at),
+                "last_used_at": when(row.last_used_at) or None,
+                "revoked_at": when(row.revoked_at) or None,
+            }
+            typer.echo(json.dumps(shown))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("id", "tenant", "name", "prefix", "scopes", "created", "last used", "revoked")
+    for row, tenant_name in rows:
+        table.add_row(
+            row.id,
+            tenant_name,
+            row.name or "",
+            row.prefix,
+            " ".join(scopes_of(row)),
+            when(row.created_at),
+            when(row.last_used_at) or "never",
+            when(row.revoked_at),
+        )
+    Console(width=max(Console().width, 160)).print(table)
+    if not rows:
+        typer.echo("no API keys" + (f" for tenant {tenant!r}" if tenant else ""), err=True)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key: Annotated[
+        str,
+        typer.Argument(
+            help="The key's id, its prefix as `ponder keys list` shows it (pk_ and 8 "
+            "characters) or the whole key."
+        ),
+    ],
+) -> None:
+    """Revoke an API key. Every API process refuses it within a second and closes its
+    event streams (through the broker's Redis; without Redis, once their auth cache
+    expires)."""
+    from ponder.auth import revoke_key_by_reference
+    from ponder.db import make_engine, make_sessionmaker
+    from ponder.errors import Conflict, NotFound
+    from ponder.revocation import publish_revoked
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            row = revoke_key_by_reference(session, key)
+            key_id, prefix, key_hash = row.id, row.prefix, row.key_hash
+    except (NotFound, Conflict) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+    try:
+        heard = publish_revoked(settings.broker_url, settings.queue, key_hash)
+    except Exception as exc:
+        typer.echo(
+            f"revoked API key {key_id} ({prefix}...), but could not tell the API processes "
+            f"({type(exc).__name__}: {exc}); they refuse it once their auth cache expires "
+            f"({settings.auth_cache_seconds:g} s)",
+            err=True,
+        )
+        return
+    if heard is None:
+        told = (
+            f"without Redis, running API processes refuse it once their auth cache "
+            f"expires ({settings.auth_cache_seconds:g} s)"
+        )
+    else:
+        told = f"{heard} API {'process' if heard == 1 else 'processes'} told"
+    typer.echo(f"revoked API key {key_id} ({prefix}...); {told}", err=True)
 
 
 def _limit_option(help_text: str) -> Any:

@@ -171,6 +171,13 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # what the key may do, space-separated (``ponder.auth.Scope``); keys made before
+    # scopes existed have all three
+    scopes: Mapped[str] = mapped_column(String(64), server_default=text("'admin submit read'"))
+    # a label its owner chose, e.g. "ci" or "dashboard"
+    name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # when a request last used it, to about a minute (``ponder.auth.LAST_USED_RESOLUTION``)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class Job(Base):

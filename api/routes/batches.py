@@ -20,7 +20,7 @@ from api.batch_schemas import (
     ItemError,
     inline_schema,
 )
-from api.deps import AppContext, ContextDep, CurrentTenant, SessionDep
+from api.deps import AppContext, ContextDep, ReadTenant, SessionDep, SubmitTenant
 from api.errors import ApiProblem
 from ponder.batches import service as batch_service
 from ponder.batches.service import (
@@ -137,7 +137,7 @@ def _media_type(request: Request) -> str:
         },
     },
 )
-async def create(request: Request, tenant: CurrentTenant, context: ContextDep) -> BatchCreated:
+async def create(request: Request, tenant: SubmitTenant, context: ContextDep) -> BatchCreated:
     """Submit many jobs at once. The items come from exactly one of:
 
     - **`items`**: job bodies (`application/json`), merged over `defaults`;
@@ -240,7 +240,7 @@ def _created_body(context: AppContext, tenant_id: str, created: CreatedBatch) ->
 
 @router.get("", summary="List batches")
 def list_all(
-    tenant: CurrentTenant,
+    tenant: ReadTenant,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=200, description="Batches per page, 1 to 200.")] = 50,
     cursor: Annotated[
@@ -272,7 +272,7 @@ def list_all(
 
 
 @router.get("/{batch_id}", summary="Get a batch and its figures", responses=_NOT_FOUND)
-def read(batch_id: str, tenant: CurrentTenant, session: SessionDep) -> BatchPublic:
+def read(batch_id: str, tenant: ReadTenant, session: SessionDep) -> BatchPublic:
     """Counts by status, total usage, accuracy (share of scored items whose answer was
     verified), latency percentiles, the same per strategy and model, and — for a
     `from_jobs` batch — solved and tokens before vs after."""
@@ -297,7 +297,7 @@ def read(batch_id: str, tenant: CurrentTenant, session: SessionDep) -> BatchPubl
     response_class=StreamingResponse,
 )
 def results(
-    batch_id: str, tenant: CurrentTenant, session: SessionDep, context: ContextDep
+    batch_id: str, tenant: ReadTenant, session: SessionDep, context: ContextDep
 ) -> StreamingResponse:
     """Stream every item's outcome as JSON Lines, in item order."""
     found = batch_service.get(session, tenant.id, batch_id).id
@@ -317,7 +317,7 @@ def results(
         409: {"description": "The batch has already finished."},
     },
 )
-def cancel(batch_id: str, tenant: CurrentTenant, context: ContextDep) -> BatchSummary:
+def cancel(batch_id: str, tenant: SubmitTenant, context: ContextDep) -> BatchSummary:
     """Items not started are cancelled at once; running items are flagged and stop before
     their next model call, keeping their best answer so far. The batch's status becomes
     `cancelled`; `finished_at` is set (and `batch.completed` sent) once its last running

@@ -14,7 +14,7 @@ from api.batch_schemas import (
     DatasetsPublic,
     ItemError,
 )
-from api.deps import ContextDep, CurrentTenant, SessionDep
+from api.deps import ContextDep, ReadTenant, SessionDep, SubmitTenant
 from api.errors import ApiProblem
 from api.routes.batches import JSONL_TYPES
 from ponder.batches.service import MAX_REPORTED_ERRORS
@@ -58,7 +58,7 @@ unique. Blank lines are ignored."""
 )
 async def upload(
     request: Request,
-    tenant: CurrentTenant,
+    tenant: SubmitTenant,
     context: ContextDep,
     response: Response,
     name: Annotated[
@@ -112,7 +112,7 @@ def _rejected(exc: UploadRejected) -> ApiProblem:
 
 @router.get("", summary="List datasets")
 def list_all(
-    tenant: CurrentTenant,
+    tenant: ReadTenant,
     session: SessionDep,
     limit: Annotated[
         int, Query(ge=1, le=200, description="Your datasets per page, 1 to 200.")
@@ -133,7 +133,7 @@ def list_all(
 @router.get("/{dataset_id}", summary="Get a dataset and its problems", responses=_NOT_FOUND)
 def read(
     dataset_id: str,
-    tenant: CurrentTenant,
+    tenant: ReadTenant,
     session: SessionDep,
     offset: Annotated[int, Query(ge=0, description="Skip this many problems.")] = 0,
     limit: Annotated[
@@ -160,7 +160,7 @@ def read(
     summary="Delete a dataset",
     responses={**_NOT_FOUND, 403: {"description": "Built-in datasets cannot be deleted."}},
 )
-def remove(dataset_id: str, tenant: CurrentTenant, session: SessionDep) -> Response:
+def remove(dataset_id: str, tenant: SubmitTenant, session: SessionDep) -> Response:
     """Delete one of your datasets and its problems. Batches already created from it keep
     their items (each item holds its own copy of the problem)."""
     service.delete_dataset(session, tenant.id, dataset_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -11,8 +12,9 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.deps import ContextDep, CurrentTenant
+from api.deps import ContextDep, ReadKey, key_still_valid
 from api.errors import ApiProblem
+from api.keyring import Keyring
 from ponder.jobs import service as jobs_service
 from ponder.notify import JobNotifier
 from ponder.tables import Job, JobEvent
@@ -23,6 +25,8 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 POLL_SECONDS = 0.25
 KEEPALIVE_SECONDS = 15.0
 BATCH = 500
+# a stream re-checks its API key at least this often (the auth cache's time, at least this)
+MIN_RECHECK_SECONDS = 1.0
 
 
 def _read(
@@ -59,7 +63,7 @@ def _frame(event: JobEvent) -> str:
 )
 async def stream_events(
     job_id: str,
-    tenant: CurrentTenant,
+    key: ReadKey,
     context: ContextDep,
     request: Request,
     last_event_id: Annotated[
@@ -82,39 +86,56 @@ async def stream_events(
                 422, "header Last-Event-ID: must be the integer id of an event you received"
             )
         start = max(start, int(last_event_id))
-    job, first = await anyio.to_thread.run_sync(_read, context.sessions, tenant.id, job_id, start)
+    tenant_id = key.tenant.id
+    job, first = await anyio.to_thread.run_sync(_read, context.sessions, tenant_id, job_id, start)
     if job is None:
         raise jobs_service.not_found(job_id)
     notifier: JobNotifier = request.app.state.job_notifier
+    keyring: Keyring = request.app.state.keyring
+    # the fallback when revocations cannot be heard (Redis down): re-check the key as
+    # often as the auth cache would
+    recheck_seconds = max(context.settings.auth_cache_seconds, MIN_RECHECK_SECONDS)
 
     async def body() -> AsyncIterator[str]:
         last, events, current = start, first, job
         quiet = 0.0
-        async with notifier.subscribe(current.id) as finished:
-            while True:
-                for event in events:
-                    yield _frame(event)
-                    last = event.seq
-                if events:
-                    quiet = 0.0
-                elif jobs_service.is_terminal(current):
-                    return  # the terminal event is written with the status change
-                if len(events) < BATCH:
-                    if await request.is_disconnected():
-                        return
-                    with anyio.move_on_after(POLL_SECONDS):
-                        await finished.wait()
-                    finished.clear()
-                    quiet += POLL_SECONDS
-                    if quiet >= KEEPALIVE_SECONDS:
+        next_check = time.monotonic() + recheck_seconds
+        async with notifier.subscribe(current.id) as wake:
+            # a revocation of the key sets ``watch.revoked`` and wakes the loop
+            with keyring.watch(key.key_hash, wake) as watch:
+                while not watch.revoked:
+                    for event in events:
+                        yield _frame(event)
+                        last = event.seq
+                    if events:
                         quiet = 0.0
-                        yield ": keep-alive\n\n"
-                found, events = await anyio.to_thread.run_sync(
-                    _read, context.sessions, tenant.id, current.id, last
-                )
-                if found is None:
-                    return
-                current = found
+                    elif jobs_service.is_terminal(current):
+                        return  # the terminal event is written with the status change
+                    if len(events) < BATCH:
+                        if await request.is_disconnected():
+                            return
+                        with anyio.move_on_after(POLL_SECONDS):
+                            await wake.wait()
+                        wake.clear()
+                        quiet += POLL_SECONDS
+                        if quiet >= KEEPALIVE_SECONDS:
+                            quiet = 0.0
+                            yield ": keep-alive\n\n"
+                    if watch.recheck or time.monotonic() >= next_check:
+                        watch.recheck = False
+                        next_check = time.monotonic() + recheck_seconds
+                        if not await key_still_valid(request, context.sessions, key.key_hash):
+                            watch.revoked = True
+                    if watch.revoked:
+                        break
+                    found, events = await anyio.to_thread.run_sync(
+                        _read, context.sessions, tenant_id, current.id, last
+                    )
+                    if found is None:
+                        return
+                    current = found
+        # the key was revoked: end the stream (a reconnect gets a 401)
+        yield ": the API key was revoked; the stream ends\n\n"
 
     return StreamingResponse(
         body(),

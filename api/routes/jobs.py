@@ -10,7 +10,7 @@ import anyio
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.deps import AppContext, ContextDep, CurrentTenant, RequireJson, SessionDep
+from api.deps import AppContext, ContextDep, ReadTenant, RequireJson, SessionDep, SubmitTenant
 from api.errors import invalid
 from api.schemas import MAX_IDEMPOTENCY_KEY_CHARS, JobCreate, JobPublic, JobsPublic
 from ponder.jobs import service as jobs_service
@@ -44,7 +44,7 @@ _NOTIFIED_RECHECK_SECONDS = 2.0
 JobStatusName = Literal["queued", "running", "completed", "failed", "cancelled"]
 
 
-async def refuse_known_flood(request: Request, tenant: CurrentTenant, context: ContextDep) -> None:
+async def refuse_known_flood(request: Request, tenant: SubmitTenant, context: ContextDep) -> None:
     """A tenant this process knows to be over its job rate gets its 429 from memory,
     before its body is validated and without a thread or the database: a flood of
     refused submissions costs the API as little as it can. (A request with an
@@ -63,7 +63,7 @@ RefuseKnownFlood = Annotated[None, Depends(refuse_known_flood)]
     response_description="The accepted job, queued for a worker.",
 )
 async def submit_job(
-    tenant: CurrentTenant,
+    tenant: SubmitTenant,
     _: RequireJson,
     _rate: RefuseKnownFlood,
     body: JobCreate,
@@ -116,7 +116,7 @@ def _submit_in_thread(
 
 @router.get("", summary="List jobs")
 def list_jobs(
-    tenant: CurrentTenant,
+    tenant: ReadTenant,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=200, description="Jobs per page, 1 to 200.")] = 50,
     cursor: Annotated[
@@ -154,7 +154,7 @@ def _load(sessions: sessionmaker[Session], tenant_id: str, job_id: str) -> Job:
 )
 async def read_job(
     job_id: str,
-    tenant: CurrentTenant,
+    tenant: ReadTenant,
     context: ContextDep,
     request: Request,
     wait: Annotated[
@@ -198,7 +198,7 @@ async def read_job(
 
 
 @router.post("/{job_id}/cancel", summary="Cancel a job", responses=_CANCEL_ERRORS)
-def cancel_job(job_id: str, tenant: CurrentTenant, context: ContextDep) -> JobPublic:
+def cancel_job(job_id: str, tenant: SubmitTenant, context: ContextDep) -> JobPublic:
     """A queued job is cancelled at once. A running job is flagged
     (`cancel_requested: true`) and stops before its next model call, keeping its best
     answer so far. Cancelling a job that has already finished is a 409."""

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from api.deps import ContextDep, CurrentTenant, RequireJson, SessionDep
+from api.deps import ContextDep, ReadTenant, RequireJson, SessionDep, SubmitTenant
 from api.schedule_schemas import (
     BackfillPublic,
     RunStatus,
@@ -59,7 +59,7 @@ def _service(context: ContextDep) -> ScheduleService:
     response_description="The new schedule, with its next fire times.",
 )
 def create_schedule(
-    tenant: CurrentTenant,
+    tenant: SubmitTenant,
     _: RequireJson,
     body: ScheduleCreate,
     session: SessionDep,
@@ -77,7 +77,7 @@ def create_schedule(
 
 @router.get("", summary="List schedules")
 def list_schedules(
-    tenant: CurrentTenant,
+    tenant: ReadTenant,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=200, description="Schedules per page, 1 to 200.")] = 50,
     cursor: Annotated[
@@ -98,7 +98,7 @@ def list_schedules(
 
 @router.get("/{schedule_id}", summary="Get a schedule", responses=_NOT_FOUND)
 def read_schedule(
-    schedule_id: str, tenant: CurrentTenant, session: SessionDep, context: ContextDep
+    schedule_id: str, tenant: ReadTenant, session: SessionDep, context: ContextDep
 ) -> ScheduleDetail:
     """The schedule, its next fire times and its most recent runs."""
     overview = _service(context).read(session, tenant.id, schedule_id)
@@ -112,7 +112,7 @@ def read_schedule(
 )
 def update_schedule(
     schedule_id: str,
-    tenant: CurrentTenant,
+    tenant: SubmitTenant,
     _: RequireJson,
     body: ScheduleUpdate,
     session: SessionDep,
@@ -127,7 +127,7 @@ def update_schedule(
 
 
 @router.delete("/{schedule_id}", status_code=204, summary="Delete a schedule", responses=_NOT_FOUND)
-def delete_schedule(schedule_id: str, tenant: CurrentTenant, session: SessionDep) -> Response:
+def delete_schedule(schedule_id: str, tenant: SubmitTenant, session: SessionDep) -> Response:
     """Delete the schedule and its runs. Pending runs never start; batches already
     started keep running (they are ordinary batches)."""
     service.delete_schedule(session, tenant.id, schedule_id)
@@ -142,7 +142,7 @@ def delete_schedule(schedule_id: str, tenant: CurrentTenant, session: SessionDep
     response_description="The new `manual` run: `started` with its batch, or `pending`.",
 )
 def trigger_schedule(
-    schedule_id: str, tenant: CurrentTenant, session: SessionDep, context: ContextDep
+    schedule_id: str, tenant: SubmitTenant, session: SessionDep, context: ContextDep
 ) -> ScheduleRunPublic:
     """Create one run now, outside the cron (also for a paused or ended schedule). It
     starts at once unless `max_active_runs` batches are unfinished; then it waits as
@@ -160,7 +160,7 @@ def trigger_schedule(
 )
 def backfill_schedule(
     schedule_id: str,
-    tenant: CurrentTenant,
+    tenant: SubmitTenant,
     _: RequireJson,
     body: BackfillRequest,
     session: SessionDep,
@@ -178,7 +178,7 @@ def backfill_schedule(
 @router.get("/{schedule_id}/runs", summary="List a schedule's runs", responses=_NOT_FOUND)
 def list_runs(
     schedule_id: str,
-    tenant: CurrentTenant,
+    tenant: ReadTenant,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=200, description="Runs per page, 1 to 200.")] = 50,
     cursor: Annotated[

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import CurrentTenant
+from api.deps import ReadTenant
 from api.schemas import StrategyPublic
 from strategies.registry import all_strategies
 
@@ -12,7 +12,7 @@ router = APIRouter(prefix="/v1/strategies", tags=["catalog"])
 
 
 @router.get("", summary="List strategies")
-def list_strategies(tenant: CurrentTenant) -> list[StrategyPublic]:
+def list_strategies(tenant: ReadTenant) -> list[StrategyPublic]:
     """Every strategy, with the JSON Schema of the `strategy.params` it accepts."""
     return [
         StrategyPublic(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import CurrentTenant, SessionDep
+from api.deps import ReadTenant, SessionDep
 from api.schemas import JobTrace, SpendPoint, TraceEvent, TraceStep
 from ponder.jobs import service as jobs_service
 
@@ -17,7 +17,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
     summary="Trace a job: calls, candidates, scores and spend over time",
     responses={404: {"description": "No such job for this API key's tenant."}},
 )
-def read_trace(job_id: str, tenant: CurrentTenant, session: SessionDep) -> JobTrace:
+def read_trace(job_id: str, tenant: ReadTenant, session: SessionDep) -> JobTrace:
     """Every journaled call in the order it was issued, every event the strategy emitted
     (candidates with their scores, search-tree nodes with their parents, rounds, votes),
     and the cumulative spend after each completed billed call."""

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
 
-from api.deps import ContextDep, CurrentTenant, SessionDep
+from api.deps import AdminTenant, ContextDep, ReadTenant, SessionDep, SubmitTenant
 from api.webhook_schemas import (
     DeliveryList,
     DeliveryPublic,
@@ -35,7 +35,7 @@ def _public(log: DeliveryLog) -> DeliveryPublic:
 
 
 @router.get("/v1/webhook-secrets", summary="The secrets that sign your webhooks")
-def list_secrets(tenant: CurrentTenant, context: ContextDep) -> SecretList:
+def list_secrets(tenant: AdminTenant, context: ContextDep) -> SecretList:
     """Every secret that currently signs deliveries, newest first (one is created on
     first use). Verify each delivery's `webhook-signature` with any of them."""
     return _secrets(service.list_secrets(context.sessions, tenant.id))
@@ -43,7 +43,7 @@ def list_secrets(tenant: CurrentTenant, context: ContextDep) -> SecretList:
 
 @router.post("/v1/webhook-secrets/rotate", summary="Rotate the webhook signing secret")
 def rotate(
-    tenant: CurrentTenant,
+    tenant: AdminTenant,
     context: ContextDep,
     body: Annotated[RotateSecret | None, Body()] = None,
 ) -> SecretList:
@@ -64,7 +64,7 @@ def rotate(
     summary="The webhook deliveries of a job, with every attempt",
     responses=_NOT_FOUND,
 )
-def job_deliveries(job_id: str, tenant: CurrentTenant, session: SessionDep) -> DeliveryList:
+def job_deliveries(job_id: str, tenant: ReadTenant, session: SessionDep) -> DeliveryList:
     """Each event sent (or to be sent) to the job's `webhook_url`, its status and its
     attempt log: status code, latency and error of each attempt. Empty when the job has
     no `webhook_url` or has not ended."""
@@ -73,7 +73,7 @@ def job_deliveries(job_id: str, tenant: CurrentTenant, session: SessionDep) -> D
 
 
 @router.get("/v1/deliveries/{delivery_id}", summary="One webhook delivery", responses=_NOT_FOUND)
-def read_delivery(delivery_id: str, tenant: CurrentTenant, session: SessionDep) -> DeliveryPublic:
+def read_delivery(delivery_id: str, tenant: ReadTenant, session: SessionDep) -> DeliveryPublic:
     """One delivery: its event, status, next attempt and the log of every attempt."""
     return _public(service.get_delivery(session, tenant.id, delivery_id))
 
@@ -85,7 +85,7 @@ def read_delivery(delivery_id: str, tenant: CurrentTenant, session: SessionDep) 
     responses=_NOT_FOUND,
 )
 def redeliver_one(
-    delivery_id: str, tenant: CurrentTenant, session: SessionDep, context: ContextDep
+    delivery_id: str, tenant: SubmitTenant, session: SessionDep, context: ContextDep
 ) -> DeliveryPublic:
     """Sends the event again now, with the same `webhook-id` (receivers that already
     have it can drop it) and a fresh retry schedule, whatever its status. If its URL was

@@ -226,11 +226,12 @@ def redact_url(url: str) -> str:
 
 
 def public_view(profile: ModelProfile) -> dict[str, Any]:
-    """What ``GET /v1/models`` shows about a profile: never the key, the name of its
-    environment variable, or credentials embedded in the URL. ``kind`` says whether a
-    job may name it as its ``model`` (``chat``) or a strategy as a ``reward_model``.
-    ``max_concurrency`` holds across all worker processes of the deployment."""
-    base_url = profile.effective_base_url
+    """What ``GET /v1/models`` shows every tenant about a profile: what a client needs to
+    pick a model and budget for it (its name, whether it is a chat or a reward model, the
+    provider's kind, capabilities and prices). Nothing about how the deployment reaches
+    it: not the key or its environment variable, the base URL (internal hosts), the
+    upstream model id, timeouts, retries or concurrency limits. ``kind`` says whether a
+    job may name it as its ``model`` (``chat``) or a strategy as a ``reward_model``."""
     spec = profile.spec
     capabilities: dict[str, Any] = (
         {"supports_n": profile.supports_n} if spec.capabilities is None else dict(spec.capabilities)
@@ -239,12 +240,9 @@ def public_view(profile: ModelProfile) -> dict[str, Any]:
         "name": profile.name,
         "kind": "reward" if spec.is_reward else "chat",
         "provider": profile.provider,
-        "model": profile.model,
-        "base_url": redact_url(base_url) if base_url else None,
         "capabilities": capabilities,
         "price_in_per_mtok": profile.price_in_per_mtok,
         "price_out_per_mtok": profile.price_out_per_mtok,
-        "max_concurrency": profile.max_concurrency,
     }
 
 

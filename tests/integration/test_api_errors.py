@@ -338,8 +338,11 @@ def test_revoked_key_is_a_401(pg_settings: Settings) -> None:
         assert_problem(client.get("/v1/jobs", headers=headers), 401, "invalid API key")
 
 
-def test_revoked_key_stops_working_once_the_key_cache_expires(client: TestClient) -> None:
-    from api.deps import AuthCache
+def test_key_revoked_behind_the_apis_back_stops_working_once_the_key_cache_expires(
+    client: TestClient,
+) -> None:
+    # revoked in SQL, nobody is told: the cache's TTL is the fallback
+    from api.keyring import AuthCache
 
     cache: AuthCache = client.app.state.auth_cache  # type: ignore[attr-defined]
     headers = auth_headers(client, "cached-tenant")

@@ -138,7 +138,16 @@ def test_submit_with_a_model_from_the_models_file(pg_settings: Settings, tmp_pat
         listed = client.get("/v1/models", headers=headers).json()
         assert [m["name"] for m in listed] == ["sim", "sim-prm", "sim-http"]
         assert "secret" not in str(listed) and "SIM_KEY" not in str(listed)
-        assert listed[2]["base_url"] == "http://127.0.0.1:9100/v1"
+        # no internals: neither the host nor the upstream model id
+        assert "127.0.0.1" not in str(listed) and "sim-1" not in str(listed)
+        assert set(listed[2]) == {
+            "name",
+            "kind",
+            "provider",
+            "capabilities",
+            "price_in_per_mtok",
+            "price_out_per_mtok",
+        }
         job = submit(client, headers, model="sim-http")
         assert job["model"] == "sim-http"
 

@@ -475,7 +475,7 @@ def test_build_provider_and_public_view_for_anthropic() -> None:
     assert isinstance(provider, AnthropicProvider)
     asyncio.run(provider.aclose())
     view = public_view(profile)
-    assert view["base_url"] == "https://api.anthropic.com"
+    assert "base_url" not in view and "claude-x" not in repr(view)
     assert view["capabilities"]["supports_n"] is False
     assert view["capabilities"]["reasoning"] == "thinking"
     assert "ANTHROPIC_API_KEY" not in repr(view)

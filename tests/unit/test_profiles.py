@@ -205,7 +205,7 @@ def test_cost_charges_prompt_and_completion_tokens() -> None:
     assert load_models_file(None)["sim"].cost_usd(usage) == 0.0
 
 
-def test_public_view_hides_secrets() -> None:
+def test_public_view_hides_secrets_and_internals() -> None:
     profile = ModelProfile(
         name="vendor",
         provider="openai",
@@ -222,17 +222,16 @@ def test_public_view_hides_secrets() -> None:
         "name": "vendor",
         "kind": "chat",
         "provider": "openai",
-        "model": "m-large",
-        "base_url": "https://llm.example.com:8443/v1",
         "capabilities": {"supports_n": False},
         "price_in_per_mtok": 1.0,
         "price_out_per_mtok": 3.0,
-        "max_concurrency": 8,
     }
     flat = repr(view)
-    for secret in ("alice", "s3cret", "k3y", "VENDOR_API_KEY"):
-        assert secret not in flat
-    assert public_view(load_models_file(None)["sim"])["base_url"] is None
+    # no secrets, and nothing about how the deployment reaches the model: its host, the
+    # upstream model id, its limits
+    for internal in ("alice", "s3cret", "k3y", "VENDOR_API_KEY", "llm.example.com", "m-large"):
+        assert internal not in flat
+    assert "base_url" not in public_view(load_models_file(None)["sim"])
 
 
 def test_build_provider_picks_the_implementation() -> None:
