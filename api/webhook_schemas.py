@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from pydantic import BaseModel, Field
 
+from api.schemas import StoredObject
 from ponder.tables import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookSecret
 
 MAX_GRACE_SECONDS = 30 * 86_400
@@ -91,7 +91,7 @@ class DeliveryPublic(BaseModel):
     last_error: str | None
     created_at: datetime
     delivered_at: datetime | None
-    payload: dict[str, Any] = Field(description="The JSON body sent.")
+    payload: StoredObject = Field(description="The JSON body sent.")
     attempt_log: list[AttemptPublic] = Field(description="Every attempt, oldest first.")
 
     @classmethod

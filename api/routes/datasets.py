@@ -83,7 +83,9 @@ async def upload(
             415,
             f"upload the problems as JSON Lines (Content-Type: application/x-ndjson); got {got}",
         )
-    service.check_new_name(name)  # before reading what may be a large upload
+    # before reading what may be a large upload
+    service.check_new_name(name)
+    service.check_description(description)
     raw = await request.body()
     try:
         dataset = service.upload_dataset(

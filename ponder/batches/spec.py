@@ -16,9 +16,17 @@ from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from ponder.budget import BudgetLimits
+from ponder.jsonlimits import check_storable
 
 MAX_CUSTOM_ID_CHARS = 200
 MAX_BATCH_METADATA_BYTES = 16 * 1024
@@ -195,6 +203,16 @@ class BatchTemplate(BaseModel):
         default_factory=dict,
         description="Any JSON object (at most 16 KiB), stored on the batch and returned.",
     )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _storable(cls, value: Any, info: ValidationInfo) -> Any:
+        """Refuse what the database cannot store faithfully (NUL characters, NaN and
+        Infinity) and values nested deeper than :data:`ponder.jsonlimits.MAX_DEPTH`.
+        Inline ``items`` are checked one by one, as jobs."""
+        if info.field_name == "items":
+            return value
+        return check_storable(value, where=info.field_name or "")
 
     @field_validator("webhook_url")
     @classmethod

@@ -79,6 +79,14 @@ def check_new_name(name: str) -> None:
         raise invalid(("query", "name"), "must not look like a dataset id (a UUID)")
 
 
+def check_description(description: str) -> None:
+    """:class:`Invalid` (at ``query.description``) unless ``description`` can be stored."""
+    if "\x00" in description:
+        raise invalid(
+            ("query", "description"), "must not contain NUL (\\u0000) characters; remove them"
+        )
+
+
 def upload_dataset(
     sessions: sessionmaker[Session],
     tenant_id: str,
@@ -92,6 +100,7 @@ def upload_dataset(
     dataset ``name``, in its own transaction. Every line is checked: any bad line, or no
     problem at all, is an :class:`UploadRejected` and nothing is stored."""
     check_new_name(name)
+    check_description(description)
     try:
         text = upload.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

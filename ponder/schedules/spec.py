@@ -8,9 +8,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from ponder.batches.spec import BatchTemplate
+from ponder.jsonlimits import check_storable
 from ponder.schedules.cron import CronError, CronSchedule, parse_cron, parse_timezone
 
 MAX_ACTIVE_RUNS = 100
@@ -133,6 +141,11 @@ class ScheduleCreate(BaseModel):
     start_time: datetime | None = Field(default=None, description=_START_HELP)
     end_time: datetime | None = Field(default=None, description=_END_HELP)
 
+    @field_validator("name", "cron", "timezone", mode="before")
+    @classmethod
+    def _storable(cls, value: Any, info: ValidationInfo) -> Any:
+        return check_storable(value, where=info.field_name or "")
+
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
@@ -181,6 +194,11 @@ class ScheduleUpdate(BaseModel):
     )
     start_time: datetime | None = Field(default=None, description=_START_HELP)
     end_time: datetime | None = Field(default=None, description=_END_HELP)
+
+    @field_validator("name", "cron", "timezone", mode="before")
+    @classmethod
+    def _storable(cls, value: Any, info: ValidationInfo) -> Any:
+        return check_storable(value, where=info.field_name or "")
 
     # These run only for fields actually sent: an explicit null is refused.
     @field_validator("template", "catchup", "max_active_runs", "enabled")
