@@ -10,8 +10,12 @@ import anyio
 from fastapi import FastAPI
 
 from api.deps import AppContext, AuthCache
-from api.errors import PROBLEM_JSON, install_error_handlers
-from api.middleware import BodySizeLimitMiddleware
+from api.errors import PROBLEM_JSON, install_error_handlers, unexpected_error
+from api.middleware import (
+    BodySizeLimitMiddleware,
+    JsonDepthLimitMiddleware,
+    UnexpectedErrorMiddleware,
+)
 from api.routes import all_routers
 from api.schemas import ProblemDetail
 from ponder.batches.service import BatchService
@@ -121,12 +125,16 @@ def create_app(settings: Settings, *, dispatcher: JobQueue) -> FastAPI:
     app.state.auth_cache = AuthCache(ttl=settings.auth_cache_seconds)
 
     install_error_handlers(app)
+    # the last added runs first: errors answered without closing the connection, then
+    # the body's size, then its JSON nesting
+    app.add_middleware(JsonDepthLimitMiddleware)
     app.add_middleware(
         BodySizeLimitMiddleware,
         max_body_bytes=settings.max_body_bytes,
         max_upload_bytes=settings.max_upload_bytes,
         upload_paths=("/v1/batches", "/v1/datasets"),
     )
+    app.add_middleware(UnexpectedErrorMiddleware, handler=unexpected_error)
     for router in all_routers([tag["name"] for tag in TAGS]):
         app.include_router(router)
     _document_problem_responses(app)
