@@ -28,6 +28,9 @@ from ponder.field_errors import Invalid, describe_validation_errors
 from ponder.field_errors import invalid as ponder_invalid
 
 PROBLEM_JSON = "application/problem+json"
+# in a parameter's JSON Schema: the name of the setting that is its maximum (the API
+# document shows the setting's value; see api.main)
+MAXIMUM_SETTING = "x-maximum-setting"
 
 log = logging.getLogger(__name__)
 

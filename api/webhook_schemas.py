@@ -44,6 +44,7 @@ class RotateSecret(BaseModel):
         default=None,
         ge=0,
         le=MAX_GRACE_SECONDS,
+        strict=True,  # a number: `false` or "10" is no grace period
         description="How long the current secret keeps signing beside the new one (both "
         "signatures are sent meanwhile). Default: the server's setting (24 h). 0 retires "
         "it at once.",

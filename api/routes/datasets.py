@@ -20,7 +20,7 @@ from api.routes.batches import JSONL_TYPES
 from ponder.batches.service import MAX_REPORTED_ERRORS
 from ponder.datasets import service
 from ponder.datasets.service import UploadRejected
-from ponder.tables import Dataset
+from ponder.tables import MAX_INT, Dataset
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
@@ -120,7 +120,10 @@ def list_all(
     ] = 50,
     cursor: Annotated[
         str | None,
-        Query(description="The `next_cursor` of the previous page; omit for the first page."),
+        Query(
+            description="The `next_cursor` of the previous page; omit it (or leave it empty) "
+            "for the first page."
+        ),
     ] = None,
 ) -> DatasetsPublic:
     """Your uploaded datasets, newest first, and on the first page also the built-in
@@ -136,7 +139,7 @@ def read(
     dataset_id: str,
     tenant: CurrentTenant,
     session: SessionDep,
-    offset: Annotated[int, Query(ge=0, description="Skip this many problems.")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_INT, description="Skip this many problems.")] = 0,
     limit: Annotated[
         int, Query(ge=0, le=1000, description="Return at most this many problems (0 to 1000).")
     ] = 100,

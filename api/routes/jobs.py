@@ -11,7 +11,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.deps import AppContext, ContextDep, CurrentTenant, RequireJson, SessionDep
-from api.errors import invalid
+from api.errors import MAXIMUM_SETTING, invalid
 from api.schemas import MAX_IDEMPOTENCY_KEY_CHARS, JobCreate, JobPublic, JobsPublic
 from ponder.jobs import service as jobs_service
 from ponder.notify import JobNotifier
@@ -104,7 +104,10 @@ def list_jobs(
     limit: Annotated[int, Query(ge=1, le=200, description="Jobs per page, 1 to 200.")] = 50,
     cursor: Annotated[
         str | None,
-        Query(description="The `next_cursor` of the previous page; omit for the first page."),
+        Query(
+            description="The `next_cursor` of the previous page; omit it (or leave it empty) "
+            "for the first page."
+        ),
     ] = None,
     status: Annotated[
         JobStatusName | None, Query(description="Only jobs with this status.")
@@ -147,8 +150,11 @@ async def read_job(
             description=(
                 "Long-poll: wait up to this many seconds for the job to reach a final "
                 "status (`completed`, `failed`, `cancelled`) before answering. "
-                "0 (default) answers at once."
+                "0 (default) answers at once; the most is the server's "
+                "`PONDER_MAX_WAIT_SECONDS`."
             ),
+            # the schema's maximum is that setting (see api.main)
+            json_schema_extra={MAXIMUM_SETTING: "max_wait_seconds"},
         ),
     ] = 0,
 ) -> JobPublic:

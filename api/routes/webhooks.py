@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
 
-from api.deps import ContextDep, CurrentTenant, SessionDep
+from api.deps import ContextDep, CurrentTenant, OptionalJson, SessionDep
 from api.webhook_schemas import (
     DeliveryList,
     DeliveryPublic,
@@ -45,6 +45,7 @@ def list_secrets(tenant: CurrentTenant, context: ContextDep) -> SecretList:
 def rotate(
     tenant: CurrentTenant,
     context: ContextDep,
+    _: OptionalJson,
     body: Annotated[RotateSecret | None, Body()] = None,
 ) -> SecretList:
     """Creates a new secret. The current ones keep signing for `grace_seconds` (default

@@ -120,6 +120,7 @@ class JobFilter(BaseModel):
     limit: int | None = Field(
         default=None,
         ge=1,
+        strict=True,
         description="Re-run at most this many jobs (the oldest matching). Without it, a "
         "filter matching more jobs than a batch may hold is refused.",
     )
@@ -147,9 +148,11 @@ class BatchBudget(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_tokens: int | None = Field(default=None, gt=0, description="Tokens across all items.")
+    max_tokens: int | None = Field(
+        default=None, gt=0, strict=True, description="Tokens across all items."
+    )
     max_cost_usd: float | None = Field(
-        default=None, gt=0, description="US dollars across all items."
+        default=None, gt=0, strict=True, description="US dollars across all items."
     )
 
     @model_validator(mode="after")

@@ -142,7 +142,7 @@ def upload_dataset(
 def list_datasets(
     session: Session, tenant_id: str, *, limit: int, cursor: str | None = None
 ) -> DatasetListing:
-    """A page of the tenant's uploads, newest first; the first page (``cursor`` None)
+    """A page of the tenant's uploads, newest first; the first page (no ``cursor``)
     also lists the built-in datasets. ``cursor`` is a previous page's ``next_cursor``."""
     page = newest_first(
         session,
@@ -153,7 +153,7 @@ def list_datasets(
         after=parse_cursor(cursor),
         position=lambda dataset: Cursor(dataset.created_at, dataset.id),
     )
-    return DatasetListing(page, catalog.builtin_datasets() if cursor is None else [])
+    return DatasetListing(page, [] if cursor else catalog.builtin_datasets())
 
 
 def read_dataset(
