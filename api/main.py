@@ -190,7 +190,7 @@ def _document_problem_responses(app: FastAPI, settings: Settings) -> None:
                     if code.startswith(("4", "5")):
                         response["content"] = problem
                 for parameter in parameters:
-                    _maximum_from_settings(parameter.get("schema", {}), settings)
+                    _parameter_schema(parameter, settings)
         for name in ("HTTPValidationError", "ValidationError"):
             components.pop(name, None)
         app.openapi_schema = schema
@@ -199,9 +199,18 @@ def _document_problem_responses(app: FastAPI, settings: Settings) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _maximum_from_settings(schema: dict[str, Any], settings: Settings) -> None:
-    """Replace a parameter schema's :data:`api.errors.MAXIMUM_SETTING` marker by the
-    setting's value, as ``maximum``."""
+def _parameter_schema(parameter: dict[str, Any], settings: Settings) -> None:
+    """A parameter's schema as clients send it: an optional parameter is left out, never
+    ``null`` (FastAPI writes ``anyOf: [X, {"type": "null"}]`` for ``X | None``; a header
+    or query value cannot be JSON null), and a :data:`api.errors.MAXIMUM_SETTING` marker
+    becomes the setting's value, as ``maximum``."""
+    schema: dict[str, Any] = parameter.get("schema", {})
+    options = schema.get("anyOf")
+    if isinstance(options, list) and {"type": "null"} in options:
+        rest = [option for option in options if option != {"type": "null"}]
+        if len(rest) == 1:
+            del schema["anyOf"]
+            schema.update(rest[0])
     setting = schema.pop(MAXIMUM_SETTING, None)
     if setting is not None:
         schema["maximum"] = getattr(settings, setting)

@@ -523,6 +523,9 @@ def test_every_error_status_an_operation_answers_is_in_the_document(client: Test
             for code, response in operation["responses"].items():
                 if code.startswith("4"):
                     assert "application/problem+json" in response["content"], (where, code)
+            for parameter in operation.get("parameters", []):
+                # absent when not given: a header or query value is never JSON null
+                assert "null" not in json.dumps(parameter["schema"]), (where, parameter)
 
 
 # ------------------------------------------------------------------ keep-alive after errors
