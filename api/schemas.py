@@ -9,7 +9,6 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from ponder.budget import BudgetLimits
 from ponder.jobspec import GAME24_EXAMPLE as GAME24_EXAMPLE
 from ponder.jobspec import MAX_SEED as MAX_SEED
 from ponder.jobspec import JobCreate as JobCreate
@@ -47,6 +46,21 @@ class JobUsage(BaseModel):
     seconds: float = Field(description="Running time so far, in seconds.")
 
 
+class BudgetPublic(BaseModel):
+    """The caps a job runs under (null: no cap on that dimension). Shown as stored, so
+    no stored value can make a read fail."""
+
+    max_tokens: int | None = Field(default=None, description="Prompt + completion tokens.")
+    max_calls: int | None = Field(default=None, description="Model generations.")
+    max_cost_usd: float | None = Field(default=None, description="Spend in US dollars.")
+    max_seconds: float | None = Field(default=None, description="Seconds of running time.")
+
+    @classmethod
+    def from_stored(cls, budget: dict[str, Any] | None) -> BudgetPublic:
+        known = {k: v for k, v in (budget or {}).items() if k in cls.model_fields}
+        return cls.model_validate(known)
+
+
 class JobPublic(BaseModel):
     """A job as the API shows it."""
 
@@ -62,7 +76,7 @@ class JobPublic(BaseModel):
         description="The best answer once the job has finished (null if it found none)."
     )
     usage: JobUsage = Field(description="What the job has spent so far.")
-    budget: BudgetLimits = Field(description="The caps the job runs under.")
+    budget: BudgetPublic = Field(description="The caps the job runs under.")
     progress: StoredObject = Field(
         description="Live progress from the strategy (candidates tried, best score, ...)."
     )
@@ -101,7 +115,7 @@ class JobPublic(BaseModel):
             stop_reason=job.stop_reason,
             result=None if result is None else JobResult(**result),
             usage=JobUsage(**public_usage(job)),
-            budget=BudgetLimits.model_validate(job.budget),
+            budget=BudgetPublic.from_stored(job.budget),
             progress=job.progress or {},
             error=job.error,
             model=job.model,

@@ -223,7 +223,8 @@ def test_rows_stored_too_deep_never_make_a_read_fail(
     ).json()
     deep = nested(300)
     with sessions() as s, s.begin():
-        s.execute(update(Job).values(meta=deep, progress=deep))  # every job of this test
+        # every job of this test; a budget no request could set (a 0 cap)
+        s.execute(update(Job).values(meta=deep, progress=deep, budget={"max_cost_usd": 0.0}))
         s.add(JobEvent(job_id=job_id, seq=1, kind="candidate", data=deep))
         s.execute(
             update(Batch)
@@ -258,6 +259,18 @@ def test_rows_stored_too_deep_never_make_a_read_fail(
         assert CUT in response.text, path
     job = client.get(f"/v1/jobs/{job_id}", headers=headers).json()
     assert json.dumps(job["metadata"]).count("{") <= 130
+
+
+def test_a_batch_cap_too_small_to_share_still_gives_items_a_positive_cap(
+    client: TestClient, headers: dict[str, str], sessions: sessionmaker[Session]
+) -> None:
+    body = {"items": [job_body()], "budget": {"max_cost_usd": 5e-324}}
+    response = client.post("/v1/batches", json=body, headers=headers)
+    assert response.status_code == 202, response.text
+    with sessions() as s:
+        budgets = [job.budget for job in s.query(Job).all()]
+    assert budgets and all(b["max_cost_usd"] > 0 for b in budgets)
+    assert client.get("/v1/jobs", headers=headers).status_code == 200
 
 
 # ------------------------------------------------------------------ NUL characters
