@@ -45,6 +45,7 @@ class RotateSecret(BaseModel):
         ge=0,
         le=MAX_GRACE_SECONDS,
         strict=True,  # a number: `false` or "10" is no grace period
+        allow_inf_nan=False,
         description="How long the current secret keeps signing beside the new one (both "
         "signatures are sent meanwhile). Default: the server's setting (24 h). 0 retires "
         "it at once.",

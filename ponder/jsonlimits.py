@@ -8,8 +8,10 @@ strategy parameters; a batch's and a schedule's metadata and defaults; dataset p
   the raw text, before anything parses it, so no recursive parser or serializer on the
   way (Python's ``json``, pydantic, Postgres) ever meets deeper nesting than it copes with.
 - A **value** Ponder stores as JSON nests at most :data:`MAX_DEPTH` levels, holds no NUL
-  character (U+0000, which Postgres cannot store in text or JSONB) in a string or an
-  object key, and no non-finite number (NaN, Infinity: not JSON, and not storable).
+  character (U+0000, which Postgres cannot store in text or JSONB) and no lone
+  surrogate (``"\\ud800"`` is valid JSON but no Unicode text: it has no UTF-8 form) in
+  a string or an object key, and no non-finite number (NaN, Infinity: not JSON, and
+  not storable).
 - **Reading** a stored value never fails: :func:`readable` cuts what nests deeper than
   :data:`MAX_READ_DEPTH` (rows stored before these limits existed)."""
 
@@ -31,6 +33,10 @@ MAX_READ_DEPTH = 128
 CUT = "(cut: nested too deep to show)"
 
 _PATH_CHARS = 80
+# what a string must not hold: NUL, or a lone surrogate (from a "\ud800" escape)
+_UNSTORABLE_CHARS = re.compile("[\x00\ud800-\udfff]")
+_CHARS = "NUL (\\u0000) characters or lone surrogates (\\ud800-\\udfff)"
+_WHAT = f"must not contain {_CHARS}"
 
 # a JSON string, also an unterminated one (so a scan never backtracks: linear time)
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*+(?:"|\\?\Z)', re.DOTALL)
@@ -70,8 +76,8 @@ def unstorable(value: Any, limit: int = MAX_DEPTH, *, where: str = "") -> str | 
     while stack:
         item, path = stack.pop()
         if isinstance(item, str):
-            if "\x00" in item:
-                return f"strings must not contain NUL (\\u0000) characters{_at(path)}; remove them"
+            if _UNSTORABLE_CHARS.search(item):
+                return f"strings {_WHAT}{_at(path)}; remove them"
         elif isinstance(item, float):
             if not math.isfinite(item):
                 return f"numbers must be finite (no NaN or Infinity){_at(path)}"
@@ -80,15 +86,17 @@ def unstorable(value: Any, limit: int = MAX_DEPTH, *, where: str = "") -> str | 
                 return too_deep_message(limit)
             if isinstance(item, dict):
                 for key, sub in item.items():
-                    if isinstance(key, str) and "\x00" in key:
-                        return (
-                            "object keys must not contain NUL (\\u0000) characters"
-                            f"{_at(path)}; remove them"
-                        )
+                    if isinstance(key, str) and _UNSTORABLE_CHARS.search(key):
+                        return f"object keys {_WHAT}{_at(path)}; remove them"
                     stack.append((sub, (*path, str(key))))
             else:
                 stack.extend((sub, (*path, i)) for i, sub in enumerate(item))
     return None
+
+
+def storable_text(text: str) -> str | None:
+    """Why the string ``text`` cannot be stored (a NUL or a lone surrogate), or None."""
+    return f"must not contain {_CHARS}; remove them" if _UNSTORABLE_CHARS.search(text) else None
 
 
 def check_storable(value: Any, limit: int = MAX_DEPTH, *, where: str = "") -> Any:

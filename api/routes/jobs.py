@@ -147,6 +147,7 @@ async def read_job(
         float,
         Query(
             ge=0,
+            allow_inf_nan=False,
             description=(
                 "Long-poll: wait up to this many seconds for the job to reach a final "
                 "status (`completed`, `failed`, `cancelled`) before answering. "

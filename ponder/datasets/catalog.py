@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from ponder import datasets as shipped
 from ponder.families import all_tasks, get_task
 from ponder.jsonl import LineError, parse_jsonl
-from ponder.jsonlimits import unstorable
+from ponder.jsonlimits import storable_text, unstorable
 from ponder.problem import Problem
 from ponder.tables import Dataset, DatasetItem, new_id, utcnow
 
@@ -92,8 +92,8 @@ def builtin_entries(name: str) -> list[DatasetEntry] | None:
 def get_dataset(session: Session, tenant_id: str, ref: str) -> Dataset | None:
     """The tenant's uploaded dataset with id (or name) ``ref``; None also for another
     tenant's."""
-    if "\x00" in ref:
-        return None  # no name holds one (Postgres cannot store it)
+    if storable_text(ref) is not None:
+        return None  # no name holds NUL or a lone surrogate (they cannot be stored)
     query = select(Dataset).where(Dataset.tenant_id == tenant_id)
     try:
         wanted = str(uuid.UUID(ref)) if len(ref) <= 64 else None
@@ -181,8 +181,9 @@ def _entry(value: Any) -> DatasetEntry:
     key = data.pop("id", None)
     if key is not None and (not isinstance(key, str) or not 0 < len(key) <= MAX_ITEM_KEY_CHARS):
         raise ValueError(f"id must be a string of 1 to {MAX_ITEM_KEY_CHARS} characters")
-    if key is not None and "\x00" in key:
-        raise ValueError("id must not contain NUL (\\u0000) characters; remove them")
+    unstorable_key = None if key is None else storable_text(key)
+    if unstorable_key is not None:
+        raise ValueError(f"id {unstorable_key}")
     if "problem" in data:
         problem = data.pop("problem")
         if not isinstance(problem, dict):

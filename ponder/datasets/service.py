@@ -22,6 +22,7 @@ from ponder.datasets.catalog import BuiltinDataset, DatasetEntry
 from ponder.errors import Conflict, ErrorCode, Forbidden, NotFound, PonderError
 from ponder.field_errors import invalid
 from ponder.jsonl import LineError
+from ponder.jsonlimits import storable_text
 from ponder.pagination import Cursor, Page, newest_first, parse_cursor
 from ponder.tables import Dataset, DatasetItem
 
@@ -81,10 +82,9 @@ def check_new_name(name: str) -> None:
 
 def check_description(description: str) -> None:
     """:class:`Invalid` (at ``query.description``) unless ``description`` can be stored."""
-    if "\x00" in description:
-        raise invalid(
-            ("query", "description"), "must not contain NUL (\\u0000) characters; remove them"
-        )
+    problem = storable_text(description)
+    if problem is not None:
+        raise invalid(("query", "description"), problem)
 
 
 def upload_dataset(

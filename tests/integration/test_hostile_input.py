@@ -347,6 +347,56 @@ def test_nul_in_a_dataset_reference_is_not_found(
     assert_problem(client.post("/v1/batches", json=body, headers=headers), 422, "NUL")
 
 
+@pytest.mark.parametrize(
+    ("path", "text", "headers_extra", "phrase"),
+    [
+        (
+            "/v1/jobs",
+            json.dumps(job_body())[:-1] + ', "metadata": {"a": "\\ud800"}}',
+            {},
+            "body.metadata",
+        ),
+        (
+            "/v1/jobs",
+            '{"problem": {"prompt": "\\udc00"}, "strategy": {"name": "best_of_n"}}',
+            {},
+            "body.problem",
+        ),
+        (
+            "/v1/batches",
+            '{"items": [' + json.dumps(job_body())[:-1] + ', "custom_id": "\\ud800"}]}',
+            {},
+            "item 0: custom_id",
+        ),
+        (
+            "/v1/batches",
+            json.dumps(job_body())[:-1] + ', "custom_id": "\\ud800"}',
+            NDJSON,
+            "line 1: custom_id",
+        ),
+        (
+            "/v1/datasets?name=d",
+            '{"id": "\\ud800", "task": "game24", "input": {"numbers": [4, 9, 10, 13]}}',
+            NDJSON,
+            "line 1: id",
+        ),
+    ],
+)
+def test_lone_surrogates_are_a_422(
+    client: TestClient,
+    headers: dict[str, str],
+    path: str,
+    text: str,
+    headers_extra: dict[str, str],
+    phrase: str,
+) -> None:
+    """``"\\ud800"`` is valid JSON, but the string it makes has no UTF-8 form: it can be
+    neither stored nor echoed in a response."""
+    request_headers = {**headers, "Content-Type": "application/json", **headers_extra}
+    response = client.post(path, content=text, headers=request_headers)
+    assert_problem(response, 422, phrase, "lone surrogates")
+
+
 # ------------------------------------------------------------------ integer bounds
 
 

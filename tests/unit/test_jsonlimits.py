@@ -18,6 +18,7 @@ from ponder.jsonlimits import (
     check_storable,
     nested_too_deep,
     readable,
+    storable_text,
     unstorable,
 )
 
@@ -83,11 +84,17 @@ def test_values_nested_too_deep_say_so() -> None:
     assert unstorable(nested(100_000)) is not None
 
 
-def test_nul_characters_and_non_finite_numbers_say_where() -> None:
+def test_nul_characters_lone_surrogates_and_non_finite_numbers_say_where() -> None:
     assert unstorable({"a": ["x", "y\x00"]}, where="metadata") == (
-        "strings must not contain NUL (\\u0000) characters (at metadata.a[1]); remove them"
+        "strings must not contain NUL (\\u0000) characters or lone surrogates "
+        "(\\ud800-\\udfff) (at metadata.a[1]); remove them"
     )
     assert "object keys" in (unstorable({"k\x00": 1}) or "")
+    # json.loads turns the escape "\ud800" into a string that has no UTF-8 form
+    assert "lone surrogates" in (unstorable(json.loads('{"a": "\\ud800"}')) or "")
+    assert "object keys" in (unstorable(json.loads('{"\\udfff": 1}')) or "")
+    assert unstorable("\U0001f600 é") is None  # a pair is a character, not a lone one
+    assert storable_text("fine") is None and storable_text("a\x00") is not None
     assert unstorable({"n": float("nan")}) == "numbers must be finite (no NaN or Infinity) (at n)"
     assert "finite" in (unstorable([float("-inf")]) or "")
     long_path = unstorable({"k" * 200: "\x00"}) or ""
