@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+import anyio
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -105,6 +106,10 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
+# bodies up to this size are scanned for nesting on the event loop (microseconds)
+_SCAN_IN_LOOP_BYTES = 64 * 1024
+
+
 def _is_json(scope: Scope) -> bool:
     for name, value in scope.get("headers", ()):
         if name == b"content-type":
@@ -139,7 +144,11 @@ class JsonDepthLimitMiddleware:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        if nested_too_deep(body, self.max_depth):
+        if len(body) <= _SCAN_IN_LOOP_BYTES:
+            too_deep = nested_too_deep(body, self.max_depth)
+        else:  # a large batch: scan it off the event loop
+            too_deep = await anyio.to_thread.run_sync(nested_too_deep, body, self.max_depth)
+        if too_deep:
             response = problem_response(
                 422,
                 f"request body: {too_deep_message(self.max_depth)}",

@@ -111,6 +111,11 @@ def live_api(pg_settings: Settings) -> Iterator[LiveApi]:
     [
         ("/v1/jobs", json.dumps(job_body())[:-1] + f', "metadata": {deep_text(10_000)}}}'),
         ("/v1/batches", '{"items": ' + deep_text(10_000) + "}"),
+        # over 64 KiB: scanned off the event loop
+        (
+            "/v1/batches",
+            '{"metadata": {"pad": "' + "x" * 100_000 + '"}, "items": ' + deep_text(70) + "}",
+        ),
         ("/v1/schedules", deep_text(10_000)),
         ("/v1/webhook-secrets/rotate", deep_text(10_000)),
     ],
