@@ -10,11 +10,12 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from api.schemas import FieldError, JobUsage
+from api.schemas import FieldError, JobUsage, StoredObject
 from ponder import outcome
 from ponder.batches.spec import BatchBudget, JobDefaults, JobFilter
 from ponder.datasets.catalog import BuiltinDataset
 from ponder.jsonl import LineError
+from ponder.jsonlimits import readable
 from ponder.report import BatchFigures
 from ponder.tables import Batch, Dataset
 
@@ -92,7 +93,7 @@ class BatchSummary(BaseModel):
     defaults: JobDefaults = Field(description="The job fields shared by the items.")
     budget: BatchBudget | None = Field(description="The cap on the batch's total spend.")
     webhook_url: str | None = Field(description="Where `batch.completed` is sent.")
-    metadata: dict[str, Any] = Field(description="The batch's metadata, as given.")
+    metadata: StoredObject = Field(description="The batch's metadata, as given.")
     schedule_id: str | None = Field(description="The schedule that created it, if any.")
     fire_time: datetime | None = Field(description="The schedule fire time it runs for.")
     counts: BatchCounts = Field(description="How many items are in each status.")
@@ -112,9 +113,11 @@ class BatchSummary(BaseModel):
             "source": batch.source,
             "dataset": batch.dataset,
             "from_jobs": (
-                JobFilter.model_validate(batch.source_filter) if batch.source_filter else None
+                JobFilter.model_validate(readable(batch.source_filter))
+                if batch.source_filter
+                else None
             ),
-            "defaults": JobDefaults.model_validate(batch.defaults or {}),
+            "defaults": JobDefaults.model_validate(readable(batch.defaults or {})),
             "budget": BatchBudget.model_validate(batch.budget) if batch.budget else None,
             "webhook_url": batch.webhook_url,
             "metadata": batch.meta or {},
@@ -243,7 +246,7 @@ class DatasetPublic(BaseModel):
 
 class DatasetItemPublic(BaseModel):
     id: str | None = Field(description="The item's id (becomes a batch item's custom_id).")
-    problem: dict[str, Any] = Field(description="The job problem, with `expected` if given.")
+    problem: StoredObject = Field(description="The job problem, with `expected` if given.")
 
 
 class DatasetDetail(DatasetPublic):

@@ -273,3 +273,16 @@ async def require_admin(tenant: AdminTenant, settings: SettingsDep) -> Tenant:
 
 
 RequireAdmin = Annotated[Tenant, Depends(require_admin)]
+
+
+async def require_json_if_any(request: Request) -> None:
+    """:func:`require_json` for an optional body: a request without one passes."""
+    headers = request.headers
+    if headers.get("content-length", "0").strip() in ("", "0") and not headers.get(
+        "transfer-encoding"
+    ):
+        return
+    await require_json(request)
+
+
+OptionalJson = Annotated[None, Depends(require_json_if_any)]

@@ -30,6 +30,9 @@ from ponder.field_errors import Invalid, describe_validation_errors
 from ponder.field_errors import invalid as ponder_invalid
 
 PROBLEM_JSON = "application/problem+json"
+# in a parameter's JSON Schema: the name of the setting that is its maximum (the API
+# document shows the setting's value; see api.main)
+MAXIMUM_SETTING = "x-maximum-setting"
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +125,36 @@ def _allowed_methods(request: Request) -> str:
     return ", ".join(methods)
 
 
+def _unreadable(cause: BaseException | None) -> str:
+    """Why FastAPI could not parse a JSON body, in a few words."""
+    if isinstance(cause, UnicodeDecodeError):
+        return f"byte {cause.start} is not UTF-8"
+    if isinstance(cause, RecursionError):
+        return "nested too deep"
+    if isinstance(cause, ValueError) and "integer string conversion" in str(cause):
+        return "a number has too many digits"
+    return "it could not be parsed"
+
+
+async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    """The 500 for an error no handler expected: logged with an incident id the client
+    can quote."""
+    incident = uuid.uuid4().hex[:12]
+    log.error(
+        "unhandled error on %s %s (incident %s)",
+        request.method,
+        request.url.path,
+        incident,
+        exc_info=exc,
+    )
+    return problem_response(
+        500,
+        "the server hit an unexpected error; nothing about your request was at fault. "
+        f"Retry later, and quote incident {incident} if it persists.",
+        extra={"incident": incident},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Route every error, expected or not, through :func:`problem_response`."""
 
@@ -170,9 +203,13 @@ def install_error_handlers(app: FastAPI) -> None:
                 f"; use {allowed}" if allowed else ""
             )
         elif exc.status_code == 400 and detail == "There was an error parsing the body":
-            detail = (
-                "the request body could not be read as JSON; "
-                "send a JSON object with Content-Type: application/json"
+            # the body is not JSON text (JSON that is malformed is a 422 already):
+            # a content problem like any other, so a 422 too
+            return problem_response(
+                422,
+                f"request body is not valid JSON ({_unreadable(exc.__cause__)}); "
+                "send a JSON object in UTF-8 with Content-Type: application/json",
+                errors=[{"loc": ["body"], "msg": "not valid JSON", "type": "json_invalid"}],
             )
         return problem_response(exc.status_code, detail, headers=headers or None)
 
@@ -189,22 +226,6 @@ def install_error_handlers(app: FastAPI) -> None:
             headers={"Retry-After": "5"},
         )
 
-    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        incident = uuid.uuid4().hex[:12]
-        log.error(
-            "unhandled error on %s %s (incident %s)",
-            request.method,
-            request.url.path,
-            incident,
-            exc_info=exc,
-        )
-        return problem_response(
-            500,
-            "the server hit an unexpected error; nothing about your request was at fault. "
-            f"Retry later, and quote incident {incident} if it persists.",
-            extra={"incident": incident},
-        )
-
     app.add_exception_handler(ApiProblem, on_api_problem)
     app.add_exception_handler(Invalid, on_invalid)
     app.add_exception_handler(NotFound, on_not_found)
@@ -215,4 +236,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(OperationalError, on_database_unavailable)
     app.add_exception_handler(SQLAlchemyTimeoutError, on_database_unavailable)
-    app.add_exception_handler(Exception, on_unexpected)
+    app.add_exception_handler(Exception, unexpected_error)

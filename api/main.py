@@ -10,9 +10,13 @@ import anyio
 from fastapi import FastAPI
 
 from api.deps import AppContext
-from api.errors import PROBLEM_JSON, install_error_handlers
+from api.errors import MAXIMUM_SETTING, PROBLEM_JSON, install_error_handlers, unexpected_error
 from api.keyring import AuthCache, Keyring
-from api.middleware import BodySizeLimitMiddleware
+from api.middleware import (
+    BodySizeLimitMiddleware,
+    JsonDepthLimitMiddleware,
+    UnexpectedErrorMiddleware,
+)
 from api.routes import all_routers
 from api.schemas import ProblemDetail
 from ponder.batches.service import BatchService
@@ -20,6 +24,7 @@ from ponder.config import Settings
 from ponder.db import make_engine, make_sessionmaker
 from ponder.fairness import QueueGauge
 from ponder.jobs.service import JobService
+from ponder.jsonlimits import MAX_DOCUMENT_DEPTH
 from ponder.llm.profiles import load_models_file
 from ponder.notify import JobNotifier
 from ponder.queue import JobQueue
@@ -157,21 +162,42 @@ def create_app(settings: Settings, *, dispatcher: JobQueue) -> FastAPI:
     app.state.revocation_publisher = publisher
 
     install_error_handlers(app)
+    # the last added runs first: errors answered without closing the connection, then
+    # the body's size, then its JSON nesting
+    app.add_middleware(JsonDepthLimitMiddleware)
     app.add_middleware(
         BodySizeLimitMiddleware,
         max_body_bytes=settings.max_body_bytes,
         max_upload_bytes=settings.max_upload_bytes,
         upload_paths=("/v1/batches", "/v1/datasets"),
     )
+    app.add_middleware(UnexpectedErrorMiddleware, handler=unexpected_error)
     for router in all_routers([tag["name"] for tag in TAGS]):
         app.include_router(router)
-    _document_problem_responses(app)
+    _document_problem_responses(app, settings)
     return app
 
 
-def _document_problem_responses(app: FastAPI) -> None:
+# Error statuses any operation of a kind may answer, declared on each such operation
+# (a route's own description of one wins). Routes declare the others (403, 409).
+_PARAMETER_ERRORS = {"422": "A parameter is invalid (`detail` and `errors` say which)."}
+_PATH_ERRORS = {"404": "No such resource for this API key's tenant."}
+_BODY_ERRORS = {
+    "400": "The request could not be read (a malformed `Content-Length`).",
+    "413": "The body is larger than the server accepts.",
+    "415": "The body's `Content-Type` is not one this operation takes.",
+    "422": (
+        "The body is invalid: a field (`detail` and `errors` say which), JSON that does "
+        f"not parse or nests deeper than {MAX_DOCUMENT_DEPTH} levels, a string holding "
+        "a NUL character."
+    ),
+}
+
+
+def _document_problem_responses(app: FastAPI, settings: Settings) -> None:
     """Error responses are ``application/problem+json`` documents; say so in the schema,
-    replacing FastAPI's default 422 body."""
+    replacing FastAPI's default 422 body. Every operation declares every error status it
+    can answer, and parameters bounded by a setting show its value as their maximum."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is not None:
@@ -183,7 +209,19 @@ def _document_problem_responses(app: FastAPI) -> None:
         problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemDetail"}}}
         for path_item in schema.get("paths", {}).values():
             for operation in path_item.values():
-                responses = operation.get("responses", {})
+                responses = operation.setdefault("responses", {})
+                parameters = operation.get("parameters", [])
+                errors: dict[str, str] = {}
+                if parameters:
+                    errors.update(_PARAMETER_ERRORS)
+                if any(p.get("in") == "path" for p in parameters):
+                    errors.update(_PATH_ERRORS)
+                if "requestBody" in operation:
+                    errors.update(_BODY_ERRORS)
+                if "security" in operation or any(p.get("in") == "header" for p in parameters):
+                    errors["401"] = "Missing or invalid API key."
+                for code, description in errors.items():
+                    responses.setdefault(code, {"description": description})
                 for code, response in responses.items():
                     if code.startswith(("4", "5")):
                         response["content"] = problem
@@ -207,12 +245,31 @@ def _document_problem_responses(app: FastAPI) -> None:
                         responses["403"] = {"description": lacking, "content": problem}
                     else:
                         documented["description"] = f"{documented['description']} Or: {lacking}"
+                for parameter in parameters:
+                    _parameter_schema(parameter, settings)
         for name in ("HTTPValidationError", "ValidationError"):
             components.pop(name, None)
         app.openapi_schema = schema
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _parameter_schema(parameter: dict[str, Any], settings: Settings) -> None:
+    """A parameter's schema as clients send it: an optional parameter is left out, never
+    ``null`` (FastAPI writes ``anyOf: [X, {"type": "null"}]`` for ``X | None``; a header
+    or query value cannot be JSON null), and a :data:`api.errors.MAXIMUM_SETTING` marker
+    becomes the setting's value, as ``maximum``."""
+    schema: dict[str, Any] = parameter.get("schema", {})
+    options = schema.get("anyOf")
+    if isinstance(options, list) and {"type": "null"} in options:
+        rest = [option for option in options if option != {"type": "null"}]
+        if len(rest) == 1:
+            del schema["anyOf"]
+            schema.update(rest[0])
+    setting = schema.pop(MAXIMUM_SETTING, None)
+    if setting is not None:
+        schema["maximum"] = getattr(settings, setting)
 
 
 def _problem_schemas() -> dict[str, Any]:

@@ -8,6 +8,7 @@ from typing import Any, Literal, cast
 
 from pydantic import BaseModel, Field
 
+from api.schemas import StoredObject
 from ponder.schedules.service import (
     NEXT_FIRE_TIMES,
     RECENT_RUNS,
@@ -71,7 +72,7 @@ class SchedulePublic(BaseModel):
     name: str = Field(description="Its name, unique among the tenant's schedules.")
     cron: str = Field(description="The cron expression, as given.")
     timezone: str = Field(description="The IANA time zone the expression is read in.")
-    template: dict[str, Any] = Field(description="The batch template each run creates.")
+    template: StoredObject = Field(description="The batch template each run creates.")
     catchup: bool = Field(description="Whether fire times missed during downtime all run.")
     max_active_runs: int = Field(description="Unfinished batches allowed at once.")
     enabled: bool = Field(description="Whether the schedule fires (false: paused).")

@@ -5,26 +5,30 @@ new column never leaks into the API by accident."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from ponder.budget import BudgetLimits
 from ponder.jobspec import GAME24_EXAMPLE as GAME24_EXAMPLE
 from ponder.jobspec import MAX_SEED as MAX_SEED
 from ponder.jobspec import JobCreate as JobCreate
 from ponder.jobspec import StrategyChoice as StrategyChoice
+from ponder.jsonlimits import readable
 from ponder.outcome import public_result, public_usage
 from ponder.tables import Job
 
 MAX_IDEMPOTENCY_KEY_CHARS = 255
+
+# A JSON object read from a row, shown as stored except where it nests too deep to
+# serialize (ponder.jsonlimits.readable): no stored row can make a response fail.
+StoredObject = Annotated[dict[str, Any], AfterValidator(readable)]
 
 # ---------------------------------------------------------------- responses
 
 
 class StrategyUsed(BaseModel):
     name: str = Field(description="The strategy's name.")
-    params: dict[str, Any] = Field(
+    params: StoredObject = Field(
         description="Every parameter the strategy runs with, defaults filled in."
     )
 
@@ -42,6 +46,21 @@ class JobUsage(BaseModel):
     seconds: float = Field(description="Running time so far, in seconds.")
 
 
+class BudgetPublic(BaseModel):
+    """The caps a job runs under (null: no cap on that dimension). Shown as stored, so
+    no stored value can make a read fail."""
+
+    max_tokens: int | None = Field(default=None, description="Prompt + completion tokens.")
+    max_calls: int | None = Field(default=None, description="Model generations.")
+    max_cost_usd: float | None = Field(default=None, description="Spend in US dollars.")
+    max_seconds: float | None = Field(default=None, description="Seconds of running time.")
+
+    @classmethod
+    def from_stored(cls, budget: dict[str, Any] | None) -> BudgetPublic:
+        known = {k: v for k, v in (budget or {}).items() if k in cls.model_fields}
+        return cls.model_validate(known)
+
+
 class JobPublic(BaseModel):
     """A job as the API shows it."""
 
@@ -57,15 +76,15 @@ class JobPublic(BaseModel):
         description="The best answer once the job has finished (null if it found none)."
     )
     usage: JobUsage = Field(description="What the job has spent so far.")
-    budget: BudgetLimits = Field(description="The caps the job runs under.")
-    progress: dict[str, Any] = Field(
+    budget: BudgetPublic = Field(description="The caps the job runs under.")
+    progress: StoredObject = Field(
         description="Live progress from the strategy (candidates tried, best score, ...)."
     )
     error: str | None = Field(description="What went wrong, for a failed job.")
     model: str = Field(description="The model profile the job uses.")
     strategy: StrategyUsed = Field(description="The strategy and its parameters.")
     priority: int = Field(description="0 to 9; higher runs sooner.")
-    metadata: dict[str, Any] = Field(description="The metadata given at submission.")
+    metadata: StoredObject = Field(description="The metadata given at submission.")
     batch_id: str | None = Field(description="The batch this job belongs to, if any.")
     custom_id: str | None = Field(
         default=None, description="A batch item's `custom_id`, as given in the batch."
@@ -96,7 +115,7 @@ class JobPublic(BaseModel):
             stop_reason=job.stop_reason,
             result=None if result is None else JobResult(**result),
             usage=JobUsage(**public_usage(job)),
-            budget=BudgetLimits.model_validate(job.budget),
+            budget=BudgetPublic.from_stored(job.budget),
             progress=job.progress or {},
             error=job.error,
             model=job.model,
@@ -210,7 +229,7 @@ class TraceStep(BaseModel):
     cost_usd: float
     started_at: datetime
     completed_at: datetime | None
-    result: dict[str, Any] | None = Field(
+    result: StoredObject | None = Field(
         description="What the call returned: completions and usage, or the verdict."
     )
 
@@ -222,7 +241,7 @@ class TraceEvent(BaseModel):
     kind: str = Field(
         description="E.g. `started`, `candidate`, `best`, `node`, `round`, `vote`, `completed`."
     )
-    data: dict[str, Any]
+    data: StoredObject
     at: datetime
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from pydantic import BaseModel, Field
 
+from api.schemas import StoredObject
 from ponder.tables import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookSecret
 
 MAX_GRACE_SECONDS = 30 * 86_400
@@ -44,6 +44,8 @@ class RotateSecret(BaseModel):
         default=None,
         ge=0,
         le=MAX_GRACE_SECONDS,
+        strict=True,  # a number: `false` or "10" is no grace period
+        allow_inf_nan=False,
         description="How long the current secret keeps signing beside the new one (both "
         "signatures are sent meanwhile). Default: the server's setting (24 h). 0 retires "
         "it at once.",
@@ -91,7 +93,7 @@ class DeliveryPublic(BaseModel):
     last_error: str | None
     created_at: datetime
     delivered_at: datetime | None
-    payload: dict[str, Any] = Field(description="The JSON body sent.")
+    payload: StoredObject = Field(description="The JSON body sent.")
     attempt_log: list[AttemptPublic] = Field(description="Every attempt, oldest first.")
 
     @classmethod

@@ -23,16 +23,28 @@ class BudgetLimits(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     max_tokens: int | None = Field(
-        default=None, gt=0, description="Prompt + completion tokens across all model calls."
+        default=None,
+        gt=0,
+        strict=True,
+        description="Prompt + completion tokens across all model calls.",
     )
     max_calls: int | None = Field(
-        default=None, gt=0, description="Model generations (each of `n` samples counts as one)."
+        default=None,
+        gt=0,
+        strict=True,
+        description="Model generations (each of `n` samples counts as one).",
     )
     max_cost_usd: float | None = Field(
-        default=None, gt=0, description="Spend in US dollars at the model profile's prices."
+        default=None,
+        gt=0,
+        strict=True,
+        description="Spend in US dollars at the model profile's prices.",
     )
     max_seconds: float | None = Field(
-        default=None, gt=0, description="Wall-clock seconds of running time (the deadline)."
+        default=None,
+        gt=0,
+        strict=True,
+        description="Wall-clock seconds of running time (the deadline).",
     )
 
 

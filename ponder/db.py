@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import random
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
+
+T = TypeVar("T")
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -44,3 +49,27 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session whose work commits on success and rolls back on error."""
     with factory() as session, session.begin():
         yield session
+
+
+def is_transient_conflict(exc: BaseException) -> bool:
+    """Whether Postgres aborted the transaction to break a deadlock or a serialization
+    conflict (SQLSTATE class 40): running it again is the remedy."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate.startswith("40")
+
+
+def retry_conflicts(work: Callable[[], T], *, attempts: int = 4) -> T:
+    """``work()`` (which runs its own transactions), run again after a short random pause
+    when Postgres aborts it to break a deadlock, up to ``attempts`` times in all. For
+    statements that lock many rows another process may lock in another order (a batch's
+    items, which workers' heartbeats lock too)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return work()
+        except DBAPIError as exc:
+            if attempt == attempts or not is_transient_conflict(exc):
+                raise
+            time.sleep(random.uniform(0.01, 0.05) * attempt)
+    raise AssertionError("unreachable")

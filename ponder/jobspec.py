@@ -5,14 +5,14 @@ server's configuration are in :mod:`ponder.submission`."""
 from __future__ import annotations
 
 import json
-import math
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from ponder.budget import BudgetLimits
 from ponder.errors import ErrorCode, PonderError
+from ponder.jsonlimits import check_storable
 from ponder.problem import Problem
 
 if TYPE_CHECKING:
@@ -121,17 +121,12 @@ class JobCreate(BaseModel):
         ),
     )
 
-    @model_validator(mode="before")
+    @field_validator("*", mode="before")
     @classmethod
-    def _storable(cls, data: Any) -> Any:
-        """Refuse what the database cannot store faithfully: NUL characters in strings and
-        non-finite numbers (NaN, Infinity)."""
-        where = _unstorable(data, "")
-        if where is not None:
-            path, what = where
-            at = f" at {path}" if path else ""
-            raise ValueError(f"{what}{at}; remove it")
-        return data
+    def _storable(cls, value: Any, info: ValidationInfo) -> Any:
+        """Refuse what the database cannot store faithfully (NUL characters, NaN and
+        Infinity) and values nested deeper than :data:`ponder.jsonlimits.MAX_DEPTH`."""
+        return check_storable(value, where=info.field_name or "")
 
     @field_validator("budget")
     @classmethod
@@ -174,27 +169,6 @@ class JobCreate(BaseModel):
                 f"is {size} bytes as JSON; at most {MAX_METADATA_BYTES} bytes are allowed"
             )
         return metadata
-
-
-def _unstorable(value: Any, path: str) -> tuple[str, str] | None:
-    """Where ``value`` holds a NUL character or a non-finite float, if anywhere."""
-    stack: list[tuple[Any, str]] = [(value, path)]
-    while stack:
-        item, where = stack.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                return where, "strings must not contain NUL (\\u0000) characters"
-        elif isinstance(item, float):
-            if not math.isfinite(item):
-                return where, "numbers must be finite (no NaN or Infinity)"
-        elif isinstance(item, dict):
-            for key, sub in item.items():
-                if isinstance(key, str) and "\x00" in key:
-                    return where, "object keys must not contain NUL (\\u0000) characters"
-                stack.append((sub, f"{where}.{key}" if where else str(key)))
-        elif isinstance(item, list):
-            stack.extend((sub, f"{where}[{i}]") for i, sub in enumerate(item))
-    return None
 
 
 class ItemInvalid(PonderError):

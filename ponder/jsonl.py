@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from ponder.jsonlimits import MAX_DOCUMENT_DEPTH, nested_too_deep, too_deep_message
+
 
 @dataclass(frozen=True)
 class LineError:
@@ -63,6 +65,15 @@ def parse_jsonl(text: str, *, max_line_bytes: int) -> tuple[list[Line], list[Lin
                     "allowed (shorten the problem, or split it differently)",
                     line=number,
                     errors=[{"loc": ["line"], "msg": "line too long", "type": "too_long"}],
+                )
+            )
+            continue
+        if nested_too_deep(stripped, MAX_DOCUMENT_DEPTH):
+            errors.append(
+                LineError(
+                    f"the line is {too_deep_message(MAX_DOCUMENT_DEPTH)}",
+                    line=number,
+                    errors=[{"loc": ["line"], "msg": "nested too deep", "type": "too_deep"}],
                 )
             )
             continue

@@ -56,9 +56,9 @@ class Cursor:
 
 
 def parse_cursor(text: str | None) -> Cursor | None:
-    """The ``cursor`` query parameter: None for the first page, else the position it
-    encodes; anything else is an invalid field (a 422)."""
-    if text is None:
+    """The ``cursor`` query parameter: None for the first page (no cursor, or an empty
+    one), else the position it encodes; anything else is an invalid field (a 422)."""
+    if not text:
         return None
     cursor = Cursor.decode(text)
     if cursor is None:

@@ -34,6 +34,9 @@ from sqlalchemy.types import TypeDecorator
 JSONType = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 # BIGSERIAL on Postgres; SQLite only auto-increments INTEGER PRIMARY KEY.
 BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
+# the largest value an Integer column holds (Postgres' int4): bounds the integers a
+# client may send to compare with one (event ids, dataset offsets)
+MAX_INT = 2**31 - 1
 
 
 class UTCDateTime(TypeDecorator[datetime]):

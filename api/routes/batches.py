@@ -245,7 +245,10 @@ def list_all(
     limit: Annotated[int, Query(ge=1, le=200, description="Batches per page, 1 to 200.")] = 50,
     cursor: Annotated[
         str | None,
-        Query(description="The `next_cursor` of the previous page; omit for the first page."),
+        Query(
+            description="The `next_cursor` of the previous page; omit it (or leave it empty) "
+            "for the first page."
+        ),
     ] = None,
     status: Annotated[
         BatchStatusName | None, Query(description="Only batches with this status.")

@@ -20,7 +20,7 @@ from api.routes.batches import JSONL_TYPES
 from ponder.batches.service import MAX_REPORTED_ERRORS
 from ponder.datasets import service
 from ponder.datasets.service import UploadRejected
-from ponder.tables import Dataset
+from ponder.tables import MAX_INT, Dataset
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
@@ -84,7 +84,9 @@ async def upload(
             415,
             f"upload the problems as JSON Lines (Content-Type: application/x-ndjson); got {got}",
         )
-    service.check_new_name(name)  # before reading what may be a large upload
+    # before reading what may be a large upload
+    service.check_new_name(name)
+    service.check_description(description)
     raw = await request.body()
     try:
         dataset = service.upload_dataset(
@@ -119,7 +121,10 @@ def list_all(
     ] = 50,
     cursor: Annotated[
         str | None,
-        Query(description="The `next_cursor` of the previous page; omit for the first page."),
+        Query(
+            description="The `next_cursor` of the previous page; omit it (or leave it empty) "
+            "for the first page."
+        ),
     ] = None,
 ) -> DatasetsPublic:
     """Your uploaded datasets, newest first, and on the first page also the built-in
@@ -135,7 +140,7 @@ def read(
     dataset_id: str,
     tenant: ReadTenant,
     session: SessionDep,
-    offset: Annotated[int, Query(ge=0, description="Skip this many problems.")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_INT, description="Skip this many problems.")] = 0,
     limit: Annotated[
         int, Query(ge=0, le=1000, description="Return at most this many problems (0 to 1000).")
     ] = 100,

@@ -13,11 +13,10 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.deps import ContextDep, ReadKey, key_still_valid
-from api.errors import ApiProblem
 from api.keyring import Keyring
 from ponder.jobs import service as jobs_service
 from ponder.notify import JobNotifier
-from ponder.tables import Job, JobEvent
+from ponder.tables import MAX_INT, Job, JobEvent
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -67,11 +66,16 @@ async def stream_events(
     context: ContextDep,
     request: Request,
     last_event_id: Annotated[
-        str | None,
-        Header(description="Resume after this event id (browsers send it on reconnect)."),
+        int | None,
+        Header(
+            ge=0,
+            le=MAX_INT,
+            description="Resume after this event id (browsers send it on reconnect).",
+        ),
     ] = None,
     after: Annotated[
-        int | None, Query(ge=0, description="Resume after this event id (as a query).")
+        int | None,
+        Query(ge=0, le=MAX_INT, description="Resume after this event id (as a query)."),
     ] = None,
 ) -> StreamingResponse:
     """Every event of the job in order (`started`, `candidate`, `best`, `node`, `round`,
@@ -79,13 +83,7 @@ async def stream_events(
     `id` is the event's sequence number and whose `data` is JSON. Already-written events
     come first; the stream then follows the job live and ends when it has ended.
     Reconnect with `Last-Event-ID` (or `?after=`) to resume without repeats."""
-    start = after or 0
-    if last_event_id is not None:
-        if not last_event_id.strip().isdigit():
-            raise ApiProblem(
-                422, "header Last-Event-ID: must be the integer id of an event you received"
-            )
-        start = max(start, int(last_event_id))
+    start = max(after or 0, last_event_id or 0)
     tenant_id = key.tenant.id
     job, first = await anyio.to_thread.run_sync(_read, context.sessions, tenant_id, job_id, start)
     if job is None:

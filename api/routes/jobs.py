@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.deps import AppContext, ContextDep, ReadTenant, RequireJson, SessionDep, SubmitTenant
-from api.errors import invalid
+from api.errors import MAXIMUM_SETTING, invalid
 from api.schemas import MAX_IDEMPOTENCY_KEY_CHARS, JobCreate, JobPublic, JobsPublic
 from ponder.jobs import service as jobs_service
 from ponder.notify import JobNotifier
@@ -121,7 +121,10 @@ def list_jobs(
     limit: Annotated[int, Query(ge=1, le=200, description="Jobs per page, 1 to 200.")] = 50,
     cursor: Annotated[
         str | None,
-        Query(description="The `next_cursor` of the previous page; omit for the first page."),
+        Query(
+            description="The `next_cursor` of the previous page; omit it (or leave it empty) "
+            "for the first page."
+        ),
     ] = None,
     status: Annotated[
         JobStatusName | None, Query(description="Only jobs with this status.")
@@ -161,11 +164,15 @@ async def read_job(
         float,
         Query(
             ge=0,
+            allow_inf_nan=False,
             description=(
                 "Long-poll: wait up to this many seconds for the job to reach a final "
                 "status (`completed`, `failed`, `cancelled`) before answering. "
-                "0 (default) answers at once."
+                "0 (default) answers at once; the most is the server's "
+                "`PONDER_MAX_WAIT_SECONDS`."
             ),
+            # the schema's maximum is that setting (see api.main)
+            json_schema_extra={MAXIMUM_SETTING: "max_wait_seconds"},
         ),
     ] = 0,
 ) -> JobPublic:

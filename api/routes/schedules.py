@@ -82,7 +82,10 @@ def list_schedules(
     limit: Annotated[int, Query(ge=1, le=200, description="Schedules per page, 1 to 200.")] = 50,
     cursor: Annotated[
         str | None,
-        Query(description="The `next_cursor` of the previous page; omit for the first page."),
+        Query(
+            description="The `next_cursor` of the previous page; omit it (or leave it empty) "
+            "for the first page."
+        ),
     ] = None,
     enabled: Annotated[
         bool | None, Query(description="Only enabled (`true`) or paused (`false`) schedules.")
@@ -183,7 +186,10 @@ def list_runs(
     limit: Annotated[int, Query(ge=1, le=200, description="Runs per page, 1 to 200.")] = 50,
     cursor: Annotated[
         str | None,
-        Query(description="The `next_cursor` of the previous page; omit for the first page."),
+        Query(
+            description="The `next_cursor` of the previous page; omit it (or leave it empty) "
+            "for the first page."
+        ),
     ] = None,
     status: Annotated[RunStatus | None, Query(description="Only runs with this status.")] = None,
 ) -> ScheduleRunsPublic:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
 
-from api.deps import AdminTenant, ContextDep, ReadTenant, SessionDep, SubmitTenant
+from api.deps import AdminTenant, ContextDep, OptionalJson, ReadTenant, SessionDep, SubmitTenant
 from api.webhook_schemas import (
     DeliveryList,
     DeliveryPublic,
@@ -45,6 +45,7 @@ def list_secrets(tenant: AdminTenant, context: ContextDep) -> SecretList:
 def rotate(
     tenant: AdminTenant,
     context: ContextDep,
+    _: OptionalJson,
     body: Annotated[RotateSecret | None, Body()] = None,
 ) -> SecretList:
     """Creates a new secret. The current ones keep signing for `grace_seconds` (default

@@ -315,7 +315,8 @@ def _cap_state(s: Session, batch: Batch, settings: Settings, tenant: TenantLimit
         for key in limits:
             used[key] += float((budget or {}).get(key) or 0)
     ceilings = tenant.ceilings()
-    shares = {k: min(v / settings.batch_max_in_flight, ceilings[k]) for k, v in limits.items()}
+    # (a cap so small its share rounds to 0 is the share: an item's cap must be positive)
+    shares = {k: min(v / settings.batch_max_in_flight or v, ceilings[k]) for k, v in limits.items()}
     if "max_tokens" in shares:
         shares["max_tokens"] = max(1.0, math.floor(shares["max_tokens"]))
     return _CapState({k: limits[k] - used[k] for k in limits}, shares)

@@ -27,6 +27,7 @@ from ponder.datasets import catalog as datasets
 from ponder.errors import Conflict, ErrorCode, NotFound, PonderError
 from ponder.jobspec import ItemInvalid, JobValidator
 from ponder.jsonl import Line, LineError, parse_jsonl
+from ponder.jsonlimits import storable_text
 from ponder.llm.profiles import ModelProfile
 from ponder.queue import JobQueue
 from ponder.quotas import Quotas, TenantLimits, batch_never_fits
@@ -409,7 +410,7 @@ def _create(
                     exc.detail,
                     line=item.line,
                     index=item.index,
-                    custom_id=item.custom_id if isinstance(item.custom_id, str) else None,
+                    custom_id=_shown(item.custom_id),
                     errors=exc.errors,
                 )
             )
@@ -532,11 +533,26 @@ def _uncapped(values: dict[str, Any], body: dict[str, Any], capped: set[str]) ->
     return {**values, "budget": budget}
 
 
+def _shown(custom_id: Any) -> str | None:
+    """An item's custom_id as an error report may show it (one that cannot be stored,
+    or that is no string, is left out)."""
+    if isinstance(custom_id, str) and storable_text(custom_id) is None:
+        return custom_id
+    return None
+
+
 def _custom_id(value: Any, seen: dict[str, int], item: _RawItem) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not 0 < len(value) <= MAX_CUSTOM_ID_CHARS:
         message = f"must be a string of 1 to {MAX_CUSTOM_ID_CHARS} characters"
+        raise ItemInvalid(
+            f"custom_id: {message}",
+            [{"loc": ["custom_id"], "msg": message, "type": "value_error"}],
+        )
+    unstorable = storable_text(value)
+    if unstorable is not None:
+        message = unstorable
         raise ItemInvalid(
             f"custom_id: {message}",
             [{"loc": ["custom_id"], "msg": message, "type": "value_error"}],

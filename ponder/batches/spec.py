@@ -16,9 +16,17 @@ from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from ponder.budget import BudgetLimits
+from ponder.jsonlimits import check_storable
 
 MAX_CUSTOM_ID_CHARS = 200
 MAX_BATCH_METADATA_BYTES = 16 * 1024
@@ -112,6 +120,7 @@ class JobFilter(BaseModel):
     limit: int | None = Field(
         default=None,
         ge=1,
+        strict=True,
         description="Re-run at most this many jobs (the oldest matching). Without it, a "
         "filter matching more jobs than a batch may hold is refused.",
     )
@@ -139,9 +148,11 @@ class BatchBudget(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_tokens: int | None = Field(default=None, gt=0, description="Tokens across all items.")
+    max_tokens: int | None = Field(
+        default=None, gt=0, strict=True, description="Tokens across all items."
+    )
     max_cost_usd: float | None = Field(
-        default=None, gt=0, description="US dollars across all items."
+        default=None, gt=0, strict=True, description="US dollars across all items."
     )
 
     @model_validator(mode="after")
@@ -195,6 +206,16 @@ class BatchTemplate(BaseModel):
         default_factory=dict,
         description="Any JSON object (at most 16 KiB), stored on the batch and returned.",
     )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _storable(cls, value: Any, info: ValidationInfo) -> Any:
+        """Refuse what the database cannot store faithfully (NUL characters, NaN and
+        Infinity) and values nested deeper than :data:`ponder.jsonlimits.MAX_DEPTH`.
+        Inline ``items`` are checked one by one, as jobs."""
+        if info.field_name == "items":
+            return value
+        return check_storable(value, where=info.field_name or "")
 
     @field_validator("webhook_url")
     @classmethod

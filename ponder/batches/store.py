@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, case, exists, func, insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from ponder.db import retry_conflicts
 from ponder.jobstore import job_public_summary
 from ponder.notify import CHANNEL
 from ponder.outcome import public_result, public_usage
@@ -125,10 +126,17 @@ def cancel_batch(sessions: sessionmaker[Session], batch_id: str) -> list[str]:
     flagged and stop before their next model call (keeping their best answer). The batch
     is ``cancelled`` from now on; it finishes (``batch.completed``) once its last running
     item has stopped. Returns the outbox row ids written."""
+    deliveries = retry_conflicts(lambda: _cancel(sessions, batch_id))
+    done = complete_if_done(sessions, batch_id)
+    return deliveries + (done.deliveries if done else [])
+
+
+def _cancel(sessions: sessionmaker[Session], batch_id: str) -> list[str]:
     now = utcnow()
     with sessions() as s, s.begin():
         # items first, then the batch row: the same lock order as the feeder and the
-        # item finalizers, so cancelling never deadlocks with them
+        # item finalizers, so cancelling never deadlocks with them (workers' heartbeats
+        # lock the running items in their own order: a deadlock with one is retried)
         deliveries = finish_unclaimed_items(
             s,
             batch_id,
@@ -150,8 +158,7 @@ def cancel_batch(sessions: sessionmaker[Session], batch_id: str) -> list[str]:
             .where(Batch.id == batch_id, Batch.status.in_(BatchStatus.ACTIVE))
             .values(status=BatchStatus.CANCELLED, cancelled_at=now, updated_at=now)
         )
-    done = complete_if_done(sessions, batch_id)
-    return deliveries + (done.deliveries if done else [])
+    return deliveries
 
 
 @dataclass(frozen=True)

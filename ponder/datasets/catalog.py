@@ -4,7 +4,6 @@ puzzle and ``arithmetic`` = every depth)."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +15,7 @@ from sqlalchemy.orm import Session
 from ponder import datasets as shipped
 from ponder.families import all_tasks, get_task
 from ponder.jsonl import LineError, parse_jsonl
+from ponder.jsonlimits import storable_text, unstorable
 from ponder.problem import Problem
 from ponder.tables import Dataset, DatasetItem, new_id, utcnow
 
@@ -92,6 +92,8 @@ def builtin_entries(name: str) -> list[DatasetEntry] | None:
 def get_dataset(session: Session, tenant_id: str, ref: str) -> Dataset | None:
     """The tenant's uploaded dataset with id (or name) ``ref``; None also for another
     tenant's."""
+    if storable_text(ref) is not None:
+        return None  # no name holds NUL or a lone surrogate (they cannot be stored)
     query = select(Dataset).where(Dataset.tenant_id == tenant_id)
     try:
         wanted = str(uuid.UUID(ref)) if len(ref) <= 64 else None
@@ -179,6 +181,9 @@ def _entry(value: Any) -> DatasetEntry:
     key = data.pop("id", None)
     if key is not None and (not isinstance(key, str) or not 0 < len(key) <= MAX_ITEM_KEY_CHARS):
         raise ValueError(f"id must be a string of 1 to {MAX_ITEM_KEY_CHARS} characters")
+    unstorable_key = None if key is None else storable_text(key)
+    if unstorable_key is not None:
+        raise ValueError(f"id {unstorable_key}")
     if "problem" in data:
         problem = data.pop("problem")
         if not isinstance(problem, dict):
@@ -200,8 +205,9 @@ def _entry(value: Any) -> DatasetEntry:
 
 def check_problem(problem: dict[str, Any]) -> None:
     """ValueError saying what is wrong if ``problem`` is not a valid job problem."""
-    if "\\u0000" in json.dumps(problem):
-        raise ValueError("strings must not contain NUL (\\u0000) characters; remove them")
+    problem_at = unstorable(problem, where="problem")
+    if problem_at is not None:
+        raise ValueError(f"problem: {problem_at}")
     try:
         parsed = Problem.model_validate(problem)
     except ValidationError as exc:

@@ -22,6 +22,7 @@ from ponder.datasets.catalog import BuiltinDataset, DatasetEntry
 from ponder.errors import Conflict, ErrorCode, Forbidden, NotFound, PonderError
 from ponder.field_errors import invalid
 from ponder.jsonl import LineError
+from ponder.jsonlimits import storable_text
 from ponder.pagination import Cursor, Page, newest_first, parse_cursor
 from ponder.quotas import check_room, load_limits
 from ponder.tables import Dataset, DatasetItem
@@ -80,6 +81,13 @@ def check_new_name(name: str) -> None:
         raise invalid(("query", "name"), "must not look like a dataset id (a UUID)")
 
 
+def check_description(description: str) -> None:
+    """:class:`Invalid` (at ``query.description``) unless ``description`` can be stored."""
+    problem = storable_text(description)
+    if problem is not None:
+        raise invalid(("query", "description"), problem)
+
+
 def upload_dataset(
     sessions: sessionmaker[Session],
     tenant_id: str,
@@ -93,6 +101,7 @@ def upload_dataset(
     dataset ``name``, in its own transaction. Every line is checked: any bad line, or no
     problem at all, is an :class:`UploadRejected` and nothing is stored."""
     check_new_name(name)
+    check_description(description)
     try:
         text = upload.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -135,7 +144,7 @@ def upload_dataset(
 def list_datasets(
     session: Session, tenant_id: str, *, limit: int, cursor: str | None = None
 ) -> DatasetListing:
-    """A page of the tenant's uploads, newest first; the first page (``cursor`` None)
+    """A page of the tenant's uploads, newest first; the first page (no ``cursor``)
     also lists the built-in datasets. ``cursor`` is a previous page's ``next_cursor``."""
     page = newest_first(
         session,
@@ -146,7 +155,7 @@ def list_datasets(
         after=parse_cursor(cursor),
         position=lambda dataset: Cursor(dataset.created_at, dataset.id),
     )
-    return DatasetListing(page, catalog.builtin_datasets() if cursor is None else [])
+    return DatasetListing(page, [] if cursor else catalog.builtin_datasets())
 
 
 def read_dataset(

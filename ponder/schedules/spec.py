@@ -8,14 +8,24 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from ponder.batches.spec import BatchTemplate
+from ponder.jsonlimits import check_storable
 from ponder.schedules.cron import CronError, CronSchedule, parse_cron, parse_timezone
 
 MAX_ACTIVE_RUNS = 100
-# datetimes outside these years are refused (fire times are computed up to 2999)
+# datetimes outside these years (as written) are refused (fire times are computed up to
+# 2999); the API document says so with a pattern on the instants
 _FIRST_YEAR, _LAST_YEAR = 1970, 2999
+_YEARS: dict[str, Any] = {"pattern": r"^(19[7-9][0-9]|2[0-9]{3})-"}
 
 EXAMPLE: dict[str, Any] = {
     "name": "nightly-game24",
@@ -95,7 +105,7 @@ def _check_timezone(name: str) -> str:
 def _check_instant(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("give a UTC offset, e.g. 2026-01-31T12:00:00Z")
-    if not _FIRST_YEAR <= value.astimezone(UTC).year <= _LAST_YEAR:
+    if not _FIRST_YEAR <= value.year <= _LAST_YEAR:
         raise ValueError(f"must be between the years {_FIRST_YEAR} and {_LAST_YEAR}")
     return value.astimezone(UTC)
 
@@ -130,8 +140,15 @@ class ScheduleCreate(BaseModel):
         description="`false` pauses the schedule: no fire time runs until it is enabled "
         "again (fire times in between are not caught up). Triggers and backfills still work.",
     )
-    start_time: datetime | None = Field(default=None, description=_START_HELP)
-    end_time: datetime | None = Field(default=None, description=_END_HELP)
+    start_time: datetime | None = Field(
+        default=None, description=_START_HELP, json_schema_extra=_YEARS
+    )
+    end_time: datetime | None = Field(default=None, description=_END_HELP, json_schema_extra=_YEARS)
+
+    @field_validator("name", "cron", "timezone", mode="before")
+    @classmethod
+    def _storable(cls, value: Any, info: ValidationInfo) -> Any:
+        return check_storable(value, where=info.field_name or "")
 
     @field_validator("name")
     @classmethod
@@ -179,8 +196,15 @@ class ScheduleUpdate(BaseModel):
         description="Pause (`false`) or resume (`true`). Resuming starts from the next fire "
         "time after now: fire times while paused are not caught up (backfill them).",
     )
-    start_time: datetime | None = Field(default=None, description=_START_HELP)
-    end_time: datetime | None = Field(default=None, description=_END_HELP)
+    start_time: datetime | None = Field(
+        default=None, description=_START_HELP, json_schema_extra=_YEARS
+    )
+    end_time: datetime | None = Field(default=None, description=_END_HELP, json_schema_extra=_YEARS)
+
+    @field_validator("name", "cron", "timezone", mode="before")
+    @classmethod
+    def _storable(cls, value: Any, info: ValidationInfo) -> Any:
+        return check_storable(value, where=info.field_name or "")
 
     # These run only for fields actually sent: an explicit null is refused.
     @field_validator("template", "catchup", "max_active_runs", "enabled")
@@ -226,11 +250,13 @@ class BackfillRequest(BaseModel):
     )
 
     start: datetime = Field(
-        description="The range's first instant (ISO 8601 with a UTC offset), included."
+        description="The range's first instant (ISO 8601 with a UTC offset), included.",
+        json_schema_extra=_YEARS,
     )
     end: datetime = Field(
         description="The range's last instant, included; not in the future (the schedule "
-        "itself runs future fire times)."
+        "itself runs future fire times).",
+        json_schema_extra=_YEARS,
     )
 
     @field_validator("start", "end")
