@@ -70,7 +70,10 @@ def test_plain_run_and_report_file() -> None:
 
 def test_infinite_loop_is_killed_at_the_wall_clock() -> None:
     start = time.monotonic()
-    result = run_python("while True:\n    pass\n", limits=FAST)
+    # a CPU limit well above the wall clock, so the spin loop cannot reach it first (with
+    # both at 1 s the two raced, and the CPU limit sometimes won)
+    wall_only = SandboxLimits(wall_s=1.0, cpu_s=10.0, max_processes=16)
+    result = run_python("while True:\n    pass\n", limits=wall_only)
     assert result.timed_out and result.killed_by == "timeout"
     assert time.monotonic() - start < 3.0
     still_works()
