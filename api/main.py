@@ -169,7 +169,7 @@ def create_app(settings: Settings, *, dispatcher: JobQueue) -> FastAPI:
         BodySizeLimitMiddleware,
         max_body_bytes=settings.max_body_bytes,
         max_upload_bytes=settings.max_upload_bytes,
-        upload_paths=("/v1/batches", "/v1/datasets"),
+        upload_paths=("/v1/batches", "/v1/datasets", "/openai/v1/files"),
     )
     app.add_middleware(UnexpectedErrorMiddleware, handler=unexpected_error)
     for router in all_routers([tag["name"] for tag in TAGS]):

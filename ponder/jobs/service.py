@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Table, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -123,9 +123,13 @@ class JobService:
         body: JobCreate,
         *,
         idempotency_key: str | None = None,
+        webhook_format: str | None = None,
+        openai: dict[str, Any] | None = None,
     ) -> Submitted:
         """Check the job, store it and queue it. With an ``idempotency_key`` already
         used, the job it created (the same body) or a :class:`Conflict` (another body).
+        ``webhook_format`` and ``openai`` are stored with the job for the OpenAI-compatible
+        surface (its webhook events' shape; what its request said beyond ``body``).
 
         The tenant's limits apply (:mod:`ponder.quotas`): its maximum priority and
         per-job budget ceilings (:class:`ponder.field_errors.Invalid`), and for now its
@@ -157,6 +161,8 @@ class JobService:
                 "created_at": now,
                 "updated_at": now,
                 "enqueued_at": now,
+                "webhook_format": webhook_format,
+                "openai": openai,
                 **values,
             }
         )
