@@ -93,28 +93,9 @@ async def _stream(
     yield sse(chat.chunk(job, model, chat.first_delta(), with_usage_member=usage_chunk))
     waited = context.settings.openai_max_wait_seconds
     final = job
-    try:
-        async for step in follow.follow(
-            request, context, tenant_id, key_hash, job.id, seconds=waited
-        ):
-            final = step.job
-            if step.keepalive:
-                yield ": keep-alive\n\n"
-            for event in step.events:
-                if not is_progress(event.kind):
-                    continue
-                progress = {"seq": event.seq, "kind": event.kind, "data": event.data}
-                yield sse(
-                    chat.chunk(
-                        final,
-                        model,
-                        chat.progress_delta(describe(event.kind, event.data)),
-                        with_usage_member=usage_chunk,
-                        extra={"ponder": {"event": progress}},
-                    )
-                )
-    except follow.Stopped as stop:
-        if stop.reason == "deadline":
+    async for step in follow.follow(request, context, tenant_id, key_hash, job.id, seconds=waited):
+        final = step.job
+        if step.stopped == "deadline":
             yield sse(
                 error_body(
                     chat.unfinished_message(final, waited),
@@ -124,9 +105,26 @@ async def _stream(
                     extra={"job_id": final.id},
                 )
             )
-        elif stop.reason == "revoked":
-            yield ": the API key was revoked; the stream ends\n\n"
-        return
+            return
+        if step.stopped is not None:
+            if step.stopped == "revoked":
+                yield ": the API key was revoked; the stream ends\n\n"
+            return
+        if step.keepalive:
+            yield ": keep-alive\n\n"
+        for event in step.events:
+            if not is_progress(event.kind):
+                continue
+            progress = {"seq": event.seq, "kind": event.kind, "data": event.data}
+            yield sse(
+                chat.chunk(
+                    final,
+                    model,
+                    chat.progress_delta(describe(event.kind, event.data)),
+                    with_usage_member=usage_chunk,
+                    extra={"ponder": {"event": progress}},
+                )
+            )
     if final.status != JobStatus.COMPLETED:
         cancelled = final.status == JobStatus.CANCELLED
         yield sse(

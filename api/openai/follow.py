@@ -60,20 +60,13 @@ async def wait_until_done(
 @dataclass(frozen=True)
 class Step:
     """What following a job found since the last step: the job as it is now, its new
-    events, and whether the reader should send a keep-alive."""
+    events, whether the reader should send a keep-alive, and why following stopped
+    early (``deadline``, ``revoked`` or ``disconnected``) on the last step if it did."""
 
     job: Job
     events: list[JobEvent]
     keepalive: bool = False
-
-
-class Stopped(Exception):
-    """Following ended early: the deadline passed, the key was revoked or the client
-    left (``reason`` says which)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+    stopped: str | None = None
 
 
 def _read(
@@ -94,8 +87,8 @@ async def follow(
     seconds: float,
 ) -> AsyncIterator[Step]:
     """The job's events in order, from the first, in steps, until it has ended and every
-    event was given (the last step's job is final). Raises :class:`Stopped` when
-    ``seconds`` pass first, the API key is revoked or the client disconnects."""
+    event was given (the last step's job is final). When ``seconds`` pass first, the
+    API key is revoked or the client disconnects, the last step says so (``stopped``)."""
     notifier: JobNotifier = request.app.state.job_notifier
     keyring: Keyring = request.app.state.keyring
     recheck = max(context.settings.auth_cache_seconds, MIN_KEY_RECHECK_SECONDS)
@@ -120,9 +113,11 @@ async def follow(
                 if jobs_service.is_terminal(job):
                     continue  # the terminal event is written with the status: read it
                 if time.monotonic() >= deadline:
-                    raise Stopped("deadline")
+                    yield Step(job, [], stopped="deadline")
+                    return
                 if await request.is_disconnected():
-                    raise Stopped("disconnected")
+                    yield Step(job, [], stopped="disconnected")
+                    return
                 with anyio.move_on_after(POLL_SECONDS):
                     await wake.wait()
                 wake.clear()
@@ -136,4 +131,5 @@ async def follow(
                     if not await key_still_valid(request, context.sessions, key_hash):
                         watch.revoked = True
                 if watch.revoked:
-                    raise Stopped("revoked")
+                    yield Step(job, [], stopped="revoked")
+                    return

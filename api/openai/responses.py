@@ -183,28 +183,20 @@ async def _events(
 
     opened = False
     final: Job | None = None
-    try:
-        async for step in follow.follow(
-            request,
-            context,
-            tenant_id,
-            key_hash,
-            job_id,
-            seconds=context.settings.openai_max_wait_seconds,
-        ):
-            final = step.job
-            if not opened:
-                opened = True
-                for text in send(state.opening(step.job)):
-                    yield text
-            if step.keepalive:
-                yield ": keep-alive\n\n"
-            for event in step.events:
-                if is_progress(event.kind):
-                    for text in send(state.progress(step.job, describe(event.kind, event.data))):
-                        yield text
-    except follow.Stopped as stop:
-        if stop.reason == "deadline" and final is not None:
+    async for step in follow.follow(
+        request,
+        context,
+        tenant_id,
+        key_hash,
+        job_id,
+        seconds=context.settings.openai_max_wait_seconds,
+    ):
+        final = step.job
+        if not opened:
+            opened = True
+            for text in send(state.opening(step.job)):
+                yield text
+        if step.stopped == "deadline":
             message = (
                 f"the stream ends after {context.settings.openai_max_wait_seconds:g} seconds "
                 f"(PONDER_OPENAI_MAX_WAIT_SECONDS) and the job goes on; resume it with GET "
@@ -213,7 +205,15 @@ async def _events(
             )
             body = error_body(message, status=504, code="timeout")["error"]
             yield sse({"type": "error", **body, "sequence_number": state.seq + 1}, event="error")
-        return
+            return
+        if step.stopped is not None:
+            return
+        if step.keepalive:
+            yield ": keep-alive\n\n"
+        for event in step.events:
+            if is_progress(event.kind):
+                for text in send(state.progress(step.job, describe(event.kind, event.data))):
+                    yield text
     assert final is not None
     job, answer, tokens = await anyio.to_thread.run_sync(
         _closing_parts, context, tenant_id, final.id, limiter=context.db_threads

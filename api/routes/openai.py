@@ -11,8 +11,11 @@ from api.openai import batches, chat, files, models, responses
 from api.openai.common import PREFIX, surface_router
 from ponder.openai_compat.errors import OpenAIRequestError
 
+# the modules whose routers make the surface (tests/integration/test_api_keys.py reads it)
+PARTS = (chat, responses, files, batches, models)
+
 router = APIRouter(prefix=PREFIX, tags=["openai"], include_in_schema=False)
-for part in (chat, responses, files, batches, models):
+for part in PARTS:
     router.include_router(part.router)
 
 _fallback = surface_router("openai")

@@ -127,9 +127,7 @@ def test_n_returns_the_top_distinct_candidates_best_first(
         model="best_of_n/sim",
         messages=[{"role": "user", "content": "make 24 from 1 1 1 1"}],
         n=3,
-        extra_body={
-            "ponder": {**UNSOLVABLE, "params": {"n": 12, "max_tokens": 64}, "seed": 7}
-        },
+        extra_body={"ponder": {**UNSOLVABLE, "params": {"n": 12, "max_tokens": 64}, "seed": 7}},
     )
     completion = raw.parse()
     job = native.get(f"/v1/jobs/{raw.headers['Ponder-Job-Id']}").json()
@@ -312,9 +310,7 @@ def test_a_response_stream_resumes_after_any_sequence_number(
     assert text == final.output_text == job["result"]["answer"]
 
     for after in (0, 3, len(events) - 2):
-        resumed = list(
-            client.responses.retrieve(final.id, stream=True, starting_after=after)
-        )
+        resumed = list(client.responses.retrieve(final.id, stream=True, starting_after=after))
         assert [e.sequence_number for e in resumed] == numbers[after + 1 :]
         assert [e.type for e in resumed] == kinds[after + 1 :]
     deltas = [e for e in events if e.type == "response.reasoning_summary_text.delta"]
@@ -373,9 +369,7 @@ def test_the_batch_api_runs_a_native_batch_with_output_and_error_files(
     chat = {"messages": [{"role": "user", "content": PROMPT}]}
     lines = [
         batch_line("a", {"model": "best_of_n/sim", **chat, "ponder": GAME24}),
-        batch_line(
-            "b", {"model": "sim", **chat, "n": 2, "ponder": {**UNSOLVABLE, "seed": 3}}
-        ),
+        batch_line("b", {"model": "sim", **chat, "n": 2, "ponder": {**UNSOLVABLE, "seed": 3}}),
         batch_line("unknown-model", {"model": "gpt-9", **chat}),
         "this line is not JSON",
         batch_line(
@@ -498,11 +492,13 @@ def test_errors_have_openais_shape(stack: Stack, client: openai.OpenAI) -> None:
         client.responses.create(model="sim", input=PROMPT, reasoning={"effort": "max"})
     assert effort.value.param == "reasoning.effort" and "low" in effort.value.message
 
-    with openai.OpenAI(
-        base_url=f"{stack.api_url}/openai/v1", api_key="pk_not_a_key", max_retries=0
-    ) as stranger:
-        with pytest.raises(openai.AuthenticationError) as denied:
-            stranger.models.list()
+    with (
+        openai.OpenAI(
+            base_url=f"{stack.api_url}/openai/v1", api_key="pk_not_a_key", max_retries=0
+        ) as stranger,
+        pytest.raises(openai.AuthenticationError) as denied,
+    ):
+        stranger.models.list()
     assert denied.value.status_code == 401 and denied.value.code == "invalid_api_key"
 
     reader = stack.cli("keys", "create", "--tenant", "readers", "--scope", "read")
