@@ -218,7 +218,11 @@ def create(
     record the Batch API's batch (in the native batch's transaction); its row id."""
     settings, models, strategies = service.settings, service.models, service.strategies
     with sessions() as session:
-        source = files.get(session, tenant_id, request.input_file_id)
+        try:
+            source = files.get(session, tenant_id, request.input_file_id)
+        except OpenAIRequestError as exc:
+            exc.param = "input_file_id"
+            raise
         if source.purpose not in files.UPLOAD_PURPOSES:
             raise OpenAIRequestError(
                 f"input_file_id: {request.input_file_id} has purpose {source.purpose!r}; "

@@ -344,7 +344,7 @@ def test_a_batch_with_no_valid_line_fails_with_an_error_file(
     [
         ({"endpoint": "/v1/embeddings"}, "endpoint"),
         ({"completion_window": "1h"}, "completion_window"),
-        ({"input_file_id": "file-nope"}, "file_id"),
+        ({"input_file_id": "file-nope"}, "input_file_id"),
         ({"ponder": {"budget": {"max_tokens": -1}}}, "ponder.budget.max_tokens"),
         ({"ponder": {"defaults": {}}}, "ponder.defaults"),
     ],
@@ -368,7 +368,7 @@ def test_bad_batch_requests_are_refused_whole(
         **changes,
     }
     answer = client.post("/openai/v1/batches", json=body, headers=headers)
-    error = error_of(answer, 404 if param == "file_id" else 400)
+    error = error_of(answer, 404 if param == "input_file_id" else 400)
     assert error["param"] == param, error
     assert client.get("/openai/v1/batches", headers=headers).json()["data"] == []
 

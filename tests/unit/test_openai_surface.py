@@ -298,3 +298,45 @@ def test_progress_lines_say_what_happened() -> None:
         describe("phase", {"phase": "probe", "max_tokens": 256}) == "phase probe (max_tokens 256)"
     )
     assert len(describe("other", {"x": "y" * 1000})) == 300
+
+
+# ------------------------------------------------------------------ on SQLite
+
+
+def test_a_response_runs_and_reads_back_in_embedded_mode(sqlite_settings: Any) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from ponder.auth import create_api_key
+    from tests.jobs_helpers import load_job, run_until_done
+    from worker.celery_app import dispatcher_for
+    from worker.runner import WorkerServices
+
+    app = create_app(sqlite_settings, dispatcher=dispatcher_for(sqlite_settings))
+    with TestClient(app) as client:
+        key = create_api_key(client.app.state.sessions, "acme")  # type: ignore[attr-defined]
+        headers = {"Authorization": f"Bearer {key}"}
+        created = client.post(
+            "/openai/v1/responses",
+            json={
+                "model": "best_of_n/sim",
+                "input": "make 24",
+                "background": True,
+                "ponder": {"task": "game24", "input": {"numbers": [4, 9, 10, 13]}},
+            },
+            headers=headers,
+        ).json()
+        job_id = created["ponder"]["job_id"]
+        run_until_done(WorkerServices(sqlite_settings), job_id)
+        done = client.get(f"/openai/v1/responses/{created['id']}", headers=headers).json()
+        streamed = client.get(
+            f"/openai/v1/responses/{created['id']}", params={"stream": "true"}, headers=headers
+        ).text
+    job = load_job(sqlite_settings, job_id)
+    assert done["status"] == "completed" and job.result is not None
+    assert done["output"][1]["content"][0]["text"] == job.result["answer"]
+    usage = done["usage"]
+    assert usage["total_tokens"] == job.usage_tokens
+    assert 0 < usage["input_tokens"] < usage["total_tokens"]
+    assert "candidate 0: " in done["output"][0]["summary"][0]["text"]
+    assert streamed.rstrip().endswith("}") and "event: response.completed" in streamed
