@@ -92,13 +92,16 @@ def convert(exc: Exception, request: Request) -> Response | None:
     if isinstance(exc, OpenAIRequestError):
         return from_request_error(exc)
     if isinstance(exc, ApiProblem):
-        code = None
+        code: str | None = None
+        extra = dict(exc.extra or {})
         if exc.status == 401:
             code = "invalid_api_key"
-        elif exc.status == 403:
-            code = (exc.extra or {}).get("missing_scope") and "missing_scope"
+        elif exc.status == 403 and "missing_scope" in extra:
+            code = "missing_scope"
         status = 400 if exc.status == 422 else exc.status
-        return error_response(exc.detail, status=status, code=code, headers=exc.headers)
+        return error_response(
+            exc.detail, status=status, code=code, headers=exc.headers, extra=extra or None
+        )
     if isinstance(exc, Invalid):
         return from_request_error(from_field_errors(exc.errors, exc.detail, Origins()))
     if isinstance(exc, RequestValidationError):
@@ -112,12 +115,12 @@ def convert(exc: Exception, request: Request) -> Response | None:
         return error_response(str(exc), status=409, code="conflict", headers=NO_RETRY)
     if isinstance(exc, QuotaExceeded):
         headers = dict(NO_RETRY) if exc.retry_after is None else {}
-        extra: dict[str, Any] = {"limit": exc.limit, "limit_value": exc.value}
+        limit = {"limit": exc.limit, "limit_value": exc.value}
         if exc.retry_after is not None:
             seconds = max(1, math.ceil(exc.retry_after))
             headers["Retry-After"] = str(seconds)
         return error_response(
-            exc.detail, status=429, code="rate_limit_exceeded", headers=headers, extra=extra
+            exc.detail, status=429, code="rate_limit_exceeded", headers=headers, extra=limit
         )
     if isinstance(exc, StarletteHTTPException):
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
