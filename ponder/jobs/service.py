@@ -77,13 +77,20 @@ def list_jobs(
     after: Cursor | None = None,
     status: str | None = None,
     batch_id: str | None = None,
+    strategy: str | None = None,
+    model: str | None = None,
 ) -> Page[Job]:
-    """One page of the tenant's jobs, newest first."""
+    """One page of the tenant's jobs, newest first; only those with ``status``, of batch
+    ``batch_id``, running strategy ``strategy`` or on model ``model`` when given."""
     query = select(Job).where(Job.tenant_id == tenant_id)
     if status is not None:
         query = query.where(Job.status == status)
     if batch_id is not None:
         query = query.where(Job.batch_id == batch_id)
+    if strategy is not None:
+        query = query.where(Job.strategy["name"].as_string() == strategy)
+    if model is not None:
+        query = query.where(Job.model == model)
     return newest_first(
         session,
         query,
@@ -257,6 +264,13 @@ class Trace:
     events: Sequence[JobEvent]
     spend: list[SpendAt]
     truncated: bool
+
+
+def replayed(job: Job, step: JobStep) -> bool:
+    """Whether a later slice of ``job`` replayed ``step`` from the journal (instead of
+    making the call again): it was done before the job's current attempt began. (Every
+    slice runs the strategy from the top; calls already journaled replay for free.)"""
+    return step.status == "done" and step.attempt < job.attempt
 
 
 def trace(session: Session, tenant_id: str, job_id: str) -> Trace:
