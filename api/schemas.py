@@ -230,7 +230,9 @@ class TraceStep(BaseModel):
     tokens: int = Field(description="Tokens the call used (prompt + completion).")
     calls: int = Field(description="Model generations the call produced.")
     cost_usd: float = Field(description="What the call cost, in US dollars.")
-    started_at: datetime = Field(description="When the call was journaled, just before it was made.")
+    started_at: datetime = Field(
+        description="When the call was journaled, just before it was made."
+    )
     completed_at: datetime | None = Field(description="When its result was journaled.")
     seconds: float | None = Field(
         description="How long the call took (journaled to result); null while in flight."

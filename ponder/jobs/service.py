@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, false, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -20,6 +20,7 @@ from ponder.errors import Conflict, NotFound
 from ponder.fairness import QueueGauge
 from ponder.jobspec import JobCreate
 from ponder.jobstore import request_cancel
+from ponder.jsonlimits import storable_text
 from ponder.llm.profiles import ModelProfile
 from ponder.pagination import Cursor, Page, newest_first
 from ponder.queue import JobQueue
@@ -87,10 +88,11 @@ def list_jobs(
         query = query.where(Job.status == status)
     if batch_id is not None:
         query = query.where(Job.batch_id == batch_id)
-    if strategy is not None:
-        query = query.where(Job.strategy["name"].as_string() == strategy)
-    if model is not None:
-        query = query.where(Job.model == model)
+    for wanted, column in ((strategy, Job.strategy["name"].as_string()), (model, Job.model)):
+        if wanted is None:
+            continue
+        # a name no job can have (the database cannot even compare it): nothing matches
+        query = query.where(false() if storable_text(wanted) else column == wanted)
     return newest_first(
         session,
         query,

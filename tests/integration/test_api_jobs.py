@@ -296,9 +296,7 @@ def test_list_filters_by_status_and_batch(client: TestClient, headers: dict[str,
 
 def test_list_filters_by_strategy_and_model(client: TestClient, headers: dict[str, str]) -> None:
     best = submit(client, headers)["id"]
-    voted = submit(client, headers, strategy={"name": "self_consistency", "params": {"n": 3}})[
-        "id"
-    ]
+    voted = submit(client, headers, strategy={"name": "self_consistency", "params": {"n": 3}})["id"]
 
     def listed(**params: str) -> list[str]:
         response = client.get("/v1/jobs", params=params, headers=headers)
@@ -311,6 +309,7 @@ def test_list_filters_by_strategy_and_model(client: TestClient, headers: dict[st
     assert listed(model="sim") == [voted, best]
     assert listed(model="sim-http") == []
     assert listed(strategy="best_of_n", status="queued", model="sim") == [best]
+    assert listed(strategy="best\x00of_n") == []  # no name holds a NUL: nothing matches
     assert client.get("/v1/jobs", params={"strategy": ""}, headers=headers).status_code == 422
 
 

@@ -137,7 +137,7 @@ export async function render(root, params, { api, stream, h, signal, setTitle })
       ? h("button", {
           type: "button", class: "link", "data-testid": `${key}-more`, "data-focus-key": `${key}-more`,
           onclick: () => { shownRows[key] += ROWS * 4; drawPanel(key); panels[key].querySelector(`[data-focus-key="${key}-more"]`)?.focus(); },
-        }, `Show ${Math.min(rest, ROWS * 4)} older of ${rest} more`)
+        }, rest <= ROWS * 4 ? `Show the ${rest} older` : `Show ${ROWS * 4} older (of ${rest})`)
       : null;
     return [shown, more];
   }
@@ -178,7 +178,9 @@ export async function render(root, params, { api, stream, h, signal, setTitle })
   function drawSummary() {
     const result = job.result;
     const rows = [
-      ["Strategy", h("span", {}, h("strong", {}, job.strategy.name), " ", h("span", { class: "muted small mono" }, JSON.stringify(job.strategy.params)))],
+      ["Strategy", h("div", {}, h("strong", {}, job.strategy.name),
+        h("div", { class: "params", "data-testid": "strategy-params" }, Object.entries(job.strategy.params).map(([k, v]) =>
+          h("span", {}, `${k} `, h("code", {}, typeof v === "string" ? v : JSON.stringify(v))))))],
       ["Model", job.model],
       ["Submitted", h("span", { title: fmt.when(job.created_at) }, `${fmt.when(job.created_at)} (${fmt.age(job.created_at)})`)],
       ["Finished", job.finished_at ? fmt.when(job.finished_at) : FINAL.has(job.status) ? "—" : "not yet"],
@@ -232,6 +234,7 @@ export async function render(root, params, { api, stream, h, signal, setTitle })
         series: [{ name: "best score", kind: "step", points, extendTo: end }],
         xLabel: "tokens spent", yLabel: "best score", yMin: 0, yMax: 1, xMin: 0, xMax: Math.max(end, 1),
         xFormat: fmt.tokens, yFormat: (v) => v.toFixed(1), title: "Best score against tokens spent", testid: "curve-chart",
+        width: Math.max(300, Math.min(curve.clientWidth || 640, 900)), height: curve.clientWidth && curve.clientWidth < 480 ? 220 : 260,
       }),
       h("details", {}, h("summary", {}, `${scored.length} improvement${scored.length === 1 ? "" : "s"}`),
         h("div", { class: "table-wrap" }, h("table", { "data-testid": "improvements" },
@@ -304,12 +307,12 @@ export async function render(root, params, { api, stream, h, signal, setTitle })
     } else {
       const [shown, more] = newest("candidates", candidates);
       parts.push(h("p", { class: "help" }, "Each answer the job proposed and how the verifier judged it, newest first."),
-        h("div", { class: "table-wrap" }, h("table", { "data-testid": "candidates" },
+        h("div", { class: "table-wrap" }, h("table", { class: "stack", "data-testid": "candidates" },
           h("thead", {}, h("tr", {}, h("th", {}, "#"), h("th", {}, "Answer"), h("th", { class: "num" }, "Score"), h("th", {}, "Verifier"), h("th", { class: "hide-narrow" }, "Feedback"))),
           h("tbody", {}, shown.map((c) => h("tr", { "data-testid": "candidate-row" },
-            h("td", { class: "mono" }, c.node ?? c.index ?? c.round ?? ""),
+            h("td", { class: "mono", "data-label": "#" }, c.node ?? c.index ?? c.round ?? ""),
             h("td", {}, c.answer === null || c.answer === undefined ? h("span", { class: "muted" }, "no answer found in the reply") : h("code", {}, String(c.answer))),
-            h("td", { class: "num" }, fmt.score(c.score)),
+            h("td", { class: "num", "data-label": "Score" }, fmt.score(c.score)),
             h("td", {}, c.passed ? h("span", { class: "badge ok" }, "passed") : h("span", { class: "badge bad" }, "failed")),
             h("td", { class: "hide-narrow small" }, c.feedback || "")))))), more);
     }
@@ -336,32 +339,32 @@ export async function render(root, params, { api, stream, h, signal, setTitle })
         replayed ? `; ${replayed} replayed from the journal by a later slice, not made again` : "",
         ". Newest first. Verifier and reward-model calls are not billed."),
       h("div", { class: "filters" }, h("div", {}, h("label", { for: "call-kind" }, "Show"), filter)),
-      h("div", { class: "table-wrap" }, h("table", { "data-testid": "calls" },
+      h("div", { class: "table-wrap" }, h("table", { class: "stack", "data-testid": "calls" },
         h("thead", {}, h("tr", {},
           h("th", { class: "num" }, "#"), h("th", {}, "Kind"), h("th", {}, "Status"),
           h("th", { class: "num" }, "Tokens"), h("th", { class: "num" }, "Latency"), h("th", { class: "num hide-narrow" }, "Cost"),
           h("th", { class: "hide-narrow" }, "Slice"), h("th", {}, "Replayed"))),
         h("tbody", {}, shown.map((s) => h("tr", { "data-testid": "call-row" },
-          h("td", { class: "num" }, s.key),
-          h("td", {}, KINDS[s.kind] || s.kind),
-          h("td", {}, s.status === "pending" ? fmt.status(FINAL.has(job.status) ? "lost" : "pending") : "done"),
-          h("td", { class: "num" }, s.kind === "sample" ? fmt.count(s.tokens) : "—"),
-          h("td", { class: "num" }, s.seconds === null ? "in flight" : fmt.duration(s.seconds)),
+          h("td", { class: "num", "data-label": "#" }, s.key),
+          h("td", { "data-label": "Kind" }, KINDS[s.kind] || s.kind),
+          h("td", { "data-label": "Status" }, s.status === "pending" ? fmt.status(FINAL.has(job.status) ? "lost" : "pending") : "done"),
+          h("td", { class: "num", "data-label": "Tokens" }, s.kind === "sample" ? fmt.count(s.tokens) : "—"),
+          h("td", { class: "num", "data-label": "Latency" }, s.seconds === null ? "in flight" : fmt.duration(s.seconds)),
           h("td", { class: "num hide-narrow" }, s.kind === "sample" ? fmt.cost(s.cost_usd) : "—"),
           h("td", { class: "hide-narrow" }, s.attempt),
-          h("td", {}, s.replayed ? h("span", { class: "badge", title: "a later slice took this result from the journal" }, "replayed") : "no")))))), more);
+          h("td", { "data-label": "Replayed" }, s.replayed ? h("span", { class: "badge", title: "a later slice took this result from the journal" }, "replayed") : "no")))))), more);
   }
 
   function drawEvents(panel) {
     const [shown, more] = newest("events", events);
     replace(panel,
       h("p", { class: "help" }, `${events.length} events, as the job wrote them (and GET /v1/jobs/{id}/events streams them), newest first.`),
-      h("div", { class: "table-wrap" }, h("table", { "data-testid": "events" },
+      h("div", { class: "table-wrap" }, h("table", { class: "stack", "data-testid": "events" },
         h("thead", {}, h("tr", {}, h("th", { class: "num" }, "#"), h("th", {}, "Event"), h("th", { class: "hide-narrow" }, "When"), h("th", {}, "Data"))),
         h("tbody", {}, shown.map((e) => h("tr", {},
-          h("td", { class: "num" }, e.seq), h("td", {}, e.kind),
+          h("td", { class: "num", "data-label": "#" }, e.seq), h("td", {}, h("strong", {}, e.kind)),
           h("td", { class: "hide-narrow small" }, new Date(e.at).toLocaleTimeString()),
-          h("td", { class: "mono small" }, JSON.stringify(e.data))))))), more);
+          h("td", { class: "mono small wide" }, JSON.stringify(e.data))))))), more);
   }
 
   let deliveries = null;
@@ -385,7 +388,7 @@ export async function render(root, params, { api, stream, h, signal, setTitle })
         ? "Nothing sent yet: a signed event goes to the job's webhook URL when the job ends."
         : "This job has no webhook URL, so nothing is sent. Give a webhook_url when you submit a job to receive a signed event when it ends."));
     }
-    replace(panel, h("div", { class: "table-wrap" }, h("table", { "data-testid": "deliveries" },
+    replace(panel, h("div", { class: "table-wrap" }, h("table", { class: "stack", "data-testid": "deliveries" },
       h("thead", {}, h("tr", {}, h("th", {}, "Event"), h("th", {}, "Status"), h("th", { class: "num" }, "Attempts"), h("th", { class: "hide-narrow" }, "Last answer"), h("th", {}, ""))),
       h("tbody", {}, deliveries.map((d) => {
         const result = h("div", { "aria-live": "polite", class: "small" });
@@ -403,14 +406,14 @@ export async function render(root, params, { api, stream, h, signal, setTitle })
           }
         });
         return h("tr", { "data-testid": "delivery-row", "data-delivery-id": d.id },
-          h("td", {}, h("div", {}, d.event_type), h("div", { class: "muted small mono" }, d.url),
+          h("td", { class: "wide" }, h("div", {}, d.event_type), h("div", { class: "muted small mono" }, d.url),
             h("details", {}, h("summary", { class: "small" }, "Attempts"),
               d.attempt_log.length ? h("ul", { class: "small" }, d.attempt_log.map((a) => h("li", {},
                 `#${a.number} ${fmt.when(a.started_at)}: ${a.status_code ?? "no answer"}, ${Math.round(a.latency_ms)} ms${a.error ? ` — ${a.error}` : ""}`))) : h("p", { class: "small muted" }, "None yet."))),
           h("td", {}, fmt.status(d.status)),
-          h("td", { class: "num" }, d.attempts),
+          h("td", { class: "num", "data-label": "Attempts", "data-testid": "delivery-attempts" }, d.attempts),
           h("td", { class: "hide-narrow small" }, d.last_status_code ?? d.last_error ?? "—"),
-          h("td", {}, button, result));
+          h("td", { class: "wide" }, button, result));
       })))));
   }
 

@@ -88,7 +88,7 @@ export async function render(root, params, { api, h, signal, setTitle }) {
 
   function table(rows) {
     return h("div", { class: "table-wrap" },
-      h("table", { "data-testid": "jobs-table" },
+      h("table", { class: "stack", "data-testid": "jobs-table" },
         h("thead", {}, h("tr", {},
           h("th", {}, "Job"), h("th", {}, "Status"), h("th", {}, "Strategy"),
           h("th", { class: "hide-narrow" }, "Model"),
@@ -107,11 +107,11 @@ export async function render(root, params, { api, h, signal, setTitle }) {
       h("td", {}, fmt.status(job.status), job.cancel_requested && !["cancelled", "completed", "failed"].includes(job.status) ? h("span", { class: "muted small" }, " cancelling") : null),
       h("td", {}, job.strategy.name),
       h("td", { class: "hide-narrow" }, job.model),
-      h("td", { class: "num", title: `${fmt.count(job.usage.tokens)} of ${job.budget.max_tokens ? fmt.count(job.budget.max_tokens) : "no cap"}` },
+      h("td", { class: "num", "data-label": "Tokens", title: `${fmt.count(job.usage.tokens)} of ${job.budget.max_tokens ? fmt.count(job.budget.max_tokens) : "no cap"}` },
         fmt.tokens(job.usage.tokens), h("span", { class: "muted" }, ` / ${job.budget.max_tokens ? fmt.tokens(job.budget.max_tokens) : "∞"}`)),
       h("td", { class: "num hide-narrow" }, fmt.cost(job.usage.cost_usd),
         job.budget.max_cost_usd ? h("span", { class: "muted" }, ` / ${fmt.cost(job.budget.max_cost_usd)}`) : null),
-      h("td", { class: "num" }, fmt.score(best), verified ? [" ", h("span", { class: "badge ok", title: "verified" }, "✓")] : null),
+      h("td", { class: "num", "data-label": "Best" }, fmt.score(best), verified ? [" ", h("span", { class: "badge ok", title: "verified" }, "✓")] : null),
       h("td", { class: "hide-narrow", title: fmt.when(job.created_at) }, fmt.age(job.created_at)));
   }
 
