@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from ponder.localproc import free_port
 from ponder_client import (
     AsyncPonder,
     AuthenticationError,
@@ -104,9 +105,9 @@ def test_jobs_keys_and_errors_through_the_client(stack: Stack) -> None:
         page = client.jobs.list(limit=1)
         assert len(page.data) == 1 and page.has_next_page()
         assert [j.id for j in page] == [first.id, job.id]  # newest first
-        assert [j.id for j in client.jobs.list(status="completed")] == [
-            j.id for j in client.jobs.list() if j.status == "completed"
-        ]
+        completed = list(client.jobs.list(status="completed"))
+        assert job.id in [j.id for j in completed]
+        assert {j.status for j in completed} == {"completed"}
 
         endless = client.jobs.create(**ENDLESS)
         with pytest.raises(WaitTimeoutError) as waited:
@@ -335,3 +336,59 @@ def test_webhooks_verified_with_the_client(stack: Stack) -> None:
             assert client.deliveries.get(delivery.id).attempts == 2
     finally:
         receiver.stop()
+
+
+def test_the_cli_client_commands_go_through_the_client(stack: Stack, tmp_path: Path) -> None:
+    key = stack.new_key("client-cli")
+    stack.env.update(PONDER_API_URL=stack.api_url, PONDER_API_KEY=key)
+    defaults = {"strategy": BEST_OF_8}
+    as_json = tmp_path / "batch.json"
+    as_json.write_text(
+        json.dumps({"items": [{"custom_id": "a", "problem": GAME24}], "defaults": defaults})
+    )
+    submitted = stack.cli("batches", "submit", str(as_json))
+    assert submitted.returncode == 0, submitted.stderr
+    batch = json.loads(submitted.stdout)
+    assert "1 item(s) accepted, 0 refused" in submitted.stderr
+
+    as_lines = tmp_path / "items.jsonl"
+    header = {"batch": {"defaults": defaults}}
+    as_lines.write_text("\n".join(json.dumps(x) for x in (header, {"problem": GAME24})))
+    uploaded = stack.cli("batches", "submit", str(as_lines))
+    assert uploaded.returncode == 0, uploaded.stderr
+    assert json.loads(uploaded.stdout)["source"] == "upload"
+
+    with Ponder(stack.api_url, key) as client:
+        client.batches.wait(batch["id"], timeout=120)
+    shown = stack.cli("batches", "show", batch["id"])
+    assert shown.returncode == 0 and json.loads(shown.stdout)["counts"]["total"] == 1
+    results = stack.cli("batches", "results", batch["id"])
+    assert results.returncode == 0, results.stderr
+    (line,) = results.stdout.splitlines()
+    assert json.loads(line)["custom_id"] == "a"
+    endless = tmp_path / "endless.json"
+    endless.write_text(json.dumps({"items": [ENDLESS]}))
+    running = json.loads(stack.cli("batches", "submit", str(endless)).stdout)
+    cancelled = stack.cli("batches", "cancel", running["id"])
+    assert cancelled.returncode == 0 and json.loads(cancelled.stdout)["status"] == "cancelled"
+
+    # the server's word on what is wrong, exit 1; a file that is no JSON object, exit 2
+    unknown = tmp_path / "unknown.json"
+    unknown.write_text(json.dumps({"items": [{"problem": GAME24}], "defaults": defaults, "x": 1}))
+    refused = stack.cli("batches", "submit", str(unknown))
+    assert refused.returncode == 1 and "error: HTTP 422: " in refused.stderr
+    assert "x" in refused.stderr
+    job_body = tmp_path / "job.json"
+    job_body.write_text(json.dumps({"problem": GAME24, "strategy": BEST_OF_8, "colour": "red"}))
+    refused = stack.cli("submit", str(job_body))
+    assert refused.returncode == 1 and "colour" in refused.stderr
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    assert stack.cli("submit", str(broken)).returncode == 2
+    assert stack.cli("batches", "submit", str(broken)).returncode == 2
+    missing = stack.cli("show", "no-such-job")
+    assert missing.returncode == 1 and "error: HTTP 404: " in missing.stderr
+    nowhere = stack.cli("jobs", "--api-url", f"http://127.0.0.1:{free_port()}")
+    assert nowhere.returncode == 1 and "cannot reach the API" in nowhere.stderr
+    stack.env.pop("PONDER_API_KEY")
+    assert stack.cli("jobs").returncode == 2
