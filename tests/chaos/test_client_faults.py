@@ -183,8 +183,9 @@ def test_a_create_the_server_does_not_deduplicate_is_not_repeated_after_a_lost_a
     with fault_proxy(api_only.api_url) as proxy:
         proxy.add(Fault("POST", "/v1/batches", "fail_after_forwarding", status=503))
         with Ponder(proxy.url, key, sleep=delays.append) as client:
-            with pytest.raises(ServiceUnavailableError):
+            with pytest.raises(ServiceUnavailableError) as lost:
                 client.batches.create(items=items, defaults=defaults)
+            assert "was not sent again" in " ".join(lost.value.__notes__)
             # the server did make it: the client said so rather than make a second
             assert len(proxy.requests("POST", "/v1/batches")) == 1
             assert _count(pg_url, "batches") == 1
@@ -195,6 +196,35 @@ def test_a_create_the_server_does_not_deduplicate_is_not_repeated_after_a_lost_a
     assert created.accepted == 1
     assert _count(pg_url, "batches") == 2
     assert len(delays) == 1
+
+
+def test_a_repeated_cancel_or_delete_whose_first_attempt_worked_succeeds(
+    api_only: Stack,
+) -> None:
+    key = api_only.new_key("repeats")
+    delays: list[float] = []
+    with (
+        fault_proxy(api_only.api_url) as proxy,
+        Ponder(proxy.url, key, sleep=delays.append) as client,
+    ):
+        job = client.jobs.create(problem=PROBLEM, strategy=STRATEGY)  # stays queued
+        proxy.add(Fault("POST", "/v1/jobs/[^/]+/cancel", "fail_after_forwarding"))
+        assert client.jobs.cancel(job.id).status == "cancelled"
+        cancels = proxy.requests("POST", "/v1/jobs/[^/]+/cancel")
+        # the first attempt cancelled it; the retry was told it had already finished
+        assert [c.upstream_status for c in cancels] == [200, 409]
+
+        dataset = client.datasets.create(name="once", problems=[PROBLEM])
+        proxy.add(Fault("DELETE", "/v1/datasets/[^/]+", "fail_after_forwarding"))
+        client.datasets.delete(dataset.id)
+        deletes = proxy.requests("DELETE", "/v1/datasets/[^/]+")
+        assert [d.upstream_status for d in deletes] == [204, 404]
+        with pytest.raises(NotFoundError):
+            client.datasets.get(dataset.id)
+        # without a retry, a 404 is a 404
+        with pytest.raises(NotFoundError):
+            client.datasets.delete(dataset.id)
+    assert len(delays) == 2
 
 
 def test_a_connection_never_made_is_retried_then_raised() -> None:

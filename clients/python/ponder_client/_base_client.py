@@ -130,6 +130,15 @@ def connection_error(error: httpx.TransportError, request: httpx.Request) -> API
     return APIConnectionError(f"{where}: connection failed ({reason})", request=request)
 
 
+def not_repeated(options: RequestOptions) -> str:
+    """Why a request that failed in a way worth retrying was not retried."""
+    return (
+        f"{options.method} {options.path} was not sent again: the server may have acted on "
+        "it before the failure, and doing it twice is not harmless. Check (e.g. list what "
+        "it creates) before sending it again."
+    )
+
+
 class BaseClient:
     """Configuration and request building shared by :class:`ponder_client.Ponder` and
     :class:`ponder_client.AsyncPonder`."""

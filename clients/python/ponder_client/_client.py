@@ -17,6 +17,7 @@ from ._base_client import (
     Call,
     RequestOptions,
     connection_error,
+    not_repeated,
 )
 from ._errors import status_error
 from ._retry import RetryPolicy
@@ -119,7 +120,10 @@ class Ponder(BaseClient):
             except httpx.TransportError as exc:
                 delay = policy.after_error(attempt, exc, idempotent=idempotent)
                 if delay is None:
-                    raise connection_error(exc, request) from exc
+                    failed = connection_error(exc, request)
+                    if policy.after_error(attempt, exc, idempotent=True) is not None:
+                        failed.add_note(not_repeated(options))
+                    raise failed from exc
                 self._log_retry(options, delay, type(exc).__name__)
             else:
                 status = response.status_code
@@ -133,7 +137,13 @@ class Ponder(BaseClient):
                         response.read()
                     finally:
                         response.close()
-                    raise status_error(response)
+                    error = status_error(response)
+                    retryable = policy.after_status(
+                        attempt, status, response.headers, idempotent=True
+                    )
+                    if retryable is not None:
+                        error.add_note(not_repeated(options))
+                    raise error
                 response.close()
                 self._log_retry(options, delay, f"HTTP {status}")
             self._sleep(delay)
@@ -221,7 +231,10 @@ class AsyncPonder(BaseClient):
             except httpx.TransportError as exc:
                 delay = policy.after_error(attempt, exc, idempotent=idempotent)
                 if delay is None:
-                    raise connection_error(exc, request) from exc
+                    failed = connection_error(exc, request)
+                    if policy.after_error(attempt, exc, idempotent=True) is not None:
+                        failed.add_note(not_repeated(options))
+                    raise failed from exc
                 self._log_retry(options, delay, type(exc).__name__)
             else:
                 status = response.status_code
@@ -235,7 +248,13 @@ class AsyncPonder(BaseClient):
                         await response.aread()
                     finally:
                         await response.aclose()
-                    raise status_error(response)
+                    error = status_error(response)
+                    retryable = policy.after_status(
+                        attempt, status, response.headers, idempotent=True
+                    )
+                    if retryable is not None:
+                        error.add_note(not_repeated(options))
+                    raise error
                 await response.aclose()
                 self._log_retry(options, delay, f"HTTP {status}")
             await self._sleep(delay)
