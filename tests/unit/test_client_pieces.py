@@ -198,3 +198,30 @@ def test_the_client_needs_a_key_and_reads_its_settings_from_the_environment(
     assert Ponder("http://127.0.0.1:1", "pk_given", max_retries=0).retry.max_retries == 0
     with pytest.raises(ValueError, match="id"):
         client.jobs.get("")
+
+
+def test_the_client_imports_nothing_but_httpx_and_pydantic() -> None:
+    """Every module of ``ponder_client`` loads with the server and its dependencies made
+    impossible to import (the distribution declares only httpx and pydantic)."""
+    import subprocess
+    import sys
+
+    script = """
+import importlib, pkgutil, sys
+BLOCKED = {"ponder", "api", "worker", "strategies", "fastapi", "starlette", "celery",
+           "sqlalchemy", "redis", "aiohttp", "typer", "rich", "yaml", "uvicorn"}
+class Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ImportError(f"ponder_client imported {name}")
+        return None
+sys.meta_path.insert(0, Refuse())
+import ponder_client
+for module in pkgutil.walk_packages(ponder_client.__path__, "ponder_client."):
+    importlib.import_module(module.name)
+print("ok")
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd="/"
+    )
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
