@@ -37,6 +37,10 @@ POLL_FIRST_SECONDS = 0.5
 POLL_MOST_SECONDS = 5.0
 
 
+def _items(items: Iterable[ItemParam] | None) -> list[ItemParam] | None:
+    return items if items is None or isinstance(items, list) else [*items]
+
+
 def _path(batch_id: str, *rest: str) -> str:
     return "/".join(("/v1/batches", segment(batch_id), *rest))
 
@@ -142,7 +146,7 @@ class Batches(SyncResource):
         Invalid items are listed in ``item_errors`` and the others run, unless
         ``strict=True`` (then any invalid item refuses the batch)."""
         sources = {
-            "items": None if items is None else list(items),
+            "items": _items(items),
             "dataset": dataset,
             "from_jobs": from_jobs,
         }
@@ -259,7 +263,7 @@ class AsyncBatches(AsyncResource):
     ) -> BatchCreated:
         """As :meth:`Batches.create`."""
         sources = {
-            "items": None if items is None else list(items),
+            "items": _items(items),
             "dataset": dataset,
             "from_jobs": from_jobs,
         }

@@ -297,15 +297,20 @@ class Jobs(SyncResource):
                         if on_reconnect is not None:
                             on_reconnect()
                     decoder = SSEDecoder()
+                    received = False
                     for line in response.iter_lines():
                         message = decoder.feed(line)
                         if message is None:
                             continue
                         event = JobEvent.model_validate_json(message.data)
-                        last = event.seq
+                        last, received = event.seq, True
                         yield event
                         if event.kind in TERMINAL_JOB_STATUSES:
                             return
+                # The stream ended before the job's last event: the API may be shutting
+                # down, or the job ended before the events asked for. Its status decides.
+                if not reconnect or self.get(job_id).status in TERMINAL_JOB_STATUSES:
+                    return
             except (APIConnectionError, APIStatusError) as exc:
                 if not reconnect or not _lost(exc):
                     raise
@@ -319,10 +324,11 @@ class Jobs(SyncResource):
                 self._client._sleep(self._client.retry.backoff(attempt))
                 attempt += 1
                 continue
-            # The stream ended before the job's last event: the API may be shutting down,
-            # or the job ended before the events asked for. Its status decides.
-            if not reconnect or self.get(job_id).status in TERMINAL_JOB_STATUSES:
-                return
+            if received:
+                attempt = 0
+            else:  # not straight back to a server that ends streams at once
+                self._client._sleep(self._client.retry.backoff(attempt))
+                attempt += 1
 
     def trace(self, job_id: str, *, timeout: Timeout = None) -> JobTrace:
         """Everything the job did: each journaled call, each event and its spend."""
@@ -443,15 +449,20 @@ class AsyncJobs(AsyncResource):
                         if on_reconnect is not None:
                             on_reconnect()
                     decoder = SSEDecoder()
+                    received = False
                     async for line in response.aiter_lines():
                         message = decoder.feed(line)
                         if message is None:
                             continue
                         event = JobEvent.model_validate_json(message.data)
-                        last = event.seq
+                        last, received = event.seq, True
                         yield event
                         if event.kind in TERMINAL_JOB_STATUSES:
                             return
+                # The stream ended before the job's last event: the API may be shutting
+                # down, or the job ended before the events asked for. Its status decides.
+                if not reconnect or (await self.get(job_id)).status in TERMINAL_JOB_STATUSES:
+                    return
             except (APIConnectionError, APIStatusError) as exc:
                 if not reconnect or not _lost(exc):
                     raise
@@ -465,8 +476,11 @@ class AsyncJobs(AsyncResource):
                 await self._client._sleep(self._client.retry.backoff(attempt))
                 attempt += 1
                 continue
-            if not reconnect or (await self.get(job_id)).status in TERMINAL_JOB_STATUSES:
-                return
+            if received:
+                attempt = 0
+            else:
+                await self._client._sleep(self._client.retry.backoff(attempt))
+                attempt += 1
 
     async def trace(self, job_id: str, *, timeout: Timeout = None) -> JobTrace:
         """As :meth:`Jobs.trace`."""
