@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ from ponder_client import (
 )
 from ponder_client.types import (
     TERMINAL_JOB_STATUSES,
+    Delivery,
     Job,
     JobEvent,
     PonderModel,
@@ -59,6 +62,15 @@ def exact(value: Any) -> None:
     elif isinstance(value, list):
         for item in value:
             exact(item)
+
+
+def _settled(read: Callable[[], Delivery], timeout: float = 30.0) -> Delivery:
+    """The delivery once its last attempt is recorded (not pending)."""
+    deadline = time.monotonic() + timeout
+    while (delivery := read()).status == "pending":
+        assert time.monotonic() < deadline, f"the delivery stayed pending: {delivery}"
+        time.sleep(0.05)
+    return delivery
 
 
 def test_jobs_keys_and_errors_through_the_client(stack: Stack) -> None:
@@ -319,7 +331,8 @@ def test_webhooks_verified_with_the_client(stack: Stack) -> None:
             with pytest.raises(WebhookVerificationError):
                 webhooks.verify(delivered["body"], delivered["headers"], stranger)
 
-            (delivery,) = client.jobs.deliveries(job.id)
+            # the worker records the attempt once the receiver has answered
+            delivery = _settled(lambda: client.jobs.deliveries(job.id)[0])
             assert delivery.status == "delivered"
             assert delivery.webhook_id == delivered["headers"]["webhook-id"]
             exact(delivery)
@@ -333,7 +346,7 @@ def test_webhooks_verified_with_the_client(stack: Stack) -> None:
             assert len(second["headers"]["webhook-signature"].split()) == 2
             for secret in (rotated[0].secret, rotated[1].secret):
                 assert webhooks.verify(second["body"], second["headers"], [secret]).data
-            assert client.deliveries.get(delivery.id).attempts == 2
+            assert _settled(lambda: client.deliveries.get(delivery.id)).attempts == 2
     finally:
         receiver.stop()
 
