@@ -225,3 +225,26 @@ print("ok")
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd="/"
     )
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_a_server_that_never_answers_times_out() -> None:
+    """A socket that accepts connections but never answers (nothing reads it): every
+    attempt times out, and the last one is raised as APITimeoutError."""
+    import socket
+
+    from ponder_client import APITimeoutError
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        waits: list[float] = []
+        with Ponder(url, "pk_x", timeout=0.2, max_retries=1, sleep=waits.append) as client:
+            with pytest.raises(APITimeoutError):
+                client.jobs.list()
+            assert len(waits) == 1  # a read that timed out is retried (a GET may be)
+            waits.clear()
+            with pytest.raises(APITimeoutError) as raised:
+                client.schedules.trigger("s1", timeout=0.2)
+            assert waits == []  # the server may have acted: not repeated
+            assert "was not sent again" in " ".join(raised.value.__notes__)
