@@ -102,12 +102,21 @@ def _get(job_id: str, wait: float | None, timeout: Timeout, default: httpx.Timeo
 
 def _list(
     status: JobStatus | None,
+    strategy: str | None,
+    model_name: str | None,
     batch_id: str | None,
     limit: int | None,
     cursor: str | None,
     timeout: Timeout,
 ) -> Call[JobList]:
-    query = params(status=status, batch_id=batch_id, limit=limit, cursor=cursor)
+    query = params(
+        status=status,
+        strategy=strategy,
+        model=model_name,
+        batch_id=batch_id,
+        limit=limit,
+        cursor=cursor,
+    )
     return Call(RequestOptions("GET", "/v1/jobs", params=query, timeout=timeout), model(JobList))
 
 
@@ -212,18 +221,27 @@ class Jobs(SyncResource):
         self,
         *,
         status: JobStatus | None = None,
+        strategy: str | None = None,
+        model: str | None = None,
         batch_id: str | None = None,
         limit: int | None = None,
         cursor: str | None = None,
         timeout: Timeout = None,
     ) -> SyncPage[Job]:
-        """Your jobs, newest first, a page (``limit``, 1 to 200) at a time. Iterating
+        """Your jobs, newest first, a page (``limit``, 1 to 200) at a time, optionally only
+        those with one ``status``, ``strategy`` or ``model``. Iterating
         over the page goes on through the following pages."""
-        page = self._call(_list(status, batch_id, limit, cursor, timeout))
+        page = self._call(_list(status, strategy, model, batch_id, limit, cursor, timeout))
 
         def fetch(next_cursor: str) -> SyncPage[Job]:
             return self.list(
-                status=status, batch_id=batch_id, limit=limit, cursor=next_cursor, timeout=timeout
+                status=status,
+                strategy=strategy,
+                model=model,
+                batch_id=batch_id,
+                limit=limit,
+                cursor=next_cursor,
+                timeout=timeout,
             )
 
         return SyncPage(page.data, page.next_cursor, fetch)
@@ -380,17 +398,25 @@ class AsyncJobs(AsyncResource):
         self,
         *,
         status: JobStatus | None = None,
+        strategy: str | None = None,
+        model: str | None = None,
         batch_id: str | None = None,
         limit: int | None = None,
         cursor: str | None = None,
         timeout: Timeout = None,
     ) -> AsyncPage[Job]:
         """As :meth:`Jobs.list`; ``async for`` over the page goes through every page."""
-        page = await self._call(_list(status, batch_id, limit, cursor, timeout))
+        page = await self._call(_list(status, strategy, model, batch_id, limit, cursor, timeout))
 
         async def fetch(next_cursor: str) -> AsyncPage[Job]:
             return await self.list(
-                status=status, batch_id=batch_id, limit=limit, cursor=next_cursor, timeout=timeout
+                status=status,
+                strategy=strategy,
+                model=model,
+                batch_id=batch_id,
+                limit=limit,
+                cursor=next_cursor,
+                timeout=timeout,
             )
 
         return AsyncPage(page.data, page.next_cursor, fetch)

@@ -948,7 +948,8 @@ class TraceStep(PonderModel):
     """Position of the call in the strategy's program order."""
 
     kind: str
-    """`sample` (a model call) or `verify` (a verifier call)."""
+    """`sample` (a model call, also a verifier's judge call), `verify` (a verifier call) or
+    `reward` (a reward model's scores)."""
 
     status: str
     """`done`, or `pending` while the call is in flight."""
@@ -960,10 +961,24 @@ class TraceStep(PonderModel):
     """Model generations the call produced."""
 
     cost_usd: float
+    """What the call cost, in US dollars."""
 
     started_at: datetime
+    """When the call was journaled, just before it was made."""
 
     completed_at: datetime | None
+    """When its result was journaled."""
+
+    seconds: float | None
+    """How long the call took (journaled to result); null while in flight."""
+
+    attempt: int
+    """The slice of the job that made the call (1 first; each time a worker takes the job up
+    again it is one more)."""
+
+    replayed: bool
+    """A later slice replayed this call from the journal instead of making it again (a job
+    picked up again after a hand-off or a crash repeats no call)."""
 
     result: dict[str, Any] | None
     """What the call returned: completions and usage, or the verdict."""
