@@ -43,6 +43,8 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ponder import metrics
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -141,7 +143,8 @@ class GroupCommitter:
             self._runner = loop.create_task(self._run_groups(), name="ponder-group-commit")
         assert self._wakeup is not None
         self._wakeup.set()
-        return await future
+        with metrics.JOURNAL_WRITE_SECONDS.time():
+            return await future
 
     async def submit(self, item: Any, *, key: str = "") -> Any:
         """Like :meth:`run`, for an item one of the ``batchers`` runs: all the items of a
@@ -183,6 +186,7 @@ class GroupCommitter:
             self.stats.groups += 1
             self.stats.writes += len(group)
             self.stats.largest_group = max(self.stats.largest_group, len(group))
+            metrics.JOURNAL_GROUP_WRITES.observe(len(group))
             try:
                 if self._executor is not None:
                     await loop.run_in_executor(self._executor, self._commit_group, group)
@@ -225,6 +229,7 @@ class GroupCommitter:
             # The COMMIT failed: whether it took effect is unknown. Nobody may assume
             # either way, so every write of the group fails.
             self.stats.failed_commits += 1
+            metrics.JOURNAL_COMMIT_FAILURES.inc()
             log.warning("a group commit of %d writes failed: %s", len(group), exc)
             for p in group:
                 p.outcome = (False, exc)

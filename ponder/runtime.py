@@ -34,6 +34,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from ponder import metrics
 from ponder.budget import BudgetExhausted, DeadlineExceeded, Ledger, Reservation, Spend
 from ponder.errors import ErrorCode, PonderError
 from ponder.families import Task, messages_for
@@ -528,6 +529,7 @@ class Context:
                 f"{record.kind} call: the strategy is not deterministic given its journal"
             )
         self.replayed_calls += 1
+        metrics.call_replayed(kind)
         return record
 
     def _check_can_start(self) -> None:
@@ -597,7 +599,8 @@ class Context:
             calls=n_eff,
             cost_usd=price(per_sample_usage) * n_eff,
         )
-        reservation = self.ledger.reserve(worst)
+        with metrics.budget_refusals():
+            reservation = self.ledger.reserve(worst)
         self._issued += 1
         request = SampleRequest(
             messages=messages,
@@ -643,7 +646,7 @@ class Context:
         self, key: int, digest: str, request: SampleRequest, reservation: Reservation
     ) -> list[Completion]:
         await self._begin(key, digest, reservation)
-        result = await self._call_model(key, request, reservation, self._provider)
+        result = await self._call_model(key, request, reservation, self._provider, self._price)
         await self._complete(key, digest, reservation, result, self._price, {})
         return list(result.completions)
 
@@ -651,7 +654,8 @@ class Context:
         """Journal a billed call's reservation: durable before the model is called, so a
         crash during the call counts its worst case as spent."""
         try:
-            await self._journal.begin_paid_step(key, "sample", digest, reservation.spend)
+            with metrics.budget_refusals():
+                await self._journal.begin_paid_step(key, "sample", digest, reservation.spend)
         except BaseException:
             self.ledger.release(reservation)
             raise
@@ -668,7 +672,7 @@ class Context:
         price: PriceFn,
     ) -> Verdict:
         await self._begin(key, digest, reservation)
-        result = await self._call_model(key, request, reservation, provider)
+        result = await self._call_model(key, request, reservation, provider, price)
         verdict = parse(result.completions[0].text if result.completions else "")
         extra = {"judge": {"model": model, "verdict": verdict.to_json()}}
         await self._complete(key, digest, reservation, result, price, extra)
@@ -698,14 +702,20 @@ class Context:
         self._account(data, price)
 
     async def _call_model(
-        self, key: int, request: SampleRequest, reservation: Reservation, provider: Provider
+        self,
+        key: int,
+        request: SampleRequest,
+        reservation: Reservation,
+        provider: Provider,
+        price: PriceFn,
     ) -> SampleResult:
         try:
             timeout = self._call_timeout()
-            if timeout is None:
-                result = await provider.sample(request)
-            else:
-                result = await asyncio.wait_for(provider.sample(request), timeout)
+            with metrics.model_call(provider.name):
+                if timeout is None:
+                    result = await provider.sample(request)
+                else:
+                    result = await asyncio.wait_for(provider.sample(request), timeout)
         except TimeoutError:
             await self._lose(key, reservation)
             raise DeadlineExceeded() from None
@@ -717,6 +727,14 @@ class Context:
         except BaseException:
             await self._lose(key, reservation)
             raise
+        usage = result.usage
+        metrics.model_usage(
+            provider.name,
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            len(result.completions),
+            price(usage),
+        )
         return result
 
     async def _lose(self, key: int, reservation: Reservation) -> None:
@@ -725,6 +743,7 @@ class Context:
         # If this write fails, the next worker counts the pending row as spent anyway.
         with contextlib.suppress(Exception):
             await self._journal.abandon_step(key, reservation.spend)
+            metrics.LOST_CALLS.inc()
 
     async def _run_reward(
         self, key: int, digest: str, model: RewardModel, paths: list[list[str]]
@@ -732,7 +751,8 @@ class Context:
         call = model.score_steps(self.prompt_text(), paths)
         timeout = self._call_timeout()
         try:
-            scores = await (call if timeout is None else asyncio.wait_for(call, timeout))
+            with metrics.model_call(model.name):
+                scores = await (call if timeout is None else asyncio.wait_for(call, timeout))
         except TimeoutError:
             raise DeadlineExceeded() from None
         if len(scores) != len(paths) or any(
@@ -752,7 +772,8 @@ class Context:
         call = model.score(self.prompt_text(), candidates)
         timeout = self._call_timeout()
         try:
-            scores = await (call if timeout is None else asyncio.wait_for(call, timeout))
+            with metrics.model_call(model.name):
+                scores = await (call if timeout is None else asyncio.wait_for(call, timeout))
         except TimeoutError:
             raise DeadlineExceeded() from None
         if len(scores) != len(candidates):
