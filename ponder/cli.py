@@ -77,32 +77,42 @@ def migrate() -> None:
     typer.echo(describe_upgrade(*upgrade(settings.database_url)))
 
 
-MetricsPort = Annotated[
-    int | None,
-    typer.Option(
-        "--metrics-port",
-        min=1,
-        max=65_535,
-        help="Serve Prometheus metrics at http://METRICS_HOST:PORT/metrics.",
-        show_default=False,
-    ),
-]
-MetricsHost = Annotated[
-    str | None,
-    typer.Option(
+def _metrics_port(help_text: str) -> Any:
+    return typer.Option("--metrics-port", min=1, max=65_535, help=help_text, show_default=False)
+
+
+def _metrics_host(setting: str) -> Any:
+    return typer.Option(
         "--metrics-host",
-        help="Interface the metrics port listens on (default 127.0.0.1).",
+        help=f"Interface the metrics port listens on. Default: {setting}, else 127.0.0.1.",
         show_default=False,
+    )
+
+
+ApiMetricsPort = Annotated[
+    int | None,
+    _metrics_port(
+        "Serve Prometheus metrics at http://METRICS_HOST:PORT/metrics instead of at /metrics "
+        "on the API's port. Default: PONDER_API_METRICS_PORT, else on the API's port."
     ),
 ]
+ApiMetricsHost = Annotated[str | None, _metrics_host("PONDER_API_METRICS_HOST")]
+WorkerMetricsPort = Annotated[
+    int | None,
+    _metrics_port(
+        "Serve Prometheus metrics (summed over the processes) at "
+        "http://METRICS_HOST:PORT/metrics. Default: PONDER_WORKER_METRICS_PORT, else none."
+    ),
+]
+WorkerMetricsHost = Annotated[str | None, _metrics_host("PONDER_WORKER_METRICS_HOST")]
 
 
 @app.command()
 def api(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    metrics_port: MetricsPort = None,
-    metrics_host: MetricsHost = None,
+    metrics_port: ApiMetricsPort = None,
+    metrics_host: ApiMetricsHost = None,
 ) -> None:
     """Run the REST API server. It serves Prometheus metrics at /metrics on its port
     (no API key needed), or with --metrics-port on a port (and --metrics-host an
@@ -164,8 +174,8 @@ def worker(
         ),
     ] = None,
     loglevel: Annotated[str, typer.Option(help="Log level.")] = "INFO",
-    metrics_port: MetricsPort = None,
-    metrics_host: MetricsHost = None,
+    metrics_port: WorkerMetricsPort = None,
+    metrics_host: WorkerMetricsHost = None,
 ) -> None:
     """Run workers that execute job slices: --processes processes, each running up to
     --max-jobs slices at once. Stop with SIGTERM or Ctrl-C: each process hands its jobs
