@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from api.deps import AppContext
 from api.errors import MAXIMUM_SETTING, PROBLEM_JSON, install_error_handlers, unexpected_error
 from api.keyring import AuthCache, Keyring
+from api.metrics import MetricsEndpoint
 from api.middleware import (
     BodySizeLimitMiddleware,
     JsonDepthLimitMiddleware,
@@ -127,9 +128,11 @@ def create_app(settings: Settings, *, dispatcher: JobQueue) -> FastAPI:
         on_resync=keyring.resync,
     )
     publisher = RevocationPublisher(settings.broker_url, settings.queue)
+    metrics = MetricsEndpoint(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        metrics.start()  # first: a metrics port that cannot be listened on stops here
         notifier.start()
         revocations.start()
         try:
@@ -138,6 +141,7 @@ def create_app(settings: Settings, *, dispatcher: JobQueue) -> FastAPI:
             await revocations.stop()
             publisher.close()
             await notifier.stop()
+            metrics.stop()
             engine.dispose()
 
     app = FastAPI(
@@ -160,6 +164,7 @@ def create_app(settings: Settings, *, dispatcher: JobQueue) -> FastAPI:
     app.state.auth_cache = keyring.cache
     app.state.revocations = revocations
     app.state.revocation_publisher = publisher
+    app.state.metrics = metrics
 
     install_error_handlers(app)
     # the last added runs first: errors answered without closing the connection, then

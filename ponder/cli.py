@@ -84,12 +84,46 @@ def migrate() -> None:
     typer.echo(describe_upgrade(*upgrade(settings.database_url)))
 
 
+def _metrics_port(help_text: str) -> Any:
+    return typer.Option("--metrics-port", min=1, max=65_535, help=help_text, show_default=False)
+
+
+def _metrics_host(setting: str) -> Any:
+    return typer.Option(
+        "--metrics-host",
+        help=f"Interface the metrics port listens on. Default: {setting}, else 127.0.0.1.",
+        show_default=False,
+    )
+
+
+ApiMetricsPort = Annotated[
+    int | None,
+    _metrics_port(
+        "Serve Prometheus metrics at http://METRICS_HOST:PORT/metrics instead of at /metrics "
+        "on the API's port. Default: PONDER_API_METRICS_PORT, else on the API's port."
+    ),
+]
+ApiMetricsHost = Annotated[str | None, _metrics_host("PONDER_API_METRICS_HOST")]
+WorkerMetricsPort = Annotated[
+    int | None,
+    _metrics_port(
+        "Serve Prometheus metrics (summed over the processes) at "
+        "http://METRICS_HOST:PORT/metrics. Default: PONDER_WORKER_METRICS_PORT, else none."
+    ),
+]
+WorkerMetricsHost = Annotated[str | None, _metrics_host("PONDER_WORKER_METRICS_HOST")]
+
+
 @app.command()
 def api(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    metrics_port: ApiMetricsPort = None,
+    metrics_host: ApiMetricsHost = None,
 ) -> None:
-    """Run the REST API server."""
+    """Run the REST API server. It serves Prometheus metrics at /metrics on its port
+    (no API key needed), or with --metrics-port on a port (and --metrics-host an
+    interface) of their own; PONDER_METRICS_ENABLED=false turns them off."""
     import uvicorn
 
     from api.main import create_app
@@ -97,6 +131,18 @@ def api(
     from worker.celery_app import dispatcher_for
 
     settings = _settings()
+    updates: dict[str, Any] = {}
+    if metrics_port is not None:
+        updates["api_metrics_port"] = metrics_port
+    if metrics_host is not None:
+        updates["api_metrics_host"] = metrics_host
+    settings = settings.model_copy(update=updates)
+    if not settings.metrics_enabled and settings.api_metrics_port is not None:
+        raise typer.BadParameter(
+            "a metrics port was given (--metrics-port or PONDER_API_METRICS_PORT) but "
+            "metrics are turned off (PONDER_METRICS_ENABLED=false); give one or the other",
+            param_hint="--metrics-port",
+        )
     options: dict[str, Any] = {}
     if settings.log_format == "json":
         # uvicorn's own loggers then go through the root logger's JSON lines
@@ -146,10 +192,14 @@ def worker(
         ),
     ] = None,
     loglevel: Annotated[str, typer.Option(help="Log level.")] = "INFO",
+    metrics_port: WorkerMetricsPort = None,
+    metrics_host: WorkerMetricsHost = None,
 ) -> None:
     """Run workers that execute job slices: --processes processes, each running up to
     --max-jobs slices at once. Stop with SIGTERM or Ctrl-C: each process hands its jobs
-    back to the queue after journaling the calls in flight."""
+    back to the queue after journaling the calls in flight. With --metrics-port (default
+    PONDER_WORKER_METRICS_PORT; off when unset) the worker serves Prometheus metrics,
+    summed over its processes, at http://METRICS_HOST:PORT/metrics."""
     settings = _settings()
     if concurrency is not None and processes is not None and concurrency != processes:
         raise typer.BadParameter(
@@ -157,14 +207,22 @@ def worker(
         )
     n = processes or concurrency or settings.worker_processes or os.cpu_count() or 1
     slots = max_jobs or settings.worker_max_jobs
+    listen = _worker_metrics_address(settings, metrics_host, metrics_port)
     from ponder import logs
 
     if n > 1:
-        from worker.supervisor import supervise
+        from worker.supervisor import SharedMetrics, supervise
 
         logs.configure(settings.log_format, loglevel, text_format="%(asctime)s %(message)s")
         child = ["worker", "--processes", "1", "--max-jobs", str(slots), "--loglevel", loglevel]
-        raise typer.Exit(supervise(child, n))
+        shared = None if listen is None else _serve_or_exit(lambda: SharedMetrics(*listen), listen)
+        raise typer.Exit(supervise(child, n, metrics=shared))
+    if listen is not None:
+        from prometheus_client import REGISTRY
+
+        from ponder.metrics import serve
+
+        _serve_or_exit(lambda: serve(REGISTRY, *listen), listen)
     from ponder import telemetry
     from worker.celery_app import celery_logging
     from worker.celery_tasks import create_worker_app
@@ -188,6 +246,36 @@ def worker(
             f"--hostname=ponder-{os.getpid()}@%h",
         ]
     )
+
+
+def _worker_metrics_address(
+    settings: Settings, host: str | None, port: int | None
+) -> tuple[str, int] | None:
+    """Where the worker serves its metrics (the options, else the settings), or None."""
+    port = port if port is not None else settings.worker_metrics_port
+    if port is None:
+        return None
+    if not settings.metrics_enabled:
+        raise typer.BadParameter(
+            "a metrics port was given (--metrics-port or PONDER_WORKER_METRICS_PORT) but "
+            "metrics are turned off (PONDER_METRICS_ENABLED=false); give one or the other",
+            param_hint="--metrics-port",
+        )
+    return (host if host is not None else settings.worker_metrics_host, port)
+
+
+def _serve_or_exit(start: Any, listen: tuple[str, int]) -> Any:
+    """``start()``, or exit with a message saying why the metrics port failed."""
+    try:
+        return start()
+    except OSError as exc:
+        typer.echo(
+            f"error: cannot serve metrics on {listen[0]} port {listen[1]}: {exc.strerror or exc}"
+            " (is another process using that port, or is the host not an address of this "
+            "machine?); choose another with --metrics-port / --metrics-host",
+            err=True,
+        )
+        raise typer.Exit(2) from None
 
 
 @app.command()

@@ -132,6 +132,46 @@ class Settings(BaseSettings):
         default=5.0, ge=0, description="How long a verified API key is trusted without a lookup."
     )
 
+    # Prometheus metrics (ponder.metrics)
+    metrics_enabled: bool = Field(
+        default=True,
+        description="Serve Prometheus metrics: GET /metrics on the API (no API key needed), "
+        "and a worker's metrics port when one is given. false: the API answers 404 at "
+        "/metrics and `ponder worker` refuses --metrics-port.",
+    )
+    api_metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65_535,
+        description="Serve the API's metrics on this port (`ponder api --metrics-port`) "
+        "instead of at /metrics on the API's own port, which then answers 404 there.",
+    )
+    api_metrics_host: str = Field(
+        default="127.0.0.1",
+        description="Interface the API's separate metrics port listens on "
+        "(`ponder api --metrics-host`).",
+    )
+    worker_metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65_535,
+        description="Port a worker serves its metrics on (`ponder worker --metrics-port`); "
+        "unset: none.",
+    )
+    worker_metrics_host: str = Field(
+        default="127.0.0.1",
+        description="Interface a worker's metrics port listens on "
+        "(`ponder worker --metrics-host`).",
+    )
+    metrics_read_timeout_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="Longest time a scrape of the API's metrics spends reading the queue, "
+        "jobs in flight and batch items from the database; past it the scrape answers "
+        "without them (ponder_metrics_database_up 0).",
+    )
+
     # budget ceilings: a job may ask for at most this much
     limit_max_tokens: int = Field(default=10_000_000, gt=0)
     limit_max_calls: int = Field(default=100_000, gt=0)

@@ -44,7 +44,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ponder import telemetry
+from ponder import metrics, telemetry
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +158,8 @@ class GroupCommitter:
         assert self._wakeup is not None
         self._wakeup.set()
         try:
-            return await future
+            with metrics.JOURNAL_WRITE_SECONDS.time():
+                return await future
         finally:
             if pending.group_size and span.is_recording():
                 span.set_attribute("ponder.commit.group_size", pending.group_size)
@@ -205,6 +206,7 @@ class GroupCommitter:
             self.stats.groups += 1
             self.stats.writes += len(group)
             self.stats.largest_group = max(self.stats.largest_group, len(group))
+            metrics.JOURNAL_GROUP_WRITES.observe(len(group))
             try:
                 if self._executor is not None:
                     await loop.run_in_executor(self._executor, self._commit_group, group)
@@ -248,6 +250,7 @@ class GroupCommitter:
             # The COMMIT failed: whether it took effect is unknown. Nobody may assume
             # either way, so every write of the group fails.
             self.stats.failed_commits += 1
+            metrics.JOURNAL_COMMIT_FAILURES.inc()
             log.warning("a group commit of %d writes failed: %s", len(group), exc)
             for p in group:
                 p.outcome = (False, exc)

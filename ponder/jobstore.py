@@ -39,7 +39,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, sessionmaker
 
-from ponder import telemetry
+from ponder import metrics, telemetry
 from ponder.budget import Spend, SpendLimitReached
 from ponder.notify import notify_job_finished
 from ponder.outcome import Spent, public_usage
@@ -1154,6 +1154,7 @@ class SqlJournal:
             summary=announce,
             op="finalize",
         )
+        metrics.job_finished(status, stop_reason)
         self.deliveries.extend(written or [])
 
 
@@ -1217,7 +1218,8 @@ def finalize_unclaimed(
         )
         deliveries.extend(_announce(s, job, event_type))
         notify_job_finished(s, job_id)
-        return True
+    metrics.job_finished(status, stop_reason)
+    return True
 
 
 def request_cancel(sessions: sessionmaker[Session], job_id: str) -> list[str]:
@@ -1253,9 +1255,14 @@ def jobs_to_requeue(
     ``held`` for the batch feeder are left alone (the feeder queues them); once fed they
     are ordinary queued jobs and recovered like any other. Returns ``(id, priority)``
     pairs, so the jobs go back to the queue at their priority."""
+    # a lease found expired for the first time: its job was not enqueued since it expired
+    expired = and_(
+        Job.lease_owner.is_not(None),
+        or_(Job.enqueued_at.is_(None), Job.enqueued_at < Job.lease_expires_at),
+    )
     with sessions() as s, s.begin():
         rows = s.execute(
-            select(Job.id, Job.priority)
+            select(Job.id, Job.priority, expired)
             .where(
                 or_(
                     and_(
@@ -1276,9 +1283,10 @@ def jobs_to_requeue(
             .with_for_update(skip_locked=True)
         ).all()
         if rows:
-            ids = [job_id for job_id, _ in rows]
+            ids = [job_id for job_id, _, _ in rows]
             s.execute(update(Job).where(Job.id.in_(ids)).values(enqueued_at=now))
-        return [(job_id, int(priority)) for job_id, priority in rows]
+    metrics.LEASE_RECOVERIES.inc(sum(1 for _, _, first_expiry in rows if first_expiry))
+    return [(job_id, int(priority)) for job_id, priority, _ in rows]
 
 
 # ---------------------------------------------------------------- a lost broker queue

@@ -35,7 +35,7 @@ from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from ponder import telemetry
+from ponder import metrics, telemetry
 from ponder.budget import BudgetExhausted, DeadlineExceeded, Ledger, Reservation, Spend
 from ponder.errors import ErrorCode, PonderError
 from ponder.families import Task, messages_for
@@ -544,6 +544,7 @@ class Context:
                 f"{record.kind} call: the strategy is not deterministic given its journal"
             )
         self.replayed_calls += 1
+        metrics.call_replayed(kind)
         return record
 
     def _check_can_start(self) -> None:
@@ -613,7 +614,8 @@ class Context:
             calls=n_eff,
             cost_usd=price(per_sample_usage) * n_eff,
         )
-        reservation = self.ledger.reserve(worst)
+        with metrics.budget_refusals():
+            reservation = self.ledger.reserve(worst)
         self._issued += 1
         request = SampleRequest(
             messages=messages,
@@ -660,7 +662,7 @@ class Context:
     ) -> list[Completion]:
         with self._chat_span(key, "sample", self._provider, request) as span:
             await self._begin(key, digest, reservation)
-            result = await self._call_model(key, request, reservation, self._provider)
+            result = await self._call_model(key, request, reservation, self._provider, self._price)
             await self._complete(key, digest, reservation, result, self._price, {}, span)
         return list(result.completions)
 
@@ -668,7 +670,8 @@ class Context:
         """Journal a billed call's reservation: durable before the model is called, so a
         crash during the call counts its worst case as spent."""
         try:
-            await self._journal.begin_paid_step(key, "sample", digest, reservation.spend)
+            with metrics.budget_refusals():
+                await self._journal.begin_paid_step(key, "sample", digest, reservation.spend)
         except BaseException:
             self.ledger.release(reservation)
             raise
@@ -686,7 +689,7 @@ class Context:
     ) -> Verdict:
         with self._chat_span(key, "judge", provider, request) as span:
             await self._begin(key, digest, reservation)
-            result = await self._call_model(key, request, reservation, provider)
+            result = await self._call_model(key, request, reservation, provider, price)
             verdict = parse(result.completions[0].text if result.completions else "")
             extra = {"judge": {"model": model, "verdict": verdict.to_json()}}
             await self._complete(key, digest, reservation, result, price, extra, span)
@@ -720,14 +723,20 @@ class Context:
         self._account(data, price)
 
     async def _call_model(
-        self, key: int, request: SampleRequest, reservation: Reservation, provider: Provider
+        self,
+        key: int,
+        request: SampleRequest,
+        reservation: Reservation,
+        provider: Provider,
+        price: PriceFn,
     ) -> SampleResult:
         try:
             timeout = self._call_timeout()
-            if timeout is None:
-                result = await provider.sample(request)
-            else:
-                result = await asyncio.wait_for(provider.sample(request), timeout)
+            with metrics.model_call(provider.name):
+                if timeout is None:
+                    result = await provider.sample(request)
+                else:
+                    result = await asyncio.wait_for(provider.sample(request), timeout)
         except TimeoutError:
             await self._lose(key, reservation)
             raise DeadlineExceeded() from None
@@ -739,6 +748,14 @@ class Context:
         except BaseException:
             await self._lose(key, reservation)
             raise
+        usage = result.usage
+        metrics.model_usage(
+            provider.name,
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            len(result.completions),
+            price(usage),
+        )
         return result
 
     async def _lose(self, key: int, reservation: Reservation) -> None:
@@ -747,6 +764,7 @@ class Context:
         # If this write fails, the next worker counts the pending row as spent anyway.
         with contextlib.suppress(Exception):
             await self._journal.abandon_step(key, reservation.spend)
+            metrics.LOST_CALLS.inc()
 
     async def _run_reward(
         self, key: int, digest: str, model: RewardModel, paths: list[list[str]]
@@ -754,7 +772,10 @@ class Context:
         call = model.score_steps(self.prompt_text(), paths)
         timeout = self._call_timeout()
         try:
-            with _reward_span(key, model, "score_steps", len(paths)):
+            with (
+                _reward_span(key, model, "score_steps", len(paths)),
+                metrics.model_call(model.name),
+            ):
                 scores = await (call if timeout is None else asyncio.wait_for(call, timeout))
         except TimeoutError:
             raise DeadlineExceeded() from None
@@ -775,7 +796,7 @@ class Context:
         call = model.score(self.prompt_text(), candidates)
         timeout = self._call_timeout()
         try:
-            with _reward_span(key, model, "score", len(candidates)):
+            with _reward_span(key, model, "score", len(candidates)), metrics.model_call(model.name):
                 scores = await (call if timeout is None else asyncio.wait_for(call, timeout))
         except TimeoutError:
             raise DeadlineExceeded() from None

@@ -26,7 +26,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from ponder import telemetry
+from ponder import metrics, telemetry
 from ponder.budget import BudgetLimits, Ledger, Spend
 from ponder.config import Settings
 from ponder.db import make_engine, make_sessionmaker
@@ -202,6 +202,7 @@ def run_slice(
     return svc.jobloop.call(run_slice_async(svc, job_id, owner, stopping=stopping))
 
 
+@metrics.timed_slice
 async def run_slice_async(
     svc: WorkerServices, job_id: str, owner: str, *, stopping: Stopping = _never
 ) -> SliceOutcome:
@@ -221,6 +222,7 @@ async def run_slice_async(
         return SliceOutcome("retry", "database unavailable", countdown=2.0)
     if c is None:
         return SliceOutcome("skipped", "not runnable or leased elsewhere")
+    metrics.LOST_CALLS.inc(c.lost_calls)
     job = c.job
     # every log line of the slice names it; with tracing on it is a span in the trace of
     # the job's submission

@@ -14,7 +14,7 @@ from sqlalchemy import Table, false, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ponder import telemetry
+from ponder import metrics, telemetry
 from ponder.catalog import StrategyCatalog
 from ponder.config import Settings
 from ponder.errors import Conflict, NotFound
@@ -204,6 +204,7 @@ class JobService:
             if existing is None:
                 raise
             return _replay(existing, digest)
+        metrics.job_submitted("job")
 
         # The row is committed: if the broker is down the job stays queued and the reaper
         # enqueues it later, so the client still learns its job was accepted.
