@@ -154,7 +154,11 @@ def system_view(
     models: dict[str, ModelProfile],
     gauge: SlotGauge,
 ) -> SystemView:
-    """Everything :mod:`ponder.system` shows, for ``tenant_id``."""
+    """Everything :mod:`ponder.system` shows, for ``tenant_id``. On Postgres its queries
+    read one snapshot (a repeatable-read transaction), so its counts agree with each
+    other; ``session`` should not have begun a transaction yet."""
+    if not session.in_transaction() and session.get_bind().dialect.name == "postgresql":
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
     now = utcnow()
     live_lease = and_(
         Job.status == JobStatus.RUNNING,

@@ -138,8 +138,8 @@ export async function render(root, params, { api, h, signal, setTitle }) {
         backfill)),
     h("div", { class: "card" }, h("h2", {}, "Runs"), runsBox, moreRuns),
     h("div", { class: "card" }, h("h2", {}, "Batch template"),
-      h("p", { class: "help" }, "What each run creates (as POST /v1/batches takes it)."),
-      h("pre", { "data-testid": "schedule-template" }, JSON.stringify(schedule.template, null, 2))),
+      h("p", { class: "help" }, "What each run creates (as POST /v1/batches takes it; fields left out take their defaults)."),
+      h("pre", { "data-testid": "schedule-template" }, JSON.stringify(schedule.template, (k, v) => (v === null ? undefined : v), 2))),
   );
 
   function drawSchedule() {

@@ -11,7 +11,7 @@ export function until(iso, now = Date.now()) {
   if (seconds < 60) return `in ${Math.max(1, Math.round(seconds))} s`;
   if (seconds < 3600) return `in ${Math.round(seconds / 60)} min`;
   if (seconds < 172800) return `in ${Math.round(seconds / 3600)} h`;
-  return new Date(iso).toLocaleString();
+  return `in ${Math.round(seconds / 86400)} days`;
 }
 
 /** Enabled or paused, as a badge. */
