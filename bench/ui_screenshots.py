@@ -76,8 +76,68 @@ class Client:
 
 # What to show: each maker gets the client and returns the page addresses (hash routes,
 # named) it made something for. Pages of other parts add their makers here.
+GAME24 = {"task": "game24", "input": {"numbers": [4, 9, 10, 13]}}
+BUDGET = {"max_tokens": 200000, "max_calls": 2000}
+
+
+def job(
+    c: Client, problem: dict[str, Any], strategy: str, params: dict[str, Any], **more: Any
+) -> str:
+    body = {
+        "problem": problem,
+        "strategy": {"name": strategy, "params": params},
+        "model": "sim",
+        "budget": BUDGET,
+        "seed": 1,
+        **more,
+    }
+    return str(c.post("/v1/jobs", body)["id"])
+
+
 def make_jobs(c: Client) -> dict[str, str]:
-    return {"jobs": "#/jobs", "playground": "#/playground"}
+    # an MCTS search of 600+ nodes (the tree must read well at that size)
+    mcts = job(
+        c,
+        {"task": "game24", "input": {"numbers": [3, 3, 8, 8]}},
+        "mcts",
+        {"iterations": 3000, "expand_k": 8, "c": 4.0},
+    )
+    beam = job(c, GAME24, "beam_search", {})
+    votes = job(c, GAME24, "self_consistency", {"n": 24, "stop_when_verified": False})
+    best = job(
+        c,
+        GAME24,
+        "best_of_n",
+        {"n": 24, "batch_size": 2, "stop_when_verified": False},
+        model="sim-http",
+        webhook_url="http://127.0.0.1:9/hooks/ponder",
+    )
+    for found in (mcts, beam, votes, best):
+        c.wait_job(found)
+    nodes = {
+        e["data"]["id"] for e in c.get(f"/v1/jobs/{mcts}/trace")["events"] if e["kind"] == "node"
+    }
+    print(f"MCTS job: {len(nodes)} tree nodes")
+    # one still running while the pages are shot (cancelled at the end by the stack's stop)
+    running = job(
+        c,
+        GAME24,
+        "best_of_n",
+        {"n": 2000, "batch_size": 1, "stop_when_verified": False},
+        model="sim-http",
+    )
+    return {
+        "jobs": "#/jobs",
+        "jobs-filtered": "#/jobs?strategy=mcts",
+        "playground": "#/playground",
+        "job-tree": f"#/jobs/{mcts}",
+        "job-calls": f"#/jobs/{mcts}?tab=calls",
+        "job-beam": f"#/jobs/{beam}",
+        "job-votes": f"#/jobs/{votes}?tab=candidates",
+        "job-webhooks": f"#/jobs/{best}?tab=webhooks",
+        "job-running": f"#/jobs/{running}",
+        "job-missing": "#/jobs/00000000-0000-0000-0000-000000000000",
+    }
 
 
 def wait_batch(c: Client, batch_id: str, timeout: float = 300) -> dict[str, Any]:
@@ -172,12 +232,13 @@ def make_ops_pages(c: Client) -> dict[str, str]:
 MAKERS: list[Callable[[Client], dict[str, str]]] = [make_jobs, make_ops_pages]
 
 
-def shoot(page: Page, base: str, route: str, path: Path, *, ready: str | None = None) -> None:
+def shoot(page: Page, base: str, route: str, path: Path) -> None:
     page.goto(f"{base}/ui{route}")
     page.wait_for_selector("[data-page]")
-    page.wait_for_load_state("networkidle")
-    if ready:
-        page.wait_for_selector(ready)
+    # loaded: no "Loading…" note left (a live page keeps its event stream open, so the
+    # network never goes idle), then a moment for the page's batched redraws
+    page.locator("[data-page] .note-loading").first.wait_for(state="detached")
+    page.wait_for_timeout(800)
     page.screenshot(path=str(path), full_page=True)
     print(path)
 
@@ -218,6 +279,11 @@ def screenshots(stack: Stack, out: Path) -> None:
         for size, viewport in SIZES.items():
             context = browser.new_context(viewport=viewport)
             page = context.new_page()
+            page.on(
+                "console",
+                lambda m: m.type == "error" and print(f"console error: {m.text}", file=sys.stderr),
+            )
+            page.on("pageerror", lambda e: print(f"page error: {e}", file=sys.stderr))
             page.goto(f"{stack.api_url}/ui")
             page.evaluate("k => sessionStorage.setItem('ponder.key', k)", key)
             for label, route in routes.items():

@@ -383,7 +383,19 @@ class Context:
             return False
         self._best = cand
         self._journal.set_best(self.best_json() or {})
-        self.event("best", {"answer": answer, "score": verdict.score, "verified": verdict.passed})
+        received = self._received
+        self.event(
+            "best",
+            {
+                "answer": answer,
+                "score": verdict.score,
+                "verified": verdict.passed,
+                # what the job had spent when it found this answer (the anytime curve)
+                "tokens": received.tokens,
+                "calls": received.calls,
+                "cost_usd": round(received.cost_usd, 8),
+            },
+        )
         return True
 
     @property

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, false, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -20,6 +20,7 @@ from ponder.errors import Conflict, NotFound
 from ponder.fairness import QueueGauge
 from ponder.jobspec import JobCreate
 from ponder.jobstore import request_cancel
+from ponder.jsonlimits import storable_text
 from ponder.llm.profiles import ModelProfile
 from ponder.pagination import Cursor, Page, newest_first
 from ponder.queue import JobQueue
@@ -77,13 +78,21 @@ def list_jobs(
     after: Cursor | None = None,
     status: str | None = None,
     batch_id: str | None = None,
+    strategy: str | None = None,
+    model: str | None = None,
 ) -> Page[Job]:
-    """One page of the tenant's jobs, newest first."""
+    """One page of the tenant's jobs, newest first; only those with ``status``, of batch
+    ``batch_id``, running strategy ``strategy`` or on model ``model`` when given."""
     query = select(Job).where(Job.tenant_id == tenant_id)
     if status is not None:
         query = query.where(Job.status == status)
     if batch_id is not None:
         query = query.where(Job.batch_id == batch_id)
+    for wanted, column in ((strategy, Job.strategy["name"].as_string()), (model, Job.model)):
+        if wanted is None:
+            continue
+        # a name no job can have (the database cannot even compare it): nothing matches
+        query = query.where(false() if storable_text(wanted) else column == wanted)
     return newest_first(
         session,
         query,
@@ -257,6 +266,13 @@ class Trace:
     events: Sequence[JobEvent]
     spend: list[SpendAt]
     truncated: bool
+
+
+def replayed(job: Job, step: JobStep) -> bool:
+    """Whether a later slice of ``job`` replayed ``step`` from the journal (instead of
+    making the call again): it was done before the job's current attempt began. (Every
+    slice runs the strategy from the top; calls already journaled replay for free.)"""
+    return step.status == "done" and step.attempt < job.attempt
 
 
 def trace(session: Session, tenant_id: str, job_id: str) -> Trace:

@@ -75,6 +75,7 @@ const STATUS_WORDS = {
   started: "Started",
   skipped: "Skipped",
   done: "Done",
+  lost: "Lost",
 };
 
 /** A status as a coloured badge; its text is the status word. */
