@@ -6,6 +6,7 @@
 import { note, clear, replace } from "../lib/dom.js";
 import { chart } from "../lib/chart.js";
 import * as fmt from "../lib/format.js";
+import { stacked } from "../lib/tables.js";
 
 const POLL_MS = 3000;
 const ACTIVE = new Set(["queued", "running"]);
@@ -205,9 +206,11 @@ export async function render(root, params, { api, apiText, h, signal, setTitle }
         series,
         xLabel: "mean tokens per item",
         yLabel: "accuracy (%)",
+        // headroom, so points at 100% or at the most tokens are not cut by the frame
         yMin: 0,
-        yMax: 100,
+        yMax: 105,
         xMin: 0,
+        xMax: Math.max(1, ...series.flatMap((s) => s.points.map((p) => p.x))) * 1.08,
         xFormat: fmt.tokens,
         yFormat: (v) => `${Math.round(v)}%`,
         title: "Accuracy against mean tokens per item",
@@ -227,7 +230,7 @@ export async function render(root, params, { api, apiText, h, signal, setTitle }
       return card;
     }
     card.append(h("div", { class: "table-wrap" },
-      h("table", { "data-testid": "strategy-table" },
+      stacked(h("table", { "data-testid": "strategy-table" },
         h("thead", {}, h("tr", {},
           h("th", {}, "Strategy"), h("th", {}, "Model"),
           h("th", { class: "num" }, "Items"), h("th", { class: "num" }, "Finished"),
@@ -245,7 +248,7 @@ export async function render(root, params, { api, apiText, h, signal, setTitle }
             h("td", { class: "num" }, g.mean_tokens === null ? "—" : fmt.count(g.mean_tokens)),
             h("td", { class: "num hide-narrow" }, fmt.cost(g.cost_usd)),
             h("td", { class: "num hide-narrow" }, fmt.duration(g.latency.p50_seconds)),
-            h("td", { class: "num hide-narrow" }, fmt.duration(g.latency.p95_seconds))))))));
+            h("td", { class: "num hide-narrow" }, fmt.duration(g.latency.p95_seconds)))))))));
     return card;
   }
 
@@ -322,7 +325,7 @@ export async function render(root, params, { api, apiText, h, signal, setTitle }
     const shown = lines.slice(0, ITEMS_SHOWN);
     return h("div", {},
       lines.length > ITEMS_SHOWN ? h("p", { class: "help" }, `The first ${ITEMS_SHOWN} of ${fmt.count(lines.length)} items; download the results for all of them.`) : null,
-      h("div", { class: "table-wrap" }, h("table", { "data-testid": "items-table" },
+      h("div", { class: "table-wrap" }, stacked(h("table", { "data-testid": "items-table" },
         h("thead", {}, h("tr", {},
           h("th", { class: "num" }, "#"), h("th", {}, "Item"), h("th", {}, "Status"),
           h("th", {}, "Answer"), h("th", { class: "num" }, "Tokens"), h("th", { class: "hide-narrow" }, "Job"))),
@@ -334,7 +337,7 @@ export async function render(root, params, { api, apiText, h, signal, setTitle }
             h("td", {}, line.result && line.result.answer !== null ? line.result.answer : (line.error || "—"),
               line.result && line.result.verified ? h("span", { class: "badge ok", title: "verified" }, " ✓") : null),
             h("td", { class: "num" }, fmt.count(line.usage ? line.usage.tokens : null)),
-            h("td", { class: "hide-narrow" }, h("a", { href: `#/jobs/${line.job_id}`, class: "mono", "aria-label": `Job ${line.job_id}` }, fmt.shortId(line.job_id)))))))));
+            h("td", { class: "hide-narrow" }, h("a", { href: `#/jobs/${line.job_id}`, class: "mono", "aria-label": `Job ${line.job_id}` }, fmt.shortId(line.job_id))))))))));
   }
 
   await refresh(true);

@@ -3,6 +3,7 @@
 
 import { note, clear } from "../lib/dom.js";
 import * as fmt from "../lib/format.js";
+import { stacked } from "../lib/tables.js";
 import { batchLabel } from "./batch.js";
 
 const POLL_MS = 4000;
@@ -54,13 +55,13 @@ export async function render(root, params, { api, h, signal, setTitle }) {
       return;
     }
     body.append(h("div", { class: "table-wrap" },
-      h("table", { "data-testid": "batches-table" },
+      stacked(h("table", { "data-testid": "batches-table" },
         h("thead", {}, h("tr", {},
           h("th", {}, "Batch"), h("th", {}, "Status"), h("th", {}, "Progress"),
           h("th", { class: "hide-narrow" }, "Source"),
           h("th", { class: "num" }, "Tokens"), h("th", { class: "num hide-narrow" }, "Cost"),
           h("th", { class: "hide-narrow" }, "Created"))),
-        h("tbody", {}, rows.map(row)))));
+        h("tbody", {}, rows.map(row))))));
     more.hidden = !cursor;
   }
 

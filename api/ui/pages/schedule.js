@@ -3,6 +3,7 @@
 
 import { note, clear } from "../lib/dom.js";
 import * as fmt from "../lib/format.js";
+import { stacked } from "../lib/tables.js";
 import { until, stateBadge } from "./schedules.js";
 
 const POLL_MS = 5000;
@@ -167,7 +168,7 @@ export async function render(root, params, { api, h, signal, setTitle }) {
         : "No run yet. “Run now” starts one at once.");
     }
     return h("div", { class: "table-wrap" },
-      h("table", { "data-testid": "runs-table" },
+      stacked(h("table", { "data-testid": "runs-table" },
         h("thead", {}, h("tr", {},
           h("th", {}, "Fire time"), h("th", {}, "Kind"), h("th", {}, "Status"),
           h("th", {}, "Batch"), h("th", { class: "hide-narrow" }, "Note"))),
@@ -177,7 +178,7 @@ export async function render(root, params, { api, h, signal, setTitle }) {
             h("td", {}, KIND_WORDS[r.kind] || r.kind),
             h("td", {}, fmt.status(r.status)),
             h("td", {}, r.batch_id ? h("a", { href: `#/batches/${r.batch_id}`, class: "mono", "aria-label": `Batch ${r.batch_id}` }, fmt.shortId(r.batch_id)) : "—"),
-            h("td", { class: "hide-narrow small" }, r.detail || ""))))));
+            h("td", { class: "hide-narrow small" }, r.detail || "")))))));
   }
 
   let firstRuns = [];

@@ -2,6 +2,7 @@
 
 import { note, clear } from "../lib/dom.js";
 import * as fmt from "../lib/format.js";
+import { stacked } from "../lib/tables.js";
 
 /** How far ahead an ISO time is: "in 5 min", "in 3 h", or a date. */
 export function until(iso, now = Date.now()) {
@@ -45,7 +46,7 @@ export async function render(root, params, { api, h, signal, setTitle }) {
       return;
     }
     body.append(h("div", { class: "table-wrap" },
-      h("table", { "data-testid": "schedules-table" },
+      stacked(h("table", { "data-testid": "schedules-table" },
         h("thead", {}, h("tr", {},
           h("th", {}, "Schedule"), h("th", {}, "State"), h("th", {}, "When"),
           h("th", {}, "Next run"), h("th", { class: "hide-narrow" }, "Last scheduled run"))),
@@ -56,7 +57,7 @@ export async function render(root, params, { api, h, signal, setTitle }) {
             h("td", {}, h("code", {}, s.cron), h("span", { class: "muted small" }, ` ${s.timezone}`)),
             h("td", { title: fmt.when(s.next_fire_times[0]) },
               s.next_fire_times.length ? until(s.next_fire_times[0]) : h("span", { class: "muted" }, s.enabled ? "none left (ended)" : "paused")),
-            h("td", { class: "hide-narrow", title: fmt.when(s.last_fire_time) }, s.last_fire_time ? fmt.age(s.last_fire_time) : "never")))))));
+            h("td", { class: "hide-narrow", title: fmt.when(s.last_fire_time) }, s.last_fire_time ? fmt.age(s.last_fire_time) : "never"))))))));
     more.hidden = !cursor;
   }
 

@@ -4,6 +4,7 @@
 
 import { note, clear } from "../lib/dom.js";
 import * as fmt from "../lib/format.js";
+import { stacked } from "../lib/tables.js";
 
 const POLL_MS = 5000;
 
@@ -78,7 +79,7 @@ export async function render(root, params, { api, h, signal, setTitle }) {
         h("code", {}, "ponder worker"), " (it shows here within seconds).")));
       return card;
     }
-    card.append(h("div", { class: "table-wrap" }, h("table", { "data-testid": "workers-table" },
+    card.append(h("div", { class: "table-wrap" }, stacked(h("table", { "data-testid": "workers-table" },
       h("thead", {}, h("tr", {},
         h("th", {}, "Worker"), h("th", {}, "State"), h("th", {}, "Jobs running"),
         h("th", { class: "hide-narrow" }, "Started"), h("th", { class: "hide-narrow" }, "Last heartbeat"),
@@ -97,7 +98,7 @@ export async function render(root, params, { api, h, signal, setTitle }) {
             ? h("ul", { class: "plain" }, w.your_jobs.map((j) =>
               h("li", {}, h("a", { href: `#/jobs/${j.job_id}`, class: "mono", "data-testid": "worker-job", "aria-label": `Job ${j.job_id}` }, fmt.shortId(j.job_id)),
                 h("span", { class: "muted small" }, ` ${j.strategy} on ${j.model}`))))
-            : h("span", { class: "muted" }, w.your_slices ? `${w.your_slices}` : "none"))))))));
+            : h("span", { class: "muted" }, w.your_slices ? `${w.your_slices}` : "none")))))))));
     return card;
   }
 
@@ -109,7 +110,7 @@ export async function render(root, params, { api, h, signal, setTitle }) {
     if (!rows.length) {
       card.append(note("empty", "No job is waiting: every job sent so far has been taken by a worker."));
     } else {
-      card.append(h("div", { class: "table-wrap" }, h("table", { "data-testid": "queue-table" },
+      card.append(h("div", { class: "table-wrap" }, stacked(h("table", { "data-testid": "queue-table" },
         h("thead", {}, h("tr", {},
           h("th", { class: "num" }, "Priority"), h("th", { class: "num" }, "Waiting"),
           h("th", { class: "num" }, "Held"), h("th", { class: "num" }, "Yours"), h("th", {}, "Longest wait"))),
@@ -119,7 +120,7 @@ export async function render(root, params, { api, h, signal, setTitle }) {
             h("td", { class: "num", "data-testid": "queue-waiting" }, fmt.count(p.waiting)),
             h("td", { class: "num" }, fmt.count(p.held)),
             h("td", { class: "num" }, fmt.count(p.yours)),
-            h("td", {}, fmt.duration(secondsSince(p.oldest_since, s.now)))))))));
+            h("td", {}, fmt.duration(secondsSince(p.oldest_since, s.now))))))))));
     }
     if (q.your_oldest_job_id) {
       card.append(h("p", { class: "small" }, "Your job waiting longest: ",
@@ -132,7 +133,7 @@ export async function render(root, params, { api, h, signal, setTitle }) {
   function modelsCard(s) {
     return h("div", { class: "card" }, h("h2", {}, "Models"),
       h("p", { class: "help" }, "Each model profile allows at most max_concurrency calls at once; jobs wait for a free slot beyond that."),
-      h("div", { class: "table-wrap" }, h("table", { "data-testid": "models-table" },
+      h("div", { class: "table-wrap" }, stacked(h("table", { "data-testid": "models-table" },
         h("thead", {}, h("tr", {},
           h("th", {}, "Model"), h("th", { class: "hide-narrow" }, "Provider"),
           h("th", {}, "Calls in flight"), h("th", { class: "num" }, "Jobs running"), h("th", { class: "num" }, "Yours"))),
@@ -144,7 +145,7 @@ export async function render(root, params, { api, h, signal, setTitle }) {
               ? h("span", { class: "small muted" }, `at most ${fmt.count(m.max_concurrency)}; ${m.note || "not counted"}`)
               : gauge(h, m.calls_in_flight, m.max_concurrency, `Calls in flight to ${m.name}`, "model-slots")),
             h("td", { class: "num" }, fmt.count(m.jobs_running)),
-            h("td", { class: "num" }, fmt.count(m.your_jobs_running))))))));
+            h("td", { class: "num" }, fmt.count(m.your_jobs_running)))))))));
   }
 
   function webhooksCard(s) {
