@@ -86,13 +86,24 @@ def api(
     import uvicorn
 
     from api.main import create_app
+    from ponder import logs, telemetry
     from worker.celery_app import dispatcher_for
 
     settings = _settings()
+    options: dict[str, Any] = {}
+    if settings.log_format == "json":
+        # uvicorn's own loggers then go through the root logger's JSON lines
+        logs.configure("json", "INFO")
+        options["log_config"] = None
+    telemetry.setup("ponder-api")
     dispatcher = dispatcher_for(settings)
     try:
         uvicorn.run(
-            create_app(settings, dispatcher=dispatcher), host=host, port=port, log_level="info"
+            create_app(settings, dispatcher=dispatcher),
+            host=host,
+            port=port,
+            log_level="info",
+            **options,
         )
     finally:
         dispatcher.close()
@@ -139,20 +150,25 @@ def worker(
         )
     n = processes or concurrency or settings.worker_processes or os.cpu_count() or 1
     slots = max_jobs or settings.worker_max_jobs
-    if n > 1:
-        import logging
+    from ponder import logs
 
+    if n > 1:
         from worker.supervisor import supervise
 
-        logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(message)s")
+        logs.configure(settings.log_format, loglevel, text_format="%(asctime)s %(message)s")
         child = ["worker", "--processes", "1", "--max-jobs", str(slots), "--loglevel", loglevel]
         raise typer.Exit(supervise(child, n))
+    from ponder import telemetry
+    from worker.celery_app import celery_logging
     from worker.celery_tasks import create_worker_app
 
+    quiet = celery_logging(settings.log_format, loglevel)
+    telemetry.setup("ponder-worker")
     # the process's share per tenant follows its real number of slots
     celery = create_worker_app(settings.model_copy(update={"worker_max_jobs": slots}))
     celery.worker_main(
         [
+            *quiet,
             "worker",
             # one thread per slice in flight: each hands its slice to the process's event
             # loop and waits for it, so Celery acknowledges a message when its slice ends
@@ -174,14 +190,17 @@ def beat(
     """Run the scheduler. Every few seconds it triggers the reaper (re-enqueues lost work,
     sends due webhook retries, feeds batches) and the schedule tick (starts the batches of
     schedules whose time has come). Running two is safe: a fire time runs at most once."""
+    from worker.celery_app import celery_logging
     from worker.celery_tasks import create_worker_app
 
-    celery = create_worker_app(_settings())
+    settings = _settings()
+    quiet = celery_logging(settings.log_format, loglevel)
+    celery = create_worker_app(settings)
     # beat's own bookkeeping (last run times) is throwaway: everything it decides is in
     # Postgres; the directory goes when beat stops (SIGTERM or Ctrl-C included)
     with tempfile.TemporaryDirectory(prefix="ponder-beat-") as state:
         schedule = Path(state) / "schedule"
-        celery.start(["beat", f"--schedule={schedule}", f"--loglevel={loglevel}"])
+        celery.start([*quiet, "beat", f"--schedule={schedule}", f"--loglevel={loglevel}"])
 
 
 @sim_app.command("serve")

@@ -6,6 +6,8 @@ Nothing reads settings at import time: each entry point builds a :class:`Setting
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -47,6 +49,12 @@ class Settings(BaseSettings):
         description="After a secret rotation, how long the old secret keeps signing too.",
     )
     queue: str = Field(default="ponder", description="Celery queue that job slices go to.")
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="How the API, worker and beat write their logs: `text` (human-readable) "
+        "or `json` (one JSON object per line, with the job, tenant, slice and attempt a "
+        "line is about).",
+    )
 
     # durable execution
     slice_seconds: float = Field(default=60.0, gt=0, description="Longest run of one task slice.")

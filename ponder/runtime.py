@@ -31,9 +31,11 @@ import json
 import random
 import re
 from collections.abc import Awaitable, Callable, Coroutine
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from ponder import telemetry
 from ponder.budget import BudgetExhausted, DeadlineExceeded, Ledger, Reservation, Spend
 from ponder.errors import ErrorCode, PonderError
 from ponder.families import Task, messages_for
@@ -291,7 +293,8 @@ class Context:
         digest = _digest("sample", payload)
         record = self._replay(key, "sample", digest)
         if record is not None:
-            self._account(record.result, self._price)
+            with self._chat_span(key, "sample", self._provider, replayed=True):
+                self._account(record.result, self._price)
             return _ready(_completions_from_json(record.result))
         request, reservation = self._issue(
             key,
@@ -466,7 +469,8 @@ class Context:
         digest = _digest("sample", payload)
         record = self._replay(key, "sample", digest)
         if record is not None:
-            self._account(record.result, price)
+            with self._chat_span(key, "judge", provider, replayed=True):
+                self._account(record.result, price)
             stored = (record.result.get("judge") or {}).get("verdict")
             if isinstance(stored, dict):
                 return _ready(Verdict.from_json(stored))
@@ -654,9 +658,10 @@ class Context:
     async def _run_sample(
         self, key: int, digest: str, request: SampleRequest, reservation: Reservation
     ) -> list[Completion]:
-        await self._begin(key, digest, reservation)
-        result = await self._call_model(key, request, reservation, self._provider)
-        await self._complete(key, digest, reservation, result, self._price, {})
+        with self._chat_span(key, "sample", self._provider, request) as span:
+            await self._begin(key, digest, reservation)
+            result = await self._call_model(key, request, reservation, self._provider)
+            await self._complete(key, digest, reservation, result, self._price, {}, span)
         return list(result.completions)
 
     async def _begin(self, key: int, digest: str, reservation: Reservation) -> None:
@@ -679,11 +684,12 @@ class Context:
         provider: Provider,
         price: PriceFn,
     ) -> Verdict:
-        await self._begin(key, digest, reservation)
-        result = await self._call_model(key, request, reservation, provider)
-        verdict = parse(result.completions[0].text if result.completions else "")
-        extra = {"judge": {"model": model, "verdict": verdict.to_json()}}
-        await self._complete(key, digest, reservation, result, price, extra)
+        with self._chat_span(key, "judge", provider, request) as span:
+            await self._begin(key, digest, reservation)
+            result = await self._call_model(key, request, reservation, provider)
+            verdict = parse(result.completions[0].text if result.completions else "")
+            extra = {"judge": {"model": model, "verdict": verdict.to_json()}}
+            await self._complete(key, digest, reservation, result, price, extra, span)
         return verdict
 
     async def _complete(
@@ -694,9 +700,11 @@ class Context:
         result: SampleResult,
         price: PriceFn,
         extra: dict[str, Any],
+        span: telemetry.SpanLike = telemetry.NO_SPAN,
     ) -> None:
         """Settle a billed call's reservation at its real usage and journal its result
-        (durably, before the strategy sees it)."""
+        (durably, before the strategy sees it); ``span`` (the call's) gets its usage,
+        cost and what remains of the budget."""
         actual = Spend(
             tokens=result.usage.total_tokens,
             calls=len(result.completions),
@@ -704,6 +712,8 @@ class Context:
         )
         self.ledger.settle(reservation, actual)
         self.new_calls += 1
+        if span.is_recording():
+            _record_call(span, result, actual, self.ledger)
         self._journal.set_progress(self.progress())
         data = {**_sample_result_to_json(result), **extra}
         await self._journal.complete_paid_step(key, "sample", digest, data, actual)
@@ -744,7 +754,8 @@ class Context:
         call = model.score_steps(self.prompt_text(), paths)
         timeout = self._call_timeout()
         try:
-            scores = await (call if timeout is None else asyncio.wait_for(call, timeout))
+            with _reward_span(key, model, "score_steps", len(paths)):
+                scores = await (call if timeout is None else asyncio.wait_for(call, timeout))
         except TimeoutError:
             raise DeadlineExceeded() from None
         if len(scores) != len(paths) or any(
@@ -764,7 +775,8 @@ class Context:
         call = model.score(self.prompt_text(), candidates)
         timeout = self._call_timeout()
         try:
-            scores = await (call if timeout is None else asyncio.wait_for(call, timeout))
+            with _reward_span(key, model, "score", len(candidates)):
+                scores = await (call if timeout is None else asyncio.wait_for(call, timeout))
         except TimeoutError:
             raise DeadlineExceeded() from None
         if len(scores) != len(candidates):
@@ -781,9 +793,96 @@ class Context:
         return values
 
     async def _run_verify(self, key: int, digest: str, answer: str) -> Verdict:
-        verdict = await self._verifier.verify(self.problem, answer)
+        with _verify_span(key, self._verifier) as span:
+            verdict = await self._verifier.verify(self.problem, answer)
+            if span.is_recording():
+                span.set_attribute("ponder.verdict.passed", verdict.passed)
+                span.set_attribute("ponder.verdict.score", verdict.score)
         self._journal.record_free_step(key, "verify", digest, verdict.to_json())
         return verdict
+
+    def _chat_span(
+        self,
+        key: int,
+        call: str,
+        provider: Provider,
+        request: SampleRequest | None = None,
+        *,
+        replayed: bool = False,
+    ) -> AbstractContextManager[telemetry.SpanLike]:
+        """The span of a billed model call (``call``: sample or judge), with the GenAI
+        attributes of the request; a replayed call's span says so and costs nothing."""
+        if not telemetry.enabled():
+            return telemetry.NOOP
+        profile = getattr(provider, "profile", None)
+        system = str(getattr(profile, "provider", provider.name))
+        model = str(getattr(profile, "model", provider.name))
+        attributes: dict[str, telemetry.AttrValue] = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": system,
+            "gen_ai.request.model": model,
+            "ponder.model": provider.name,
+            "ponder.call.key": key,
+            "ponder.call.kind": call,
+            "ponder.replayed": replayed,
+        }
+        if request is not None:
+            attributes["gen_ai.request.max_tokens"] = request.max_tokens
+            attributes["gen_ai.request.temperature"] = request.temperature
+            attributes["gen_ai.request.choice.count"] = request.n
+            if request.seed is not None:
+                attributes["gen_ai.request.seed"] = request.seed
+        if replayed:
+            attributes["ponder.cost_usd"] = 0.0
+        return telemetry.span(f"chat {model}", attributes, kind="client")
+
+
+def _record_call(
+    span: telemetry.SpanLike, result: SampleResult, cost: Spend, ledger: Ledger
+) -> None:
+    """A finished billed call's usage and cost, and the job's budget after it."""
+    span.set_attribute("gen_ai.response.model", result.model)
+    span.set_attribute("gen_ai.usage.input_tokens", result.usage.prompt_tokens)
+    span.set_attribute("gen_ai.usage.output_tokens", result.usage.completion_tokens)
+    if result.usage.reasoning_tokens:
+        span.set_attribute("ponder.usage.reasoning_tokens", result.usage.reasoning_tokens)
+    span.set_attribute(
+        "gen_ai.response.finish_reasons", [c.finish_reason for c in result.completions]
+    )
+    span.set_attribute("ponder.cost_usd", cost.cost_usd)
+    limits = ledger.limits.model_dump()
+    for name, value in telemetry.budget_limits(limits).items():
+        span.set_attribute(name, value)
+    tokens, calls, cost_usd = ledger.headroom()
+    for name, left in (("tokens", tokens), ("calls", calls), ("cost_usd", cost_usd)):
+        if left is not None:
+            span.set_attribute(f"ponder.budget.{name}_remaining", left)
+
+
+def _reward_span(
+    key: int, model: RewardModel, call: str, items: int
+) -> AbstractContextManager[telemetry.SpanLike]:
+    if not telemetry.enabled():
+        return telemetry.NOOP
+    return telemetry.span(
+        "ponder.reward",
+        {
+            "ponder.reward_model": model.name,
+            "ponder.call.key": key,
+            "ponder.call.kind": call,
+            "ponder.reward.items": items,
+        },
+        kind="client",
+    )
+
+
+def _verify_span(key: int, verifier: Verifier) -> AbstractContextManager[telemetry.SpanLike]:
+    if not telemetry.enabled():
+        return telemetry.NOOP
+    return telemetry.span(
+        "ponder.verify",
+        {"ponder.verifier": verifier.name, "ponder.call.key": key},
+    )
 
 
 async def _ready_coro(value: Any) -> Any:

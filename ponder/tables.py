@@ -285,6 +285,9 @@ class Job(Base):
     event_seq: Mapped[int] = mapped_column(Integer, default=0)  # last job_events.seq written
     strategy_events: Mapped[int] = mapped_column(Integer, default=0)  # replay skips these
     lost_calls: Mapped[int] = mapped_column(Integer, default=0)  # in flight at a crash
+    # the W3C trace context of the submission (ponder.telemetry), so every slice joins its
+    # trace; None when tracing was off
+    trace_context: Mapped[dict[str, str] | None] = mapped_column(JSONType, nullable=True)
 
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

@@ -14,6 +14,7 @@ from sqlalchemy import Table, false, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from ponder import telemetry
 from ponder.catalog import StrategyCatalog
 from ponder.config import Settings
 from ponder.errors import Conflict, NotFound
@@ -22,6 +23,7 @@ from ponder.jobspec import JobCreate
 from ponder.jobstore import request_cancel
 from ponder.jsonlimits import storable_text
 from ponder.llm.profiles import ModelProfile
+from ponder.logs import log_context
 from ponder.pagination import Cursor, Page, newest_first
 from ponder.queue import JobQueue
 from ponder.quotas import Quotas
@@ -139,7 +141,26 @@ class JobService:
         The tenant's limits apply (:mod:`ponder.quotas`): its maximum priority and
         per-job budget ceilings (:class:`ponder.field_errors.Invalid`), and for now its
         job rate, its jobs queued or running and its daily spend
-        (:class:`ponder.errors.QuotaExceeded`)."""
+        (:class:`ponder.errors.QuotaExceeded`).
+
+        With tracing on this is the ``ponder.submit`` span, whose context the job keeps
+        (``trace_context``) for its slices to join."""
+        attributes = _submit_attributes(tenant_id, body) if telemetry.enabled() else None
+        with (
+            log_context(tenant_id=tenant_id),
+            telemetry.span("ponder.submit", attributes) as span,
+        ):
+            submitted = self._submit(session, tenant_id, body, idempotency_key)
+            if span.is_recording():
+                span.set_attribute("ponder.job.id", submitted.job.id)
+                span.set_attribute("ponder.idempotent_replay", submitted.replayed)
+                for key, value in telemetry.budget_limits(submitted.job.budget).items():
+                    span.set_attribute(key, value)
+            return submitted
+
+    def _submit(
+        self, session: Session, tenant_id: str, body: JobCreate, idempotency_key: str | None
+    ) -> Submitted:
         digest = request_hash(body)
         if idempotency_key is not None:
             existing = find_by_idempotency_key(session, tenant_id, idempotency_key)
@@ -166,6 +187,7 @@ class JobService:
                 "created_at": now,
                 "updated_at": now,
                 "enqueued_at": now,
+                "trace_context": telemetry.carrier(),
                 **values,
             }
         )
@@ -216,6 +238,16 @@ class JobService:
             if is_terminal(job) and job.status != JobStatus.CANCELLED:
                 raise _already_finished(job)  # it finished while we were cancelling it
             return job
+
+
+def _submit_attributes(tenant_id: str, body: JobCreate) -> telemetry.Attributes:
+    attributes: dict[str, telemetry.AttrValue] = {
+        "ponder.tenant.id": tenant_id,
+        "ponder.strategy": body.strategy.name,
+        "ponder.model": body.model,
+        "ponder.job.priority": body.priority,
+    }
+    return attributes
 
 
 def _replay(existing: Job, digest: str) -> Submitted:

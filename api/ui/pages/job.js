@@ -42,6 +42,7 @@ export async function render(root, params, { api, stream, h, signal, setTitle })
   const bests = [];
   const events = [];
   let steps = trace.steps;
+  let spend = trace.spend;
   let lastSeq = 0;
   let started = null;
 
@@ -216,7 +217,14 @@ export async function render(root, params, { api, stream, h, signal, setTitle })
   }
 
   function drawCurve() {
-    const scored = bests.filter((b) => typeof b.tokens === "number");
+    // each improvement says what had been spent; for one that does not (written by an
+    // older version), the spend of the last call done by then
+    const spentBy = (at) => {
+      let tokens = 0;
+      for (const p of spend) if (Date.parse(p.at) <= Date.parse(at)) tokens = p.tokens;
+      return tokens;
+    };
+    const scored = bests.map((b) => (typeof b.tokens === "number" ? b : { ...b, tokens: spentBy(b.at) }));
     if (!scored.length) {
       replace(curve, note("empty", FINAL.has(job.status)
         ? "The job found no scored answer, so there is no curve."
@@ -449,6 +457,7 @@ export async function render(root, params, { api, stream, h, signal, setTitle })
     try {
       const fresh = await api(`/v1/jobs/${encodeURIComponent(id)}/trace`, { signal });
       steps = fresh.steps;
+      spend = fresh.spend;
       for (const e of fresh.events) apply(e.kind, e.data, e.seq, e.at);
       if (selected === "calls") drawPanel("calls");
     } catch (err) {
