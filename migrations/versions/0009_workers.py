@@ -1,7 +1,7 @@
 """Worker heartbeats, and an index for a tenant's recent webhook deliveries
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008_trace_context
 Create Date: 2027-01-05 10:00:00.000000
 
 ``workers`` holds one row per running worker process, renewed as it runs (what the
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0008"
-down_revision: str | None = "0007"
+revision: str = "0009"
+down_revision: str | None = "0008_trace_context"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
