@@ -26,6 +26,7 @@ from ponder.db import make_engine, make_sessionmaker
 from ponder.fairness import QueueGauge
 from ponder.jobs.service import JobService
 from ponder.jsonlimits import MAX_DOCUMENT_DEPTH
+from ponder.llm.limits import SlotGauge
 from ponder.llm.profiles import load_models_file
 from ponder.notify import JobNotifier
 from ponder.queue import JobQueue
@@ -86,6 +87,11 @@ TAGS: list[dict[str, Any]] = [
         "description": "API keys of your tenant: create them with scopes, list them (with "
         "their last use), revoke them. Needs the `admin` scope.",
     },
+    {
+        "name": "system",
+        "description": "What the deployment is doing now: workers, the queue, models' "
+        "concurrency in use, your webhook deliveries.",
+    },
     {"name": "health", "description": "Liveness and readiness probes (no auth)."},
 ]
 
@@ -117,6 +123,7 @@ def create_app(settings: Settings, *, dispatcher: JobQueue) -> FastAPI:
         jobs=JobService(settings, models, CATALOG, dispatcher, queues, quotas),
         batches=BatchService(settings, models, CATALOG, dispatcher, quotas),
         quotas=quotas,
+        slots=SlotGauge(settings.broker_url),
     )
 
     notifier = JobNotifier(settings.database_url)
@@ -142,6 +149,7 @@ def create_app(settings: Settings, *, dispatcher: JobQueue) -> FastAPI:
             publisher.close()
             await notifier.stop()
             metrics.stop()
+            context.slots.close()
             engine.dispose()
 
     app = FastAPI(

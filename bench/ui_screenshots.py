@@ -140,11 +140,96 @@ def make_jobs(c: Client) -> dict[str, str]:
     }
 
 
-def make_other_pages(c: Client) -> dict[str, str]:
-    return {"batches": "#/batches", "schedules": "#/schedules", "system": "#/system"}
+def wait_batch(c: Client, batch_id: str, timeout: float = 300) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        batch: dict[str, Any] = c.get(f"/v1/batches/{batch_id}")
+        if batch["status"] in ("completed", "cancelled") or time.monotonic() > deadline:
+            return batch
+        time.sleep(0.5)
 
 
-MAKERS: list[Callable[[Client], dict[str, str]]] = [make_jobs, make_other_pages]
+def make_ops_pages(c: Client) -> dict[str, str]:
+    """Batches (one run to the end with three strategies, and its re-run with a bigger
+    budget), a schedule with a manual run and a backfill, and a batch still running for
+    the System page."""
+    numbers = [[4, 9, 10, 13], [1, 2, 3, 4], [3, 3, 8, 8], [1, 5, 5, 5], [2, 7, 8, 9], [6, 6, 6, 6]]
+    strategies = [
+        {"name": "best_of_n", "params": {"n": 2}},
+        {"name": "self_consistency", "params": {"n": 4}},
+        {"name": "beam_search", "params": {"beam_width": 2}},
+    ]
+    items = [
+        {
+            "custom_id": f"q{i}-{s['name']}",
+            "problem": {"task": "game24", "input": {"numbers": n}},
+            "strategy": s,
+        }
+        for i, n in enumerate(numbers)
+        for s in strategies
+    ]
+    base = c.post(
+        "/v1/batches",
+        {"items": items, "defaults": {"model": "sim-http"}, "metadata": {"name": "baseline"}},
+    )
+    wait_batch(c, base["id"])
+    rerun = c.post(
+        "/v1/batches",
+        {
+            "from_jobs": {"batch_id": base["id"]},
+            "defaults": {"strategy": {"name": "best_of_n", "params": {"n": 8}}},
+            "metadata": {"name": "rerun-n8"},
+        },
+    )
+    wait_batch(c, rerun["id"])
+    schedule = c.post(
+        "/v1/schedules",
+        {
+            "name": "nightly-game24",
+            "cron": "30 2 * * *",
+            "timezone": "UTC",
+            "template": {
+                "dataset": "game24-easy",
+                "defaults": {"model": "sim", "strategy": {"name": "best_of_n", "params": {"n": 2}}},
+            },
+            "max_active_runs": 2,
+        },
+    )
+    c.post(f"/v1/schedules/{schedule['id']}/trigger", {})
+    now = time.time()
+    c.post(
+        f"/v1/schedules/{schedule['id']}/backfill",
+        {
+            "start": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 3 * 86400)),
+            "end": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 86400)),
+        },
+    )
+    # still running while the System page is shot
+    c.post(
+        "/v1/batches",
+        {
+            "items": [
+                {"problem": {"task": "game24", "input": {"numbers": n}}} for n in numbers * 40
+            ],
+            "defaults": {
+                "model": "sim-http",
+                "priority": 6,
+                "strategy": {"name": "best_of_n", "params": {"n": 8}},
+            },
+            "metadata": {"name": "busy"},
+        },
+    )
+    return {
+        "batches": "#/batches",
+        "batch": f"#/batches/{base['id']}",
+        "batch-rerun": f"#/batches/{rerun['id']}",
+        "schedules": "#/schedules",
+        "schedule": f"#/schedules/{schedule['id']}",
+        "system": "#/system",
+    }
+
+
+MAKERS: list[Callable[[Client], dict[str, str]]] = [make_jobs, make_ops_pages]
 
 
 def shoot(page: Page, base: str, route: str, path: Path) -> None:

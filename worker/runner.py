@@ -51,6 +51,7 @@ from ponder.problem import Problem
 from ponder.quotas import Quotas, TenantLimits
 from ponder.runtime import Context, LeaseLost, WorkerStopping
 from ponder.tables import Job, StopReason
+from ponder.workers import WorkerInfo
 from strategies.registry import get_strategy
 from worker.faults import install_faults
 from worker.jobloop import JobLoop, LeaseKeeper
@@ -120,7 +121,11 @@ class WorkerServices:
         )
         self.jobloop = JobLoop(
             self.committer,
-            LeaseKeeper(self.engine, settings.lease_seconds),
+            LeaseKeeper(
+                self.engine,
+                settings.lease_seconds,
+                WorkerInfo.of_this_process(settings.queue, settings.worker_max_jobs),
+            ),
             tenant_share=settings.tenant_share,
         )
         # One limiter per process: max_concurrency holds across every worker process

@@ -80,6 +80,15 @@ def test_jobs_keys_and_errors_through_the_client(stack: Stack) -> None:
         assert "best_of_n" in {s.name for s in strategies}
         assert "sim" in {m.name for m in client.models.list()}
         exact(strategies)
+        # the stack's worker processes, seen by their heartbeats once they are ready
+        deadline = time.monotonic() + 60
+        status = client.system.get()
+        while not [w for w in status.workers if w.alive]:
+            assert time.monotonic() < deadline, "no worker process showed up"
+            time.sleep(0.2)
+            status = client.system.get()
+        assert {m.name for m in status.models} >= {"sim", "sim-http"}
+        exact(status)
 
         job = client.jobs.create(
             problem=Problem(task="game24", input={"numbers": [4, 9, 10, 13]}),

@@ -65,6 +65,7 @@ OPERATIONS: dict[tuple[str, str], str | None] = {
     ("POST", "/v1/deliveries/{delivery_id}/redeliver"): "deliveries.redeliver",
     ("GET", "/v1/models"): "models.list",
     ("GET", "/v1/strategies"): "strategies.list",
+    ("GET", "/v1/system"): "system.get",
     ("POST", "/v1/keys"): "keys.create",
     ("GET", "/v1/keys"): "keys.list",
     ("GET", "/v1/keys/{key_id}"): "keys.get",

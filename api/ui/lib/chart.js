@@ -19,9 +19,10 @@ function ticksFor(min, max, count) {
 }
 
 /**
- * chart({series, xLabel, yLabel, xMin, xMax, yMin, yMax, xFormat, yFormat, width, height, title, testid})
+ * chart({series, xLabel, yLabel, xMin, xMax, yMin, yMax, xFormat, yFormat, width, height, title, testid, legend})
  * series: [{name, points: [{x, y, label}], kind: "line" | "step" | "points", cls}]
  * `cls` picks the series' colour from app.css (series-0 .. series-5 or any class).
+ * `legend: false` leaves out the legend drawn over the plot (for a key drawn outside it).
  * Returns an <svg> that scales to its container's width.
  */
 export function chart({
@@ -38,6 +39,7 @@ export function chart({
   height = 260,
   title = "",
   testid,
+  legend = true,
 }) {
   const all = series.flatMap((s) => s.points);
   const xs = all.map((p) => p.x);
@@ -103,16 +105,16 @@ export function chart({
     }
     root.appendChild(g);
   });
-  if (series.length > 1) {
-    const legend = svg("g", { class: "legend" });
+  if (legend && series.length > 1) {
+    const key = svg("g", { class: "legend" });
     let x = m.left + 8;
     series.forEach((s, i) => {
       const cls = s.cls || `series-${i % 6}`;
-      legend.appendChild(svg("rect", { class: `swatch ${cls}`, x, y: m.top, width: 10, height: 10 }));
-      legend.appendChild(svg("text", { class: "tick", x: x + 14, y: m.top + 9 }, s.name));
+      key.appendChild(svg("rect", { class: `swatch ${cls}`, x, y: m.top, width: 10, height: 10 }));
+      key.appendChild(svg("text", { class: "tick", x: x + 14, y: m.top + 9 }, s.name));
       x += 24 + s.name.length * 7;
     });
-    root.appendChild(legend);
+    root.appendChild(key);
   }
   return root;
 }

@@ -31,6 +31,7 @@ from .resources import (
     AsyncModels,
     AsyncSchedules,
     AsyncStrategies,
+    AsyncSystem,
     AsyncWebhookSecrets,
     Batches,
     Datasets,
@@ -39,6 +40,7 @@ from .resources import (
     Models,
     Schedules,
     Strategies,
+    System,
     WebhookSecrets,
 )
 
@@ -90,6 +92,7 @@ class Ponder(BaseClient):
         self.deliveries = Deliveries(self)
         self.strategies = Strategies(self)
         self.models = Models(self)
+        self.system = System(self)
         self.keys = APIKeys(self)
 
     def close(self) -> None:
@@ -202,6 +205,7 @@ class AsyncPonder(BaseClient):
         self.deliveries = AsyncDeliveries(self)
         self.strategies = AsyncStrategies(self)
         self.models = AsyncModels(self)
+        self.system = AsyncSystem(self)
         self.keys = AsyncAPIKeys(self)
 
     async def close(self) -> None:

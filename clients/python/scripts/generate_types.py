@@ -52,6 +52,11 @@ RENAMES = {
     "KeyPublic": "APIKey",
     "KeysPublic": "APIKeyList",
     "KeyCreated": "APIKeyCreated",
+    "SystemPublic": "SystemStatus",
+    "WorkerPublic": "Worker",
+    "QueuePublic": "Queue",
+    "PriorityDepthPublic": "PriorityDepth",
+    "WebhookHealthPublic": "WebhookHealth",
 }
 
 HEADER = '''\

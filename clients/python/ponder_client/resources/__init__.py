@@ -6,6 +6,7 @@ from .datasets import AsyncDatasets, Datasets
 from .jobs import AsyncJobs, Jobs
 from .keys import APIKeys, AsyncAPIKeys
 from .schedules import AsyncSchedules, Schedules
+from .system import AsyncSystem, System
 from .webhooks import AsyncDeliveries, AsyncWebhookSecrets, Deliveries, WebhookSecrets
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "AsyncModels",
     "AsyncSchedules",
     "AsyncStrategies",
+    "AsyncSystem",
     "AsyncWebhookSecrets",
     "Batches",
     "Datasets",
@@ -26,5 +28,6 @@ __all__ = [
     "Models",
     "Schedules",
     "Strategies",
+    "System",
     "WebhookSecrets",
 ]

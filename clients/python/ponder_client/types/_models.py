@@ -37,7 +37,9 @@ __all__ = [
     "DefaultStrategy",
     "Delivery",
     "DeliveryAttempt",
+    "DeliveryCounts",
     "DeliveryList",
+    "DeliverySummary",
     "FieldError",
     "ItemError",
     "Job",
@@ -53,8 +55,11 @@ __all__ = [
     "LimitsUpdate",
     "Model",
     "ModelCapabilities",
+    "ModelConcurrency",
+    "PriorityDepth",
     "Problem",
     "ProblemDetail",
+    "Queue",
     "RotateSecret",
     "Schedule",
     "ScheduleCreate",
@@ -63,14 +68,18 @@ __all__ = [
     "ScheduleRun",
     "ScheduleRunList",
     "ScheduleUpdate",
+    "SliceInFlight",
     "SpendPoint",
     "Strategy",
     "StrategyChoice",
     "StrategyFigures",
     "StrategyUsed",
+    "SystemStatus",
     "TraceStep",
+    "WebhookHealth",
     "WebhookSecret",
     "WebhookSecretList",
+    "Worker",
 ]
 
 
@@ -712,6 +721,22 @@ class DatasetList(PonderModel):
     """Pass as `cursor` to get more of your datasets; null on the last page."""
 
 
+class DeliveryCounts(PonderModel):
+    """Your webhook deliveries created in a window, by their status now."""
+
+    pending: int
+    """Not delivered yet (waiting for an attempt or a retry)."""
+
+    delivered: int
+    """Answered with a 2xx."""
+
+    failed: int
+    """Every retry used up without a 2xx."""
+
+    disabled: int
+    """Not sent: the target answered 410 Gone before."""
+
+
 class Delivery(PonderModel):
     id: str
 
@@ -752,6 +777,37 @@ class Delivery(PonderModel):
 
 class DeliveryList(PonderModel):
     deliveries: list[Delivery]
+
+
+class DeliverySummary(PonderModel):
+    """One of your webhook deliveries."""
+
+    id: str
+    """The delivery's id (`GET /v1/deliveries/{id}`)."""
+
+    job_id: str | None
+    """The job it announces, if any."""
+
+    event_type: str
+    """E.g. `job.completed`, `batch.completed`."""
+
+    url: str
+    """Where it is sent."""
+
+    status: str
+    """`pending`, `delivered`, `failed` or `disabled`."""
+
+    attempts: int
+    """Attempts made so far."""
+
+    last_status_code: int | None
+    """The last attempt's HTTP status."""
+
+    last_error: str | None
+    """The last attempt's error, if it failed."""
+
+    created_at: datetime
+    """When the delivery was created."""
 
 
 class Problem(PonderModel):
@@ -1127,6 +1183,39 @@ class ModelCapabilities(PonderModel):
     """Whether one request can ask for several samples."""
 
 
+class ModelConcurrency(PonderModel):
+    """A model profile and how much of its concurrency is in use."""
+
+    name: str
+    """The profile's name (what jobs send as `model`)."""
+
+    kind: str
+    """`chat` or `reward`."""
+
+    provider: str
+    """Its provider (`openai`, `anthropic`, `sim`, ...)."""
+
+    max_concurrency: int
+    """Calls to it in flight at most."""
+
+    shared_limit: bool
+    """`max_concurrency` holds across every worker process (counted in the broker's Redis);
+    false when each process holds it on its own."""
+
+    calls_in_flight: int | None
+    """Calls to it in flight now, across the deployment; null when they are not counted there
+    (`note` says why)."""
+
+    jobs_running: int
+    """Job slices running on it now, every tenant's."""
+
+    your_jobs_running: int
+    """Of those, your jobs."""
+
+    note: str | None
+    """Why `calls_in_flight` is null, if it is."""
+
+
 class Model(PonderModel):
     """A model profile as tenants see it: what a job may name and what it costs, nothing about
     where or how the deployment reaches it (no URLs, keys or upstream ids)."""
@@ -1152,6 +1241,27 @@ class Model(PonderModel):
     """USD per million completion tokens."""
 
 
+class PriorityDepth(PonderModel):
+    """Jobs waiting for a worker at one priority."""
+
+    priority: int
+    """0 to 9; higher runs sooner."""
+
+    waiting: int
+    """Sent to the queue and not yet taken by a worker (every tenant's)."""
+
+    held: int
+    """Kept back in the database until they may be sent: batch items waiting for their batch's
+    turn, and jobs of a tenant that already has many in the queue (every tenant's)."""
+
+    yours: int
+    """Your jobs among `waiting` and `held`."""
+
+    oldest_since: datetime | None
+    """Since when the job waiting longest at this priority has waited (every tenant's; it says
+    nothing about whose job it is)."""
+
+
 class ProblemDetail(PonderModel):
     """An RFC 9457 problem document (`application/problem+json`)."""
 
@@ -1172,6 +1282,37 @@ class ProblemDetail(PonderModel):
 
     missing_scope: str | None = None
     """On a 403 because the API key lacks a scope: that scope (`admin`, `submit` or `read`)."""
+
+
+class Queue(PonderModel):
+    """Jobs waiting for a worker — queued, or between two slices — and jobs running."""
+
+    by_priority: list[PriorityDepth]
+    """Every priority from 9 (most urgent) to 0."""
+
+    waiting: int
+    """All `waiting` jobs, every tenant's."""
+
+    held: int
+    """All `held` jobs, every tenant's."""
+
+    running: int
+    """Job slices running now, every tenant's."""
+
+    oldest_since: datetime | None
+    """Since when the job waiting longest has waited; null when none waits."""
+
+    your_waiting: int
+    """Your jobs waiting or held."""
+
+    your_running: int
+    """Your jobs running now."""
+
+    your_oldest_job_id: str | None
+    """Your job that has waited longest."""
+
+    your_oldest_since: datetime | None
+    """Since when it has waited."""
 
 
 class RotateSecret(PonderModel):
@@ -1414,6 +1555,38 @@ class WebhookSecretList(PonderModel):
     signature per secret in its `webhook-signature` header."""
 
 
+class SliceInFlight(PonderModel):
+    """One of your jobs that a worker is running now."""
+
+    job_id: str
+    """The job's id."""
+
+    model: str
+    """The model profile it uses."""
+
+    strategy: str
+    """Its strategy's name."""
+
+    priority: int
+    """0 to 9; higher runs sooner."""
+
+    batch_id: str | None
+    """Its batch, if it is a batch item."""
+
+    started_at: datetime | None
+    """When a worker first started it."""
+
+    lease_expires_at: datetime | None
+    """When its lease runs out unless the worker renews it (it does, every third of a lease,
+    while it runs the job)."""
+
+    attempt: int
+    """How many times a worker has taken the job's lease."""
+
+    slices: int
+    """Slices of the job that have ended before this one."""
+
+
 class Strategy(PonderModel):
     name: str
     """What `strategy.name` to send."""
@@ -1423,3 +1596,90 @@ class Strategy(PonderModel):
 
     params_schema: dict[str, Any]
     """JSON Schema of `strategy.params` (names, types, ranges, defaults)."""
+
+
+class WebhookHealth(PonderModel):
+    """Your tenant's webhook deliveries (never another tenant's)."""
+
+    last_hour: DeliveryCounts
+    """Deliveries created in the last hour."""
+
+    last_day: DeliveryCounts
+    """Deliveries created in the last 24 hours."""
+
+    pending: int
+    """Deliveries pending now, however old."""
+
+    retrying: int
+    """Of those, deliveries whose last attempt failed."""
+
+    oldest_pending: DeliverySummary | None
+    """The pending delivery created first; null when none is pending."""
+
+    recent_failures: list[DeliverySummary]
+    """The last 24 hours' deliveries that failed, were not sent (410 Gone) or are retrying
+    after a failed attempt, newest first (at most 5)."""
+
+
+class Worker(PonderModel):
+    """A worker process."""
+
+    id: str
+    """`host:pid`: the machine and process it runs as."""
+
+    hostname: str
+    """The machine's host name."""
+
+    pid: int | None
+    """Its process id on that machine."""
+
+    queue: str | None
+    """The queue it takes job slices from."""
+
+    max_jobs: int | None
+    """Job slices it runs at once at most (`ponder worker --max-jobs`)."""
+
+    started_at: datetime | None
+    """When it started."""
+
+    last_seen_at: datetime | None
+    """Its last heartbeat (every third of a lease). Null for a worker known only from the job
+    leases it holds (one started before heartbeats existed)."""
+
+    alive: bool
+    """Its heartbeat is newer than one lease length. A worker that stopped cleanly disappears
+    from the list; one that died shows `alive: false` for an hour (its jobs go to other
+    workers once their leases run out)."""
+
+    slices: int
+    """Job slices it runs now, every tenant's counted."""
+
+    your_slices: int
+    """Of those, your jobs."""
+
+    your_jobs: list[SliceInFlight]
+    """Your jobs it runs now (at most the first 100; `your_slices` counts all)."""
+
+
+class SystemStatus(PonderModel):
+    """What the deployment is doing now."""
+
+    now: datetime
+    """The server's time when it answered (UTC)."""
+
+    lease_seconds: float
+    """How long a job's lease lasts without renewal: a worker silent for longer is taken for
+    dead."""
+
+    workers: list[Worker]
+    """Worker processes, live ones first. Empty when no worker has run in the last hour: jobs
+    then wait in the queue until one starts (`ponder worker`)."""
+
+    queue: Queue
+    """Jobs waiting for a worker, and jobs running."""
+
+    models: list[ModelConcurrency]
+    """Every model profile with its concurrency limit and the calls in flight."""
+
+    webhooks: WebhookHealth
+    """Your webhook deliveries' health."""
