@@ -17,8 +17,8 @@ and seeds (``--problems``):
   minus every puzzle the tests, docs or the simulator's calibration name, drawn with
   ``random.Random("scaling-heldout-game24-easy" / "-hard")``. Arithmetic: word problems
   of depth 2, 4 and 8 generated afresh with ``random.Random("scaling-heldout-arithmetic-
-  d<depth>")`` (not the shipped ``arithmetic-d*``, not the calibration's). Job seeds
-  7_000_000 + i.
+  d<depth>")`` (the shipped ``arithmetic-d*`` and the simulator's calibration use other
+  seeds; a question equal to a shipped one is skipped). Job seeds 7_000_000 + i.
 - ``tuning``: the sets `auto`'s defaults were chosen on: the first ``--per-set`` items of
   ``game24-easy``, ``game24-hard``, ``arithmetic-d2``, ``-d4``, ``-d8``; job seeds
   10_000 + i.
