@@ -4,12 +4,15 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test unit lint bench clean
+.PHONY: install demo test unit lint bench client-types clean
 
-$(STAMP): pyproject.toml
+# the server with its dev tools, then the Python client (its own distribution, which
+# the `ponder` command's client commands use)
+$(STAMP): pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e clients/python
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -44,6 +47,10 @@ bench: $(STAMP)
 	$(BIN)/python bench/recovery.py
 	$(BIN)/python bench/quotas.py
 	$(BIN)/python bench/revocation.py
+
+## Regenerate the Python client's models from the API document (a test fails until you do).
+client-types: $(STAMP)
+	$(BIN)/python clients/python/scripts/generate_types.py --app
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

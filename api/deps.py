@@ -30,6 +30,7 @@ from ponder.catalog import StrategyCatalog
 from ponder.config import Settings
 from ponder.fairness import QueueGauge
 from ponder.jobs.service import JobService
+from ponder.llm.limits import SlotGauge
 from ponder.llm.profiles import ModelProfile
 from ponder.queue import JobQueue
 from ponder.quotas import Quotas
@@ -62,6 +63,8 @@ class AppContext:
     # the tenants' limits and what this process remembers of them (shared by the
     # services above)
     quotas: Quotas
+    # the models' concurrency slots held across the deployment (GET /v1/system)
+    slots: SlotGauge
 
 
 async def get_context(request: Request) -> AppContext:

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from api.deps import AppContext
 from api.errors import MAXIMUM_SETTING, PROBLEM_JSON, install_error_handlers, unexpected_error
 from api.keyring import AuthCache, Keyring
+from api.metrics import MetricsEndpoint
 from api.middleware import (
     BodySizeLimitMiddleware,
     JsonDepthLimitMiddleware,
@@ -25,6 +26,7 @@ from ponder.db import make_engine, make_sessionmaker
 from ponder.fairness import QueueGauge
 from ponder.jobs.service import JobService
 from ponder.jsonlimits import MAX_DOCUMENT_DEPTH
+from ponder.llm.limits import SlotGauge
 from ponder.llm.profiles import load_models_file
 from ponder.notify import JobNotifier
 from ponder.queue import JobQueue
@@ -90,6 +92,11 @@ TAGS: list[dict[str, Any]] = [
         "description": "API keys of your tenant: create them with scopes, list them (with "
         "their last use), revoke them. Needs the `admin` scope.",
     },
+    {
+        "name": "system",
+        "description": "What the deployment is doing now: workers, the queue, models' "
+        "concurrency in use, your webhook deliveries.",
+    },
     {"name": "health", "description": "Liveness and readiness probes (no auth)."},
 ]
 
@@ -121,6 +128,7 @@ def create_app(settings: Settings, *, dispatcher: JobQueue) -> FastAPI:
         jobs=JobService(settings, models, CATALOG, dispatcher, queues, quotas),
         batches=BatchService(settings, models, CATALOG, dispatcher, quotas),
         quotas=quotas,
+        slots=SlotGauge(settings.broker_url),
     )
 
     notifier = JobNotifier(settings.database_url)
@@ -132,9 +140,11 @@ def create_app(settings: Settings, *, dispatcher: JobQueue) -> FastAPI:
         on_resync=keyring.resync,
     )
     publisher = RevocationPublisher(settings.broker_url, settings.queue)
+    metrics = MetricsEndpoint(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        metrics.start()  # first: a metrics port that cannot be listened on stops here
         notifier.start()
         revocations.start()
         try:
@@ -143,6 +153,8 @@ def create_app(settings: Settings, *, dispatcher: JobQueue) -> FastAPI:
             await revocations.stop()
             publisher.close()
             await notifier.stop()
+            metrics.stop()
+            context.slots.close()
             engine.dispose()
 
     app = FastAPI(
@@ -165,6 +177,7 @@ def create_app(settings: Settings, *, dispatcher: JobQueue) -> FastAPI:
     app.state.auth_cache = keyring.cache
     app.state.revocations = revocations
     app.state.revocation_publisher = publisher
+    app.state.metrics = metrics
 
     install_error_handlers(app)
     # the last added runs first: errors answered without closing the connection, then

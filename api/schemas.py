@@ -222,13 +222,29 @@ class TraceStep(BaseModel):
     """One journaled call."""
 
     key: int = Field(description="Position of the call in the strategy's program order.")
-    kind: str = Field(description="`sample` (a model call) or `verify` (a verifier call).")
+    kind: str = Field(
+        description="`sample` (a model call, also a verifier's judge call), `verify` (a "
+        "verifier call) or `reward` (a reward model's scores)."
+    )
     status: str = Field(description="`done`, or `pending` while the call is in flight.")
     tokens: int = Field(description="Tokens the call used (prompt + completion).")
     calls: int = Field(description="Model generations the call produced.")
-    cost_usd: float
-    started_at: datetime
-    completed_at: datetime | None
+    cost_usd: float = Field(description="What the call cost, in US dollars.")
+    started_at: datetime = Field(
+        description="When the call was journaled, just before it was made."
+    )
+    completed_at: datetime | None = Field(description="When its result was journaled.")
+    seconds: float | None = Field(
+        description="How long the call took (journaled to result); null while in flight."
+    )
+    attempt: int = Field(
+        description="The slice of the job that made the call (1 first; each time a worker "
+        "takes the job up again it is one more)."
+    )
+    replayed: bool = Field(
+        description="A later slice replayed this call from the journal instead of making "
+        "it again (a job picked up again after a hand-off or a crash repeats no call)."
+    )
     result: StoredObject | None = Field(
         description="What the call returned: completions and usage, or the verdict."
     )

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from ponder.config import Settings
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from ponder_client import Ponder
+    from ponder_client.types import Job
 
 app = typer.Typer(
     help=(
@@ -77,22 +84,79 @@ def migrate() -> None:
     typer.echo(describe_upgrade(*upgrade(settings.database_url)))
 
 
+def _metrics_port(help_text: str) -> Any:
+    return typer.Option("--metrics-port", min=1, max=65_535, help=help_text, show_default=False)
+
+
+def _metrics_host(setting: str) -> Any:
+    return typer.Option(
+        "--metrics-host",
+        help=f"Interface the metrics port listens on. Default: {setting}, else 127.0.0.1.",
+        show_default=False,
+    )
+
+
+ApiMetricsPort = Annotated[
+    int | None,
+    _metrics_port(
+        "Serve Prometheus metrics at http://METRICS_HOST:PORT/metrics instead of at /metrics "
+        "on the API's port. Default: PONDER_API_METRICS_PORT, else on the API's port."
+    ),
+]
+ApiMetricsHost = Annotated[str | None, _metrics_host("PONDER_API_METRICS_HOST")]
+WorkerMetricsPort = Annotated[
+    int | None,
+    _metrics_port(
+        "Serve Prometheus metrics (summed over the processes) at "
+        "http://METRICS_HOST:PORT/metrics. Default: PONDER_WORKER_METRICS_PORT, else none."
+    ),
+]
+WorkerMetricsHost = Annotated[str | None, _metrics_host("PONDER_WORKER_METRICS_HOST")]
+
+
 @app.command()
 def api(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    metrics_port: ApiMetricsPort = None,
+    metrics_host: ApiMetricsHost = None,
 ) -> None:
-    """Run the REST API server."""
+    """Run the REST API server. It serves Prometheus metrics at /metrics on its port
+    (no API key needed), or with --metrics-port on a port (and --metrics-host an
+    interface) of their own; PONDER_METRICS_ENABLED=false turns them off."""
     import uvicorn
 
     from api.main import create_app
+    from ponder import logs, telemetry
     from worker.celery_app import dispatcher_for
 
     settings = _settings()
+    updates: dict[str, Any] = {}
+    if metrics_port is not None:
+        updates["api_metrics_port"] = metrics_port
+    if metrics_host is not None:
+        updates["api_metrics_host"] = metrics_host
+    settings = settings.model_copy(update=updates)
+    if not settings.metrics_enabled and settings.api_metrics_port is not None:
+        raise typer.BadParameter(
+            "a metrics port was given (--metrics-port or PONDER_API_METRICS_PORT) but "
+            "metrics are turned off (PONDER_METRICS_ENABLED=false); give one or the other",
+            param_hint="--metrics-port",
+        )
+    options: dict[str, Any] = {}
+    if settings.log_format == "json":
+        # uvicorn's own loggers then go through the root logger's JSON lines
+        logs.configure("json", "INFO")
+        options["log_config"] = None
+    telemetry.setup("ponder-api")
     dispatcher = dispatcher_for(settings)
     try:
         uvicorn.run(
-            create_app(settings, dispatcher=dispatcher), host=host, port=port, log_level="info"
+            create_app(settings, dispatcher=dispatcher),
+            host=host,
+            port=port,
+            log_level="info",
+            **options,
         )
     finally:
         dispatcher.close()
@@ -128,10 +192,14 @@ def worker(
         ),
     ] = None,
     loglevel: Annotated[str, typer.Option(help="Log level.")] = "INFO",
+    metrics_port: WorkerMetricsPort = None,
+    metrics_host: WorkerMetricsHost = None,
 ) -> None:
     """Run workers that execute job slices: --processes processes, each running up to
     --max-jobs slices at once. Stop with SIGTERM or Ctrl-C: each process hands its jobs
-    back to the queue after journaling the calls in flight."""
+    back to the queue after journaling the calls in flight. With --metrics-port (default
+    PONDER_WORKER_METRICS_PORT; off when unset) the worker serves Prometheus metrics,
+    summed over its processes, at http://METRICS_HOST:PORT/metrics."""
     settings = _settings()
     if concurrency is not None and processes is not None and concurrency != processes:
         raise typer.BadParameter(
@@ -139,20 +207,33 @@ def worker(
         )
     n = processes or concurrency or settings.worker_processes or os.cpu_count() or 1
     slots = max_jobs or settings.worker_max_jobs
+    listen = _worker_metrics_address(settings, metrics_host, metrics_port)
+    from ponder import logs
+
     if n > 1:
-        import logging
+        from worker.supervisor import SharedMetrics, supervise
 
-        from worker.supervisor import supervise
-
-        logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(message)s")
+        logs.configure(settings.log_format, loglevel, text_format="%(asctime)s %(message)s")
         child = ["worker", "--processes", "1", "--max-jobs", str(slots), "--loglevel", loglevel]
-        raise typer.Exit(supervise(child, n))
+        shared = None if listen is None else _serve_or_exit(lambda: SharedMetrics(*listen), listen)
+        raise typer.Exit(supervise(child, n, metrics=shared))
+    if listen is not None:
+        from prometheus_client import REGISTRY
+
+        from ponder.metrics import serve
+
+        _serve_or_exit(lambda: serve(REGISTRY, *listen), listen)
+    from ponder import telemetry
+    from worker.celery_app import celery_logging
     from worker.celery_tasks import create_worker_app
 
+    quiet = celery_logging(settings.log_format, loglevel)
+    telemetry.setup("ponder-worker")
     # the process's share per tenant follows its real number of slots
     celery = create_worker_app(settings.model_copy(update={"worker_max_jobs": slots}))
     celery.worker_main(
         [
+            *quiet,
             "worker",
             # one thread per slice in flight: each hands its slice to the process's event
             # loop and waits for it, so Celery acknowledges a message when its slice ends
@@ -167,6 +248,36 @@ def worker(
     )
 
 
+def _worker_metrics_address(
+    settings: Settings, host: str | None, port: int | None
+) -> tuple[str, int] | None:
+    """Where the worker serves its metrics (the options, else the settings), or None."""
+    port = port if port is not None else settings.worker_metrics_port
+    if port is None:
+        return None
+    if not settings.metrics_enabled:
+        raise typer.BadParameter(
+            "a metrics port was given (--metrics-port or PONDER_WORKER_METRICS_PORT) but "
+            "metrics are turned off (PONDER_METRICS_ENABLED=false); give one or the other",
+            param_hint="--metrics-port",
+        )
+    return (host if host is not None else settings.worker_metrics_host, port)
+
+
+def _serve_or_exit(start: Any, listen: tuple[str, int]) -> Any:
+    """``start()``, or exit with a message saying why the metrics port failed."""
+    try:
+        return start()
+    except OSError as exc:
+        typer.echo(
+            f"error: cannot serve metrics on {listen[0]} port {listen[1]}: {exc.strerror or exc}"
+            " (is another process using that port, or is the host not an address of this "
+            "machine?); choose another with --metrics-port / --metrics-host",
+            err=True,
+        )
+        raise typer.Exit(2) from None
+
+
 @app.command()
 def beat(
     loglevel: Annotated[str, typer.Option(help="Log level.")] = "INFO",
@@ -174,14 +285,17 @@ def beat(
     """Run the scheduler. Every few seconds it triggers the reaper (re-enqueues lost work,
     sends due webhook retries, feeds batches) and the schedule tick (starts the batches of
     schedules whose time has come). Running two is safe: a fire time runs at most once."""
+    from worker.celery_app import celery_logging
     from worker.celery_tasks import create_worker_app
 
-    celery = create_worker_app(_settings())
+    settings = _settings()
+    quiet = celery_logging(settings.log_format, loglevel)
+    celery = create_worker_app(settings)
     # beat's own bookkeeping (last run times) is throwaway: everything it decides is in
     # Postgres; the directory goes when beat stops (SIGTERM or Ctrl-C included)
     with tempfile.TemporaryDirectory(prefix="ponder-beat-") as state:
         schedule = Path(state) / "schedule"
-        celery.start(["beat", f"--schedule={schedule}", f"--loglevel={loglevel}"])
+        celery.start([*quiet, "beat", f"--schedule={schedule}", f"--loglevel={loglevel}"])
 
 
 @sim_app.command("serve")
@@ -521,31 +635,61 @@ def datasets_show(
         typer.echo(json.dumps(item, ensure_ascii=False))
 
 
-# ---- client commands ---------------------------------------------------------------------
+# ---- client commands (through the Python client library, ponder_client) ------------------
 
 
-def _client(api_url: str, api_key: str) -> Any:
-    import httpx
+@contextmanager
+def _client(api_url: str, api_key: str) -> Iterator[Ponder]:
+    """A client of the API. An error answer prints ``error: HTTP <status>: <detail>`` and
+    exits 1; a missing key exits 2."""
+    from ponder_client import APIConnectionError, APIStatusError, Ponder
 
     if not api_key:
         typer.echo("error: no API key: pass --api-key or set PONDER_API_KEY", err=True)
         raise typer.Exit(2)
-    return httpx.Client(
-        base_url=api_url.rstrip("/"),
-        headers={"Authorization": f"Bearer {api_key}"},
-        timeout=httpx.Timeout(10.0, read=90.0),
-    )
+    try:
+        with Ponder(api_url, api_key) as client:
+            yield client
+    except APIStatusError as exc:
+        typer.echo(f"error: HTTP {exc.status_code}: {exc.detail}", err=True)
+        raise typer.Exit(1) from None
+    except APIConnectionError as exc:
+        typer.echo(f"error: cannot reach the API at {api_url}: {exc.message}", err=True)
+        raise typer.Exit(1) from None
 
 
-def _check(resp: Any) -> Any:
-    if resp.status_code >= 400:
-        try:
-            detail = resp.json().get("detail", resp.text)
-        except ValueError:
-            detail = resp.text
-        typer.echo(f"error: HTTP {resp.status_code}: {detail}", err=True)
-        raise typer.Exit(1)
-    return resp.json()
+def _json(model: BaseModel) -> str:
+    return json.dumps(model.model_dump(mode="json"), indent=2)
+
+
+def _read_object(file: Path, what: str) -> dict[str, Any]:
+    """The JSON object in ``file``; exits 2 (saying why) if there is none."""
+    try:
+        body = json.loads(file.read_text())
+    except (OSError, ValueError) as exc:
+        typer.echo(f"error: cannot read a JSON {what} from {file}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if not isinstance(body, dict):
+        typer.echo(f"error: {file} must hold a JSON object ({{...}}), the {what}", err=True)
+        raise typer.Exit(2)
+    return body
+
+
+def _as_arguments(method: Any, body: dict[str, Any]) -> dict[str, Any]:
+    """A request body as keyword arguments of a client method: its fields by name, and
+    what the method does not name in ``extra_body`` (so the server says what is wrong
+    with it, as it does for any request)."""
+    import inspect
+
+    client_only = {"extra_body", "idempotency_key", "timeout", "file"}
+    names = [
+        name
+        for name, parameter in inspect.signature(method).parameters.items()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name not in client_only
+    ]
+    arguments: dict[str, Any] = {name: body.get(name) for name in names}
+    arguments["extra_body"] = {k: v for k, v in body.items() if k not in names} or None
+    return arguments
 
 
 @app.command()
@@ -557,86 +701,37 @@ def submit(
 ) -> None:
     """Submit a job; with --wait, follow its live events with a progress bar of spend and
     best score (on stderr), then print the finished job as JSON (on stdout)."""
-    try:
-        body = json.loads(file.read_text())
-    except (OSError, ValueError) as exc:
-        typer.echo(f"error: cannot read a JSON job body from {file}: {exc}", err=True)
-        raise typer.Exit(2) from None
+    body = _read_object(file, "job body")
     with _client(api_url, api_key) as client:
-        job = _check(client.post("/v1/jobs", json=body))
-        typer.echo(f"submitted job {job['id']} ({job['status']})", err=True)
+        job = client.jobs.create(**_as_arguments(client.jobs.create, body))
+        typer.echo(f"submitted job {job.id} ({job.status})", err=True)
         if wait:
             job = _follow(client, job)
-        typer.echo(json.dumps(job, indent=2))
-        if wait and job["status"] != "completed":
+        typer.echo(_json(job))
+        if wait and job.status != "completed":
             raise typer.Exit(1)
 
 
-TERMINAL_STATUSES = ("completed", "failed", "cancelled")
 # Following a job: give up after the API has been unreachable this long; read the job's
-# spend at most this often; reconnect after this much silence on the event stream (the
-# API sends a keep-alive comment every 15 s).
+# spend at most this often.
 RECONNECT_GIVE_UP_SECONDS = 300.0
 REFRESH_SECONDS = 0.5
-STREAM_READ_TIMEOUT_SECONDS = 60.0
 
 
-class _ApiUnavailable(Exception):
-    """The API answered 5xx (e.g. 503 while its database restarts): try again shortly."""
-
-
-@dataclass(frozen=True)
-class _SseMessage:
-    id: str | None
-    event: str
-    data: str
-
-
-def _sse_messages(lines: Iterable[str]) -> Iterator[_SseMessage | None]:
-    """Server-Sent Events from a stream's lines; None for each comment (keep-alive)."""
-    event_id: str | None = None
-    event, data = "message", list[str]()
-    for line in lines:
-        if not line:
-            if data:
-                yield _SseMessage(event_id, event, "\n".join(data))
-            event_id, event, data = None, "message", []
-        elif line.startswith(":"):
-            yield None
-        else:
-            name, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            if name == "id":
-                event_id = value
-            elif name == "event":
-                event = value
-            elif name == "data":
-                data.append(value)
-
-
-def _get_job(client: Any, path: str) -> dict[str, Any]:
-    resp = client.get(path)
-    if resp.status_code >= 500:
-        raise _ApiUnavailable(f"the API answered HTTP {resp.status_code}")
-    job: dict[str, Any] = _check(resp)
-    return job
-
-
-def _follow(client: Any, job: dict[str, Any]) -> dict[str, Any]:
-    """Follow the job's event stream (GET /v1/jobs/{id}/events) until the job ends,
-    redrawing the bar when events arrive; after a dropped connection, reconnect with
-    Last-Event-ID so that no event is missed or repeated. Returns the finished job."""
+def _follow(client: Ponder, job: Job) -> Job:
+    """Follow the job's event stream until the job ends, redrawing the bar when events
+    arrive; the stream reconnects after a dropped connection (with Last-Event-ID, so no
+    event is missed or repeated). Returns the finished job."""
     import time
 
-    import httpx
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn
 
-    budget = job.get("budget") or {}
-    total = budget.get("max_tokens") or budget.get("max_calls") or 1
-    unit = "tokens" if budget.get("max_tokens") else "calls"
-    path = f"/v1/jobs/{job['id']}"
-    stream_timeout = httpx.Timeout(10.0, read=STREAM_READ_TIMEOUT_SECONDS)
+    from ponder_client import APIConnectionError, InternalServerError, PonderError
+
+    budget = job.budget
+    total = budget.max_tokens or budget.max_calls or 1
+    unit = "tokens" if budget.max_tokens else "calls"
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -646,74 +741,51 @@ def _follow(client: Any, job: dict[str, Any]) -> dict[str, Any]:
     ) as bar:
         task = bar.add_task("queued", total=total)
 
-        def show(job: dict[str, Any]) -> dict[str, Any]:
-            progress = job.get("progress") or {}
-            usage = job.get("usage") or {}
-            best = progress.get("best_score")
-            best_text = "-" if best is None else f"{best:.2f}"
-            verified = " verified" if progress.get("verified") else ""
+        def show(job: Job) -> Job:
+            best = job.progress.get("best_score")
+            best_text = "-" if not isinstance(best, int | float) else f"{best:.2f}"
+            verified = " verified" if job.progress.get("verified") else ""
+            spent = job.usage.tokens if unit == "tokens" else job.usage.calls
             bar.update(
                 task,
-                completed=min(total, usage.get(unit, 0)),
+                completed=min(total, spent),
                 description=(
-                    f"{job['status']:<9} best score {best_text}{verified}  "
-                    f"${usage.get('cost_usd', 0):.4f}"
+                    f"{job.status:<9} best score {best_text}{verified}  ${job.usage.cost_usd:.4f}"
                 ),
             )
             return job
 
-        last_id: str | None = None
-        ended = job["status"] in TERMINAL_STATUSES
-        outage_started: float | None = None
-        backoff = 0.5
-        while True:
-            try:
-                if ended:
-                    return show(_get_job(client, path))
-                headers = {} if last_id is None else {"Last-Event-ID": last_id}
-                with client.stream(
-                    "GET", f"{path}/events", headers=headers, timeout=stream_timeout
-                ) as resp:
-                    if resp.status_code >= 500:
-                        raise _ApiUnavailable(f"the API answered HTTP {resp.status_code}")
-                    if resp.status_code >= 400:
-                        resp.read()
-                        _check(resp)
-                    if outage_started is not None:
-                        bar.console.print("reconnected to the API; following the job again")
-                    outage_started, backoff = None, 0.5
-                    refreshed, stale = 0.0, True
-                    for message in _sse_messages(resp.iter_lines()):
-                        if message is not None:
-                            last_id = message.id or last_id
-                            ended = ended or message.event in TERMINAL_STATUSES
-                            stale = True
-                        # events say the job moved on: redraw from its spend, not too often
-                        if stale and time.monotonic() - refreshed >= REFRESH_SECONDS:
-                            show(_get_job(client, path))
-                            refreshed, stale = time.monotonic(), False
-                # The API ends the stream after the job's last event; if it ended early
-                # (the API shutting down), the job's status says whether to reconnect.
-                ended = ended or _get_job(client, path)["status"] in TERMINAL_STATUSES
-            except (httpx.TransportError, _ApiUnavailable) as exc:
-                now = time.monotonic()
-                if outage_started is None:
-                    outage_started = now
-                    where = "" if last_id is None else f" after event {last_id}"
-                    bar.console.print(
-                        f"lost the connection to the API ({exc or type(exc).__name__}); "
-                        f"reconnecting to follow the job{where}"
-                    )
-                elif now - outage_started > RECONNECT_GIVE_UP_SECONDS:
-                    typer.echo(
-                        f"error: the API has been unreachable for "
-                        f"{RECONNECT_GIVE_UP_SECONDS:.0f} s; job {job['id']} may still be "
-                        f"running: see it later with `ponder show {job['id']}`",
-                        err=True,
-                    )
-                    raise typer.Exit(1) from None
-                time.sleep(backoff)
-                backoff = min(5.0, backoff * 2)
+        def lost(error: PonderError, last_event_id: int | None) -> None:
+            where = "" if last_event_id is None else f" after event {last_event_id}"
+            bar.console.print(
+                f"lost the connection to the API ({error}); reconnecting to follow the job{where}"
+            )
+
+        def back() -> None:
+            bar.console.print("reconnected to the API; following the job again")
+
+        refreshed = 0.0
+        try:
+            for _ in client.jobs.stream(
+                job.id,
+                max_outage=RECONNECT_GIVE_UP_SECONDS,
+                on_disconnect=lost,
+                on_reconnect=back,
+            ):
+                # events say the job moved on: redraw from its spend, not too often
+                if time.monotonic() - refreshed >= REFRESH_SECONDS:
+                    refreshed = time.monotonic()
+                    # if the API is away the stream notices too, and reconnects
+                    with contextlib.suppress(APIConnectionError, InternalServerError):
+                        show(client.jobs.get(job.id))
+        except APIConnectionError:
+            typer.echo(
+                f"error: the API has been unreachable for {RECONNECT_GIVE_UP_SECONDS:.0f} s; "
+                f"job {job.id} may still be running: see it later with `ponder show {job.id}`",
+                err=True,
+            )
+            raise typer.Exit(1) from None
+        return show(client.jobs.get(job.id))
 
 
 @app.command()
@@ -726,12 +798,9 @@ def jobs(
     """List your most recent jobs (full ids, to paste into `ponder show`)."""
     from rich.console import Console
 
-    params: dict[str, Any] = {"limit": limit}
-    if status:
-        params["status"] = status
     with _client(api_url, api_key) as client:
-        page = _check(client.get("/v1/jobs", params=params))
-    Console().print(jobs_table(page["data"]))
+        page = client.jobs.list(limit=limit, status=status or None)  # type: ignore[arg-type]
+    Console().print(jobs_table([job.model_dump(mode="json") for job in page.data]))
 
 
 def jobs_table(jobs: list[dict[str, Any]]) -> Any:
@@ -765,7 +834,7 @@ def show(
 ) -> None:
     """Show one job as JSON."""
     with _client(api_url, api_key) as client:
-        typer.echo(json.dumps(_check(client.get(f"/v1/jobs/{job_id}")), indent=2))
+        typer.echo(_json(client.jobs.get(job_id)))
 
 
 @batches_app.command("submit")
@@ -781,19 +850,24 @@ def batches_submit(
     api_key: ApiKey = "",
 ) -> None:
     """Create a batch; prints it (with any refused items) as JSON."""
-    try:
-        content = file.read_bytes()
-    except OSError as exc:
-        typer.echo(f"error: cannot read {file}: {exc}", err=True)
-        raise typer.Exit(2) from None
-    kind = "application/json" if file.suffix == ".json" else "application/x-ndjson"
+    if file.suffix == ".json":
+        body = _read_object(file, "batch")
+    else:
+        try:
+            content = file.read_bytes()
+        except OSError as exc:
+            typer.echo(f"error: cannot read {file}: {exc}", err=True)
+            raise typer.Exit(2) from None
     with _client(api_url, api_key) as client:
-        batch = _check(client.post("/v1/batches", content=content, headers={"Content-Type": kind}))
+        if file.suffix == ".json":
+            batch = client.batches.create(**_as_arguments(client.batches.create, body))
+        else:
+            batch = client.batches.create(file=content)
     typer.echo(
-        f"batch {batch['id']}: {batch['accepted']} item(s) accepted, {batch['rejected']} refused",
+        f"batch {batch.id}: {batch.accepted} item(s) accepted, {batch.rejected} refused",
         err=True,
     )
-    typer.echo(json.dumps(batch, indent=2))
+    typer.echo(_json(batch))
 
 
 @batches_app.command("show")
@@ -804,7 +878,7 @@ def batches_show(
 ) -> None:
     """Show a batch and its figures as JSON."""
     with _client(api_url, api_key) as client:
-        typer.echo(json.dumps(_check(client.get(f"/v1/batches/{batch_id}")), indent=2))
+        typer.echo(_json(client.batches.get(batch_id)))
 
 
 @batches_app.command("results")
@@ -814,16 +888,10 @@ def batches_results(
     api_key: ApiKey = "",
 ) -> None:
     """Print the batch's results as JSON Lines, one item per line, in item order."""
-    with (
-        _client(api_url, api_key) as client,
-        client.stream("GET", f"/v1/batches/{batch_id}/results") as resp,
-    ):
-        if resp.status_code >= 400:
-            resp.read()
-            _check(resp)
-        for line in resp.iter_lines():
-            if line:
-                typer.echo(line)
+    with _client(api_url, api_key) as client:
+        for result in client.batches.results(batch_id):
+            line = result.model_dump(mode="json")
+            typer.echo(json.dumps(line, ensure_ascii=False, separators=(",", ":")))
 
 
 @batches_app.command("cancel")
@@ -834,7 +902,7 @@ def batches_cancel(
 ) -> None:
     """Cancel a batch: items not started are cancelled, running ones stop soon."""
     with _client(api_url, api_key) as client:
-        typer.echo(json.dumps(_check(client.post(f"/v1/batches/{batch_id}/cancel")), indent=2))
+        typer.echo(_json(client.batches.cancel(batch_id)))
 
 
 @app.command()
@@ -854,7 +922,7 @@ def report(
     from ponder.report import plot_accuracy_vs_tokens, report_rows
 
     with _client(api_url, api_key) as client:
-        batches = [_check(client.get(f"/v1/batches/{batch_id}")) for batch_id in batch_ids]
+        batches = [client.batches.get(batch_id).model_dump(mode="json") for batch_id in batch_ids]
     rows = report_rows(batches)
     table = Table(
         "batch",

@@ -6,6 +6,8 @@ Nothing reads settings at import time: each entry point builds a :class:`Setting
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -47,6 +49,12 @@ class Settings(BaseSettings):
         description="After a secret rotation, how long the old secret keeps signing too.",
     )
     queue: str = Field(default="ponder", description="Celery queue that job slices go to.")
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="How the API, worker and beat write their logs: `text` (human-readable) "
+        "or `json` (one JSON object per line, with the job, tenant, slice and attempt a "
+        "line is about).",
+    )
 
     # durable execution
     slice_seconds: float = Field(default=60.0, gt=0, description="Longest run of one task slice.")
@@ -129,6 +137,46 @@ class Settings(BaseSettings):
     poll_interval_seconds: float = Field(default=0.2, gt=0)
     auth_cache_seconds: float = Field(
         default=5.0, ge=0, description="How long a verified API key is trusted without a lookup."
+    )
+
+    # Prometheus metrics (ponder.metrics)
+    metrics_enabled: bool = Field(
+        default=True,
+        description="Serve Prometheus metrics: GET /metrics on the API (no API key needed), "
+        "and a worker's metrics port when one is given. false: the API answers 404 at "
+        "/metrics and `ponder worker` refuses --metrics-port.",
+    )
+    api_metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65_535,
+        description="Serve the API's metrics on this port (`ponder api --metrics-port`) "
+        "instead of at /metrics on the API's own port, which then answers 404 there.",
+    )
+    api_metrics_host: str = Field(
+        default="127.0.0.1",
+        description="Interface the API's separate metrics port listens on "
+        "(`ponder api --metrics-host`).",
+    )
+    worker_metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65_535,
+        description="Port a worker serves its metrics on (`ponder worker --metrics-port`); "
+        "unset: none.",
+    )
+    worker_metrics_host: str = Field(
+        default="127.0.0.1",
+        description="Interface a worker's metrics port listens on "
+        "(`ponder worker --metrics-host`).",
+    )
+    metrics_read_timeout_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="Longest time a scrape of the API's metrics spends reading the queue, "
+        "jobs in flight and batch items from the database; past it the scrape answers "
+        "without them (ponder_metrics_database_up 0).",
     )
 
     # budget ceilings: a job may ask for at most this much

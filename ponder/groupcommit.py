@@ -33,6 +33,7 @@ Failures:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from collections.abc import Callable
@@ -42,6 +43,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ponder import metrics, telemetry
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +64,7 @@ class _Pending:
     key: str
     future: asyncio.Future[Any]
     outcome: tuple[bool, Any] = field(default=(False, None))
+    group_size: int = 0  # writes in the group it was committed with
 
 
 @dataclass
@@ -126,30 +130,49 @@ class GroupCommitter:
         self._closed = False
         self.stats = CommitStats()
 
-    async def run(self, write: Callable[[Connection], T], *, key: str = "") -> T:
+    async def run(
+        self,
+        write: Callable[[Connection], T],
+        *,
+        key: str = "",
+        span: telemetry.SpanLike = telemetry.NO_SPAN,
+    ) -> T:
         """Run ``write`` in the next group and return its value once that group has
         committed. ``key`` orders writes within a group (writes to one job carry the job's
         id, so every group locks rows in the same order); writes with equal keys keep
-        their submission order."""
+        their submission order. ``span`` (the caller's, for this write) learns how many
+        writes shared the transaction (``ponder.commit.group_size``)."""
         if self._closed:
             raise RuntimeError("the group committer is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.append(_Pending(write, key, future))
+        pending = _Pending(write, key, future)
+        self._queue.append(pending)
         if self._runner is None or self._runner.done():
             self._wakeup = asyncio.Event()
-            self._runner = loop.create_task(self._run_groups(), name="ponder-group-commit")
+            # a context of its own: the runner serves every caller, so it must not carry
+            # the first one's log fields or span
+            self._runner = loop.create_task(
+                self._run_groups(), name="ponder-group-commit", context=contextvars.Context()
+            )
         assert self._wakeup is not None
         self._wakeup.set()
-        return await future
+        try:
+            with metrics.JOURNAL_WRITE_SECONDS.time():
+                return await future
+        finally:
+            if pending.group_size and span.is_recording():
+                span.set_attribute("ponder.commit.group_size", pending.group_size)
 
-    async def submit(self, item: Any, *, key: str = "") -> Any:
+    async def submit(
+        self, item: Any, *, key: str = "", span: telemetry.SpanLike = telemetry.NO_SPAN
+    ) -> Any:
         """Like :meth:`run`, for an item one of the ``batchers`` runs: all the items of a
         kind in a group go to their batcher at once (a handful of statements for the
         whole group instead of a few per item)."""
         if type(item) not in self._batchers:
             raise TypeError(f"no batcher for {type(item).__name__}")
-        return await self.run(item, key=key)
+        return await self.run(item, key=key, span=span)
 
     async def aclose(self) -> None:
         """Commit what is queued, then stop."""
@@ -183,6 +206,7 @@ class GroupCommitter:
             self.stats.groups += 1
             self.stats.writes += len(group)
             self.stats.largest_group = max(self.stats.largest_group, len(group))
+            metrics.JOURNAL_GROUP_WRITES.observe(len(group))
             try:
                 if self._executor is not None:
                     await loop.run_in_executor(self._executor, self._commit_group, group)
@@ -191,6 +215,7 @@ class GroupCommitter:
             finally:
                 self.stats.busy_seconds += time.monotonic() - started
             for p in group:
+                p.group_size = len(group)
                 if p.future.done():  # its caller was cancelled; nothing to hand back
                     continue
                 ok, value = p.outcome
@@ -225,6 +250,7 @@ class GroupCommitter:
             # The COMMIT failed: whether it took effect is unknown. Nobody may assume
             # either way, so every write of the group fails.
             self.stats.failed_commits += 1
+            metrics.JOURNAL_COMMIT_FAILURES.inc()
             log.warning("a group commit of %d writes failed: %s", len(group), exc)
             for p in group:
                 p.outcome = (False, exc)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -39,6 +39,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, sessionmaker
 
+from ponder import metrics, telemetry
 from ponder.budget import Spend, SpendLimitReached
 from ponder.notify import notify_job_finished
 from ponder.outcome import Spent, public_usage
@@ -770,9 +771,17 @@ class _Committer(Protocol):
     """Where a journal's writes go: :class:`ponder.groupcommit.GroupCommitter`, with
     :func:`write_journal` as the batch runner of :class:`JournalWrite`."""
 
-    async def run(self, write: Callable[[Connection], _T], *, key: str = "") -> _T: ...
+    async def run(
+        self,
+        write: Callable[[Connection], _T],
+        *,
+        key: str = "",
+        span: telemetry.SpanLike = telemetry.NO_SPAN,
+    ) -> _T: ...
 
-    async def submit(self, item: Any, *, key: str = "") -> Any: ...
+    async def submit(
+        self, item: Any, *, key: str = "", span: telemetry.SpanLike = telemetry.NO_SPAN
+    ) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -951,6 +960,7 @@ class SqlJournal:
         extra: Callable[[Connection, Row[Any]], _T] | None = None,
         *,
         summary: bool = False,
+        op: str,
     ) -> tuple[Row[Any], _T | None]:
         write = self._prepare(sets, adds or {}, summary)
 
@@ -959,7 +969,8 @@ class SqlJournal:
             return row, (None if extra is None else extra(conn, row))
 
         try:
-            row, value = await self._committer.run(run, key=self.job_id)
+            with _write_span(op) as span:
+                row, value = await self._committer.run(run, key=self.job_id, span=span)
         except LeaseLost:
             self._lease_lost = True
             raise LeaseLost(f"job {self.job_id}: lease lost (attempt {self.attempt})") from None
@@ -985,9 +996,10 @@ class SqlJournal:
             **fields,
         )
 
-    async def _submit(self, write: JournalWrite) -> None:
+    async def _submit(self, write: JournalWrite, op: str) -> None:
         try:
-            cancel = await self._committer.submit(write, key=self.job_id)
+            with _write_span(op) as span:
+                cancel = await self._committer.submit(write, key=self.job_id, span=span)
         except LeaseLost:
             self._lease_lost = True
             raise LeaseLost(f"job {self.job_id}: lease lost (attempt {self.attempt})") from None
@@ -1018,7 +1030,9 @@ class SqlJournal:
             )
         # raises SpendLimitReached when the tenant's day cannot cover the call (it is not
         # journaled then; the caller releases its reservation in the job's ledger)
-        await self._submit(self._journal_write(pending_step=pending, spend_charge=charge))
+        await self._submit(
+            self._journal_write(pending_step=pending, spend_charge=charge), "reserve"
+        )
         if self._cancel:
             raise Cancelled("the job was cancelled")
         if charge is not None:
@@ -1040,7 +1054,9 @@ class SqlJournal:
             "usage_cost_usd": charged.cost_usd,
         }
         settle = self._settle(key, charged.cost_usd)
-        await self._submit(self._journal_write(adds=adds, done_step=done, spend_settle=settle))
+        await self._submit(
+            self._journal_write(adds=adds, done_step=done, spend_settle=settle), "result"
+        )
 
     async def abandon_step(self, key: int, forfeited: Spend | None) -> None:
         adds: dict[str, Any] = {}
@@ -1053,7 +1069,9 @@ class SqlJournal:
             }
         # a lost call counts its whole reservation; one never billed gives it back
         settle = self._settle(key, 0.0 if forfeited is None else forfeited.cost_usd)
-        await self._submit(self._journal_write(adds=adds, drop_step=key, spend_settle=settle))
+        await self._submit(
+            self._journal_write(adds=adds, drop_step=key, spend_settle=settle), "abandon"
+        )
 
     def _settle(self, key: int, cost_usd: float) -> SpendSettle | None:
         """The settlement of call ``key``'s tenant spend at ``cost_usd``, if it had any."""
@@ -1064,7 +1082,7 @@ class SqlJournal:
         return SpendSettle(self.tenant_id, cost_usd - reserved, day)
 
     async def flush(self) -> None:
-        await self._submit(self._journal_write())
+        await self._submit(self._journal_write(), "flush")
 
     async def handoff(self, seconds_used: float, *, interrupted: bool = False) -> None:
         """End this slice cleanly: release the lease so the next slice starts at once.
@@ -1078,6 +1096,7 @@ class SqlJournal:
                 "enqueued_at": utcnow(),
             },
             {"slices": 1, "recoveries": 1} if interrupted else {"slices": 1},
+            op="handoff",
         )
 
     async def park(self, *, never_ran: bool) -> None:
@@ -1087,7 +1106,7 @@ class SqlJournal:
         sets: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None, "held": True}
         if never_ran:
             sets.update(status=JobStatus.QUEUED, started_at=None)
-        await self._write(sets)
+        await self._write(sets, op="park")
 
     async def finalize(
         self,
@@ -1136,8 +1155,17 @@ class SqlJournal:
             {"slices": 1},
             finish,
             summary=announce,
+            op="finalize",
         )
+        metrics.job_finished(status, stop_reason)
         self.deliveries.extend(written or [])
+
+
+def _write_span(op: str) -> AbstractContextManager[telemetry.SpanLike]:
+    """The span of one journal write, from its caller's side (its wait to be durable)."""
+    if not telemetry.enabled():
+        return telemetry.NOOP
+    return telemetry.span("ponder.journal.write", {"ponder.journal.op": op})
 
 
 def finalize_unclaimed(
@@ -1193,7 +1221,8 @@ def finalize_unclaimed(
         )
         deliveries.extend(_announce(s, job, event_type))
         notify_job_finished(s, job_id)
-        return True
+    metrics.job_finished(status, stop_reason)
+    return True
 
 
 def request_cancel(sessions: sessionmaker[Session], job_id: str) -> list[str]:
@@ -1229,9 +1258,14 @@ def jobs_to_requeue(
     ``held`` for the batch feeder are left alone (the feeder queues them); once fed they
     are ordinary queued jobs and recovered like any other. Returns ``(id, priority)``
     pairs, so the jobs go back to the queue at their priority."""
+    # a lease found expired for the first time: its job was not enqueued since it expired
+    expired = and_(
+        Job.lease_owner.is_not(None),
+        or_(Job.enqueued_at.is_(None), Job.enqueued_at < Job.lease_expires_at),
+    )
     with sessions() as s, s.begin():
         rows = s.execute(
-            select(Job.id, Job.priority)
+            select(Job.id, Job.priority, expired)
             .where(
                 or_(
                     and_(
@@ -1252,9 +1286,10 @@ def jobs_to_requeue(
             .with_for_update(skip_locked=True)
         ).all()
         if rows:
-            ids = [job_id for job_id, _ in rows]
+            ids = [job_id for job_id, _, _ in rows]
             s.execute(update(Job).where(Job.id.in_(ids)).values(enqueued_at=now))
-        return [(job_id, int(priority)) for job_id, priority in rows]
+    metrics.LEASE_RECOVERIES.inc(sum(1 for _, _, first_expiry in rows if first_expiry))
+    return [(job_id, int(priority)) for job_id, priority, _ in rows]
 
 
 # ---------------------------------------------------------------- a lost broker queue

@@ -31,9 +31,11 @@ import json
 import random
 import re
 from collections.abc import Awaitable, Callable, Coroutine
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from ponder import metrics, telemetry
 from ponder.budget import BudgetExhausted, DeadlineExceeded, Ledger, Reservation, Spend
 from ponder.errors import ErrorCode, PonderError
 from ponder.families import Task, messages_for
@@ -291,7 +293,8 @@ class Context:
         digest = _digest("sample", payload)
         record = self._replay(key, "sample", digest)
         if record is not None:
-            self._account(record.result, self._price)
+            with self._chat_span(key, "sample", self._provider, replayed=True):
+                self._account(record.result, self._price)
             return _ready(_completions_from_json(record.result))
         request, reservation = self._issue(
             key,
@@ -383,7 +386,19 @@ class Context:
             return False
         self._best = cand
         self._journal.set_best(self.best_json() or {})
-        self.event("best", {"answer": answer, "score": verdict.score, "verified": verdict.passed})
+        received = self._received
+        self.event(
+            "best",
+            {
+                "answer": answer,
+                "score": verdict.score,
+                "verified": verdict.passed,
+                # what the job had spent when it found this answer (the anytime curve)
+                "tokens": received.tokens,
+                "calls": received.calls,
+                "cost_usd": round(received.cost_usd, 8),
+            },
+        )
         return True
 
     @property
@@ -454,7 +469,8 @@ class Context:
         digest = _digest("sample", payload)
         record = self._replay(key, "sample", digest)
         if record is not None:
-            self._account(record.result, price)
+            with self._chat_span(key, "judge", provider, replayed=True):
+                self._account(record.result, price)
             stored = (record.result.get("judge") or {}).get("verdict")
             if isinstance(stored, dict):
                 return _ready(Verdict.from_json(stored))
@@ -528,6 +544,7 @@ class Context:
                 f"{record.kind} call: the strategy is not deterministic given its journal"
             )
         self.replayed_calls += 1
+        metrics.call_replayed(kind)
         return record
 
     def _check_can_start(self) -> None:
@@ -597,7 +614,8 @@ class Context:
             calls=n_eff,
             cost_usd=price(per_sample_usage) * n_eff,
         )
-        reservation = self.ledger.reserve(worst)
+        with metrics.budget_refusals():
+            reservation = self.ledger.reserve(worst)
         self._issued += 1
         request = SampleRequest(
             messages=messages,
@@ -642,16 +660,18 @@ class Context:
     async def _run_sample(
         self, key: int, digest: str, request: SampleRequest, reservation: Reservation
     ) -> list[Completion]:
-        await self._begin(key, digest, reservation)
-        result = await self._call_model(key, request, reservation, self._provider)
-        await self._complete(key, digest, reservation, result, self._price, {})
+        with self._chat_span(key, "sample", self._provider, request) as span:
+            await self._begin(key, digest, reservation)
+            result = await self._call_model(key, request, reservation, self._provider, self._price)
+            await self._complete(key, digest, reservation, result, self._price, {}, span)
         return list(result.completions)
 
     async def _begin(self, key: int, digest: str, reservation: Reservation) -> None:
         """Journal a billed call's reservation: durable before the model is called, so a
         crash during the call counts its worst case as spent."""
         try:
-            await self._journal.begin_paid_step(key, "sample", digest, reservation.spend)
+            with metrics.budget_refusals():
+                await self._journal.begin_paid_step(key, "sample", digest, reservation.spend)
         except BaseException:
             self.ledger.release(reservation)
             raise
@@ -667,11 +687,12 @@ class Context:
         provider: Provider,
         price: PriceFn,
     ) -> Verdict:
-        await self._begin(key, digest, reservation)
-        result = await self._call_model(key, request, reservation, provider)
-        verdict = parse(result.completions[0].text if result.completions else "")
-        extra = {"judge": {"model": model, "verdict": verdict.to_json()}}
-        await self._complete(key, digest, reservation, result, price, extra)
+        with self._chat_span(key, "judge", provider, request) as span:
+            await self._begin(key, digest, reservation)
+            result = await self._call_model(key, request, reservation, provider, price)
+            verdict = parse(result.completions[0].text if result.completions else "")
+            extra = {"judge": {"model": model, "verdict": verdict.to_json()}}
+            await self._complete(key, digest, reservation, result, price, extra, span)
         return verdict
 
     async def _complete(
@@ -682,9 +703,11 @@ class Context:
         result: SampleResult,
         price: PriceFn,
         extra: dict[str, Any],
+        span: telemetry.SpanLike = telemetry.NO_SPAN,
     ) -> None:
         """Settle a billed call's reservation at its real usage and journal its result
-        (durably, before the strategy sees it)."""
+        (durably, before the strategy sees it); ``span`` (the call's) gets its usage,
+        cost and what remains of the budget."""
         actual = Spend(
             tokens=result.usage.total_tokens,
             calls=len(result.completions),
@@ -692,20 +715,28 @@ class Context:
         )
         self.ledger.settle(reservation, actual)
         self.new_calls += 1
+        if span.is_recording():
+            _record_call(span, result, actual, self.ledger)
         self._journal.set_progress(self.progress())
         data = {**_sample_result_to_json(result), **extra}
         await self._journal.complete_paid_step(key, "sample", digest, data, actual)
         self._account(data, price)
 
     async def _call_model(
-        self, key: int, request: SampleRequest, reservation: Reservation, provider: Provider
+        self,
+        key: int,
+        request: SampleRequest,
+        reservation: Reservation,
+        provider: Provider,
+        price: PriceFn,
     ) -> SampleResult:
         try:
             timeout = self._call_timeout()
-            if timeout is None:
-                result = await provider.sample(request)
-            else:
-                result = await asyncio.wait_for(provider.sample(request), timeout)
+            with metrics.model_call(provider.name):
+                if timeout is None:
+                    result = await provider.sample(request)
+                else:
+                    result = await asyncio.wait_for(provider.sample(request), timeout)
         except TimeoutError:
             await self._lose(key, reservation)
             raise DeadlineExceeded() from None
@@ -717,6 +748,14 @@ class Context:
         except BaseException:
             await self._lose(key, reservation)
             raise
+        usage = result.usage
+        metrics.model_usage(
+            provider.name,
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            len(result.completions),
+            price(usage),
+        )
         return result
 
     async def _lose(self, key: int, reservation: Reservation) -> None:
@@ -725,6 +764,7 @@ class Context:
         # If this write fails, the next worker counts the pending row as spent anyway.
         with contextlib.suppress(Exception):
             await self._journal.abandon_step(key, reservation.spend)
+            metrics.LOST_CALLS.inc()
 
     async def _run_reward(
         self, key: int, digest: str, model: RewardModel, paths: list[list[str]]
@@ -732,7 +772,11 @@ class Context:
         call = model.score_steps(self.prompt_text(), paths)
         timeout = self._call_timeout()
         try:
-            scores = await (call if timeout is None else asyncio.wait_for(call, timeout))
+            with (
+                _reward_span(key, model, "score_steps", len(paths)),
+                metrics.model_call(model.name),
+            ):
+                scores = await (call if timeout is None else asyncio.wait_for(call, timeout))
         except TimeoutError:
             raise DeadlineExceeded() from None
         if len(scores) != len(paths) or any(
@@ -752,7 +796,8 @@ class Context:
         call = model.score(self.prompt_text(), candidates)
         timeout = self._call_timeout()
         try:
-            scores = await (call if timeout is None else asyncio.wait_for(call, timeout))
+            with _reward_span(key, model, "score", len(candidates)), metrics.model_call(model.name):
+                scores = await (call if timeout is None else asyncio.wait_for(call, timeout))
         except TimeoutError:
             raise DeadlineExceeded() from None
         if len(scores) != len(candidates):
@@ -769,9 +814,96 @@ class Context:
         return values
 
     async def _run_verify(self, key: int, digest: str, answer: str) -> Verdict:
-        verdict = await self._verifier.verify(self.problem, answer)
+        with _verify_span(key, self._verifier) as span:
+            verdict = await self._verifier.verify(self.problem, answer)
+            if span.is_recording():
+                span.set_attribute("ponder.verdict.passed", verdict.passed)
+                span.set_attribute("ponder.verdict.score", verdict.score)
         self._journal.record_free_step(key, "verify", digest, verdict.to_json())
         return verdict
+
+    def _chat_span(
+        self,
+        key: int,
+        call: str,
+        provider: Provider,
+        request: SampleRequest | None = None,
+        *,
+        replayed: bool = False,
+    ) -> AbstractContextManager[telemetry.SpanLike]:
+        """The span of a billed model call (``call``: sample or judge), with the GenAI
+        attributes of the request; a replayed call's span says so and costs nothing."""
+        if not telemetry.enabled():
+            return telemetry.NOOP
+        profile = getattr(provider, "profile", None)
+        system = str(getattr(profile, "provider", provider.name))
+        model = str(getattr(profile, "model", provider.name))
+        attributes: dict[str, telemetry.AttrValue] = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": system,
+            "gen_ai.request.model": model,
+            "ponder.model": provider.name,
+            "ponder.call.key": key,
+            "ponder.call.kind": call,
+            "ponder.replayed": replayed,
+        }
+        if request is not None:
+            attributes["gen_ai.request.max_tokens"] = request.max_tokens
+            attributes["gen_ai.request.temperature"] = request.temperature
+            attributes["gen_ai.request.choice.count"] = request.n
+            if request.seed is not None:
+                attributes["gen_ai.request.seed"] = request.seed
+        if replayed:
+            attributes["ponder.cost_usd"] = 0.0
+        return telemetry.span(f"chat {model}", attributes, kind="client")
+
+
+def _record_call(
+    span: telemetry.SpanLike, result: SampleResult, cost: Spend, ledger: Ledger
+) -> None:
+    """A finished billed call's usage and cost, and the job's budget after it."""
+    span.set_attribute("gen_ai.response.model", result.model)
+    span.set_attribute("gen_ai.usage.input_tokens", result.usage.prompt_tokens)
+    span.set_attribute("gen_ai.usage.output_tokens", result.usage.completion_tokens)
+    if result.usage.reasoning_tokens:
+        span.set_attribute("ponder.usage.reasoning_tokens", result.usage.reasoning_tokens)
+    span.set_attribute(
+        "gen_ai.response.finish_reasons", [c.finish_reason for c in result.completions]
+    )
+    span.set_attribute("ponder.cost_usd", cost.cost_usd)
+    limits = ledger.limits.model_dump()
+    for name, value in telemetry.budget_limits(limits).items():
+        span.set_attribute(name, value)
+    tokens, calls, cost_usd = ledger.headroom()
+    for name, left in (("tokens", tokens), ("calls", calls), ("cost_usd", cost_usd)):
+        if left is not None:
+            span.set_attribute(f"ponder.budget.{name}_remaining", left)
+
+
+def _reward_span(
+    key: int, model: RewardModel, call: str, items: int
+) -> AbstractContextManager[telemetry.SpanLike]:
+    if not telemetry.enabled():
+        return telemetry.NOOP
+    return telemetry.span(
+        "ponder.reward",
+        {
+            "ponder.reward_model": model.name,
+            "ponder.call.key": key,
+            "ponder.call.kind": call,
+            "ponder.reward.items": items,
+        },
+        kind="client",
+    )
+
+
+def _verify_span(key: int, verifier: Verifier) -> AbstractContextManager[telemetry.SpanLike]:
+    if not telemetry.enabled():
+        return telemetry.NOOP
+    return telemetry.span(
+        "ponder.verify",
+        {"ponder.verifier": verifier.name, "ponder.call.key": key},
+    )
 
 
 async def _ready_coro(value: Any) -> Any:

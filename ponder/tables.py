@@ -292,6 +292,9 @@ class Job(Base):
     event_seq: Mapped[int] = mapped_column(Integer, default=0)  # last job_events.seq written
     strategy_events: Mapped[int] = mapped_column(Integer, default=0)  # replay skips these
     lost_calls: Mapped[int] = mapped_column(Integer, default=0)  # in flight at a crash
+    # the W3C trace context of the submission (ponder.telemetry), so every slice joins its
+    # trace; None when tracing was off
+    trace_context: Mapped[dict[str, str] | None] = mapped_column(JSONType, nullable=True)
 
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
@@ -338,7 +341,11 @@ class WebhookDelivery(Base):
     """The outbox: written in the same transaction as the status change it announces."""
 
     __tablename__ = "webhook_deliveries"
-    __table_args__ = (Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+        # a tenant's recent deliveries by status (GET /v1/system, ponder.system)
+        Index("ix_webhook_deliveries_tenant_created", "tenant_id", "created_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
@@ -569,6 +576,24 @@ class ScheduleRun(Base):
     detail: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class Worker(Base):
+    """A worker process's heartbeat (``ponder.workers``): written when it starts and every
+    third of a lease while it runs, deleted when it stops cleanly. A row not renewed for
+    a lease length belongs to a process that died; the reaper drops such rows after
+    ``ponder.workers.FORGET_AFTER``."""
+
+    __tablename__ = "workers"
+
+    # ``host:pid``; the lease owner of each job slice it runs starts with it
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    queue: Mapped[str] = mapped_column(String(200))
+    max_jobs: Mapped[int] = mapped_column(Integer)  # slices it runs at once at most
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 # Job attribute name for each column (they differ where a column name is reserved: meta)

@@ -88,12 +88,15 @@ def running_stack(
     workers: int = 1,
     broker_url: str = REDIS_URL,
     env_overrides: dict[str, str] | None = None,
+    api_args: tuple[str, ...] = (),
+    worker_args: tuple[str, ...] = (),
 ) -> Iterator[Stack]:
     """The service as processes: sim, api and ``workers`` workers (named ``worker``,
     ``worker2``, ...), with the Redis at ``broker_url`` as broker. ``extra_models`` is
     YAML appended to the models file's list (each entry indented by two spaces, like
     ``sim-http``), e.g. a profile with its own limits on the same sim server
-    (``{sim_port}`` in it is replaced with the server's port)."""
+    (``{sim_port}`` in it is replaced with the server's port). ``api_args`` and
+    ``worker_args`` are added to the command lines of the api and of every worker."""
     sim_port, api_port = free_port(), free_port()
     models = tmp_path / "models.yaml"
     models.write_text(
@@ -122,10 +125,18 @@ def running_stack(
         logdir=tmp_path,
     )
     s.start("sim", "sim", "serve", "--port", str(sim_port), *sim_args)
-    s.start("api", "api", "--port", str(api_port))
+    s.start("api", "api", "--port", str(api_port), *api_args)
     for index in range(workers):
         name = "worker" if index == 0 else f"worker{index + 1}"
-        s.start(name, "worker", "--processes", str(worker_concurrency), "--loglevel", "INFO")
+        s.start(
+            name,
+            "worker",
+            "--processes",
+            str(worker_concurrency),
+            "--loglevel",
+            "INFO",
+            *worker_args,
+        )
     try:
         wait_http_ok(f"{s.sim_url}/healthz", list(s.procs.values()))
         wait_http_ok(f"{s.api_url}/readyz", list(s.procs.values()))

@@ -6,7 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery
+from celery.signals import setup_logging
 
+from ponder import logs
 from ponder.config import Settings
 
 RUN_JOB = "ponder.run_job"
@@ -80,6 +82,22 @@ def create_celery(settings: Settings, *, name: str = "ponder") -> Celery:
         },
     )
     return app
+
+
+def celery_logging(fmt: logs.LogFormat, loglevel: str) -> list[str]:
+    """How a worker or beat started from the command line logs in ``fmt``: ``text``
+    keeps Celery's own lines; ``json`` sets up :func:`ponder.logs.configure` now (so
+    warnings while Celery starts are JSON lines too), has Celery leave logging to it
+    and print no banner. Returns the Celery options to start it with."""
+    if fmt != "json":
+        return []
+    logs.configure("json", loglevel)
+
+    @setup_logging.connect(weak=False, dispatch_uid="ponder-json-logging")
+    def configure(loglevel: int | str | None = None, **_: Any) -> None:
+        logs.configure("json", loglevel or "INFO")
+
+    return ["--quiet"]
 
 
 def celery_priority(job_priority: int) -> int:

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +19,7 @@ from ponder.config import Settings
 from ponder.jobs.finished import after_finished
 from ponder.webhooks.delivery import attempt
 from ponder.webhooks.ssrf import guarded_client
+from ponder.workers import slice_owner
 from worker.celery_app import DELIVER, REAP, RUN_JOB, SCHEDULE_TICK, Dispatcher, create_celery
 from worker.runner import ProviderFactory, WorkerServices, run_slice
 from worker.shutdown import ShutdownFlag
@@ -118,7 +117,8 @@ def create_worker_app(
         from ponder.verifiers import verifier_types
         from strategies.registry import all_strategies
 
-        services.get()
+        # the event loop and its heartbeat thread, so this worker is seen while idle
+        services.get().jobloop.start()
         all_strategies()
         all_tasks()
         verifier_types()
@@ -131,7 +131,7 @@ def create_worker_app(
 
     @app.task(name=RUN_JOB, shared=False, acks_late=True, reject_on_worker_lost=True, bind=True)
     def run_job(self: Any, job_id: str) -> str:
-        owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        owner = slice_owner()
         outcome = run_slice(services.get(), job_id, owner, stopping=shutdown.is_set)
         if outcome.requeue:
             # the next slice goes back at the priority this one came with

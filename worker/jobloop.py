@@ -13,7 +13,8 @@ Around the slices the loop runs what they share:
   committed together on one connection in one thread;
 * one lease heartbeat for the whole process (:class:`LeaseKeeper`, in a thread of its
   own): one statement per tick renews every lease the process holds, each checked
-  against its fencing number;
+  against its fencing number, and one renews the process's ``workers`` row
+  (:mod:`ponder.workers`), so an idle worker is seen too;
 * a stop watcher: one poll of the worker's stop flag for all slices;
 * a lag monitor (:class:`LoopLag`): how late the loop wakes up, with a warning when a
   callback blocks it for more than 100 ms.
@@ -35,6 +36,7 @@ from sqlalchemy import Engine
 
 from ponder.groupcommit import GroupCommitter
 from ponder.jobstore import LeaseRenewal, SqlJournal, renew_leases
+from ponder.workers import WorkerInfo, beat, leave
 
 log = logging.getLogger("ponder.worker.engine")
 
@@ -99,11 +101,15 @@ class LeaseKeeper:
 
     It runs in a thread of its own with its own connection, not on the loop: a slice
     that blocks the loop (a verifier that never yields) must not let every lease of the
-    process lapse."""
+    process lapse. Given ``worker``, each tick also renews the process's heartbeat row
+    (written at start, deleted at a clean stop)."""
 
-    def __init__(self, engine: Engine, lease_seconds: float) -> None:
+    def __init__(
+        self, engine: Engine, lease_seconds: float, worker: WorkerInfo | None = None
+    ) -> None:
         self._engine = engine
         self._lease_seconds = lease_seconds
+        self.worker = worker
         self._leases: dict[int, _Lease] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -139,20 +145,39 @@ class LeaseKeeper:
                 if id(h.journal) in self._leases:  # its slice has not ended meanwhile
                     h.journal.note_heartbeat(renewed.get(h.journal.job_id))
 
+    def beat(self) -> None:
+        """Renew the process's heartbeat row (if it has one)."""
+        if self.worker is not None:
+            with self._engine.begin() as conn:
+                beat(conn, self.worker)
+
     def start(self) -> None:
+        # the first heartbeat before this returns: a worker is seen as soon as it started
+        self._tick(self.beat, "worker heartbeat")
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=10)
+        if self.worker is not None:
+            try:
+                with self._engine.begin() as conn:
+                    leave(conn, self.worker.id)
+            except Exception as exc:  # its row is forgotten once it stops being renewed
+                log.warning("could not remove this worker's heartbeat row: %s", exc)
 
     def _run(self) -> None:
         while not self._stop.wait(self._lease_seconds / 3):
-            try:
-                self.renew()
-            except Exception as exc:  # the database is away: try again next tick
-                log.warning("lease heartbeat failed, retrying next tick: %s", exc)
+            self._tick(self.renew, "lease heartbeat")
+            self._tick(self.beat, "worker heartbeat")
+
+    @staticmethod
+    def _tick(step: Callable[[], None], what: str) -> None:
+        try:
+            step()
+        except Exception as exc:  # the database is away: try again next tick
+            log.warning("%s failed, retrying next tick: %s", what, exc)
 
 
 class TenantSlots:

@@ -15,6 +15,7 @@ from ponder.fairness import release_idle
 from ponder.jobstore import jobs_to_requeue
 from ponder.tables import utcnow
 from ponder.webhooks.delivery import due_deliveries
+from ponder.workers import forget_gone
 from worker.celery_app import Dispatcher
 from worker.queue_watch import QueueWatch, watch_for
 from worker.runner import WorkerServices
@@ -48,11 +49,15 @@ def reap_once(
     deliveries = due_deliveries(svc.sessions, now=now, stale_before=stale_before)
     for delivery_id in deliveries:
         dispatcher.enqueue_delivery(delivery_id)
+    # workers that died long ago (their heartbeat stopped): no longer worth showing
+    with svc.engine.begin() as conn:
+        forgotten = forget_gone(conn, now)
     return {
         "requeued": len(jobs),
         "sent": sent,
         "deliveries": len(deliveries),
         "released": len(released),
+        "workers_forgotten": forgotten,
         "queue_checked": queue.checked,
         "queue_lost": queue.lost,
         "republished": queue.republished,

@@ -18,6 +18,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Coroutine
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from ponder import metrics, telemetry
 from ponder.budget import BudgetLimits, Ledger, Spend
 from ponder.config import Settings
 from ponder.db import make_engine, make_sessionmaker
@@ -44,10 +46,12 @@ from ponder.llm.base import Provider
 from ponder.llm.limits import Limiter, build_limiter
 from ponder.llm.profiles import ModelProfile, build_provider, load_models_file
 from ponder.llm.reward import RewardModelFactory, RewardModels
+from ponder.logs import log_context
 from ponder.problem import Problem
 from ponder.quotas import Quotas, TenantLimits
 from ponder.runtime import Context, LeaseLost, WorkerStopping
 from ponder.tables import Job, StopReason
+from ponder.workers import WorkerInfo
 from strategies.registry import get_strategy
 from worker.faults import install_faults
 from worker.jobloop import JobLoop, LeaseKeeper
@@ -117,7 +121,11 @@ class WorkerServices:
         )
         self.jobloop = JobLoop(
             self.committer,
-            LeaseKeeper(self.engine, settings.lease_seconds),
+            LeaseKeeper(
+                self.engine,
+                settings.lease_seconds,
+                WorkerInfo.of_this_process(settings.queue, settings.worker_max_jobs),
+            ),
             tenant_share=settings.tenant_share,
         )
         # One limiter per process: max_concurrency holds across every worker process
@@ -199,6 +207,7 @@ def run_slice(
     return svc.jobloop.call(run_slice_async(svc, job_id, owner, stopping=stopping))
 
 
+@metrics.timed_slice
 async def run_slice_async(
     svc: WorkerServices, job_id: str, owner: str, *, stopping: Stopping = _never
 ) -> SliceOutcome:
@@ -208,6 +217,7 @@ async def run_slice_async(
         # worker that is not stopping.
         return SliceOutcome("handoff", "worker shutting down")
     settings = svc.settings
+    claimed_at = telemetry.now_ns()
     try:
         c: Claim | None = await svc.committer.submit(
             ClaimRequest(job_id, owner, settings.lease_seconds), key=job_id
@@ -217,6 +227,54 @@ async def run_slice_async(
         return SliceOutcome("retry", "database unavailable", countdown=2.0)
     if c is None:
         return SliceOutcome("skipped", "not runnable or leased elsewhere")
+    metrics.LOST_CALLS.inc(c.lost_calls)
+    job = c.job
+    # every log line of the slice names it; with tracing on it is a span in the trace of
+    # the job's submission
+    with (
+        log_context(
+            job_id=job.id, tenant_id=job.tenant_id, slice=job.slices + 1, attempt=c.attempt
+        ),
+        _slice_span(c, claimed_at) as span,
+    ):
+        outcome = await _run_claimed(svc, c, stopping)
+        if span.is_recording():
+            span.set_attribute("ponder.slice.outcome", outcome.kind)
+            span.set_attribute("ponder.slice.detail", outcome.detail)
+        log.info("job %s: slice ended: %s (%s)", job.id, outcome.kind, outcome.detail)
+    return outcome
+
+
+def _slice_span(c: Claim, claimed_at: int) -> AbstractContextManager[telemetry.SpanLike]:
+    if not telemetry.enabled():
+        return telemetry.NOOP
+    job = c.job
+    attributes: dict[str, telemetry.AttrValue] = {
+        "ponder.job.id": job.id,
+        "ponder.tenant.id": job.tenant_id,
+        "ponder.slice": job.slices + 1,
+        "ponder.attempt": c.attempt,
+        "ponder.strategy": str(job.strategy.get("name")),
+        "ponder.model": job.model,
+        "ponder.job.priority": job.priority,
+        "ponder.calls.journaled": len(c.steps),
+        **telemetry.budget_limits(job.budget),
+    }
+    if job.batch_id is not None:
+        attributes["ponder.batch.id"] = job.batch_id
+    return telemetry.span(
+        "ponder.slice",
+        attributes,
+        parent=job.trace_context,
+        start_time=claimed_at,
+        kind="consumer",
+    )
+
+
+async def _run_claimed(svc: WorkerServices, c: Claim, stopping: Stopping) -> SliceOutcome:
+    """The slice once its lease is held: it ends with the job finished, handed back,
+    parked, or (lease lost, database gone) left for another slice."""
+    settings = svc.settings
     journal = SqlJournal(svc.committer, c)
     job = c.job
     try:
@@ -262,7 +320,7 @@ async def run_slice_async(
     except DBAPIError as exc:
         # The database went away mid-slice. Our lease lapses; the task retries shortly
         # and the reaper covers us if that publish is lost too.
-        log.warning("job %s: database error mid-slice: %s", job_id, exc)
+        log.warning("job %s: database error mid-slice: %s", job.id, exc)
         return SliceOutcome("retry", "database unavailable", countdown=settings.lease_seconds)
 
 
@@ -380,6 +438,7 @@ async def _run(
     else:
         best = ctx.best
         ending = ending_for(None, verified=best is not None and best.verdict.passed)
+    _note_calls(ctx)
 
     if ending.then is Next.LOST:
         raise LeaseLost("lease taken over")
@@ -408,6 +467,15 @@ async def _run(
         raise LeaseLost("lease lost while finishing")
     await _finalize(journal, ending, ctx.best_json(), ctx.seconds_used(), ctx.progress())
     return _finished(journal, job, ending.stop_reason or "")
+
+
+def _note_calls(ctx: Context) -> None:
+    """The slice's span: the billed calls its strategy made, and the journaled calls
+    (of every kind) it replayed."""
+    span = telemetry.current_span()
+    if span.is_recording():
+        span.set_attribute("ponder.calls.new", ctx.new_calls)
+        span.set_attribute("ponder.journal.replayed", ctx.replayed_calls)
 
 
 async def _finalize(

@@ -6,17 +6,29 @@ supervisor forwards SIGTERM/SIGINT/SIGQUIT to every child (each then hands its j
 after draining the calls in flight), and starts a child again when one dies without
 being asked to (as ``kill -9`` would), so a crash costs one process's jobs their lease
 time, not the whole worker.
+
+With a metrics port (``--metrics-port``) the children run in prometheus_client's
+multiprocess mode: the supervisor makes a directory for this run, each child writes its
+counters there (``PROMETHEUS_MULTIPROC_DIR``), and the supervisor serves their sum on
+the one port, so Prometheus scrapes one target per worker however many processes it has.
+A child that dies and is started again keeps what it counted; the directory is removed
+when the supervisor stops.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
+
+from ponder.metrics import mark_process_dead, multiprocess_registry, serve
 
 log = logging.getLogger(__name__)
 
@@ -35,17 +47,60 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
-def supervise(child_args: Sequence[str], processes: int) -> int:
+class SharedMetrics:
+    """The metrics of every child process, summed and served on one address."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.directory = tempfile.mkdtemp(prefix="ponder-worker-metrics-")
+        try:
+            self._stop: Callable[[], None] | None = serve(
+                multiprocess_registry(self.directory), host, port
+            )
+        except BaseException:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            raise
+        log.info("worker metrics at http://%s:%d/metrics", host, port)
+
+    def child_env(self) -> dict[str, str]:
+        """A child's environment: it writes its metrics to the shared directory, and
+        serves none of its own."""
+        env = dict(os.environ, PROMETHEUS_MULTIPROC_DIR=self.directory)
+        env.pop("PONDER_WORKER_METRICS_PORT", None)
+        return env
+
+    def process_died(self, pid: int) -> None:
+        mark_process_dead(pid, self.directory)
+
+    def close(self) -> None:
+        if self._stop is not None:
+            self._stop()
+            self._stop = None
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def supervise(
+    child_args: Sequence[str], processes: int, *, metrics: SharedMetrics | None = None
+) -> int:
     """Run ``processes`` copies of ``python -m ponder.cli <child_args>`` until a stop
-    signal; returns the exit status to exit with."""
+    signal; returns the exit status to exit with. ``metrics`` (closed on return) serves
+    the children's metrics."""
+    try:
+        return _supervise(child_args, processes, metrics)
+    finally:
+        if metrics is not None:
+            metrics.close()
+
+
+def _supervise(child_args: Sequence[str], processes: int, metrics: SharedMetrics | None) -> int:
     command = [sys.executable, "-m", "ponder.cli", *child_args]
     children: list[subprocess.Popen[bytes] | None] = [None] * processes
     last_start = [0.0] * processes
     stopping = False
+    env = None if metrics is None else metrics.child_env()
 
     def start(i: int) -> None:
         last_start[i] = time.monotonic()
-        children[i] = subprocess.Popen(command, preexec_fn=_die_with_parent)
+        children[i] = subprocess.Popen(command, env=env, preexec_fn=_die_with_parent)
         log.info("worker process %d started (pid %d)", i, children[i].pid)  # type: ignore[union-attr]
 
     def forward(signum: int, _frame: FrameType | None) -> None:
@@ -68,6 +123,8 @@ def supervise(child_args: Sequence[str], processes: int) -> int:
             if code is None:
                 alive += 1
                 continue
+            if metrics is not None:
+                metrics.process_died(child.pid)
             if stopping:
                 children[i] = None
                 continue

@@ -130,6 +130,22 @@ def list_jobs(
         JobStatusName | None, Query(description="Only jobs with this status.")
     ] = None,
     batch_id: Annotated[UUID | None, Query(description="Only jobs of this batch.")] = None,
+    strategy: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=100,
+            description="Only jobs running this strategy (a name from `GET /v1/strategies`).",
+        ),
+    ] = None,
+    model: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=200,
+            description="Only jobs on this model profile (a name from `GET /v1/models`).",
+        ),
+    ] = None,
 ) -> JobsPublic:
     """The tenant's jobs, newest first, a page at a time."""
     page = jobs_service.list_jobs(
@@ -139,6 +155,8 @@ def list_jobs(
         after=parse_cursor(cursor),
         status=status,
         batch_id=None if batch_id is None else str(batch_id),
+        strategy=strategy,
+        model=model,
     )
     return JobsPublic(
         data=[JobPublic.from_row(job) for job in page.rows], next_cursor=page.next_cursor

@@ -35,6 +35,11 @@ def read_trace(job_id: str, tenant: ReadTenant, session: SessionDep) -> JobTrace
                 cost_usd=s.cost_usd,
                 started_at=s.created_at,
                 completed_at=s.completed_at,
+                seconds=None
+                if s.completed_at is None
+                else round((s.completed_at - s.created_at).total_seconds(), 6),
+                attempt=s.attempt,
+                replayed=jobs_service.replayed(found.job, s),
                 result=s.result,
             )
             for s in found.steps

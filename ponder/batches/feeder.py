@@ -42,6 +42,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from ponder import metrics
 from ponder.batches.store import (
     complete_if_done,
     finish_unclaimed_items,
@@ -338,7 +339,7 @@ def _afford(cap: _CapState, budget: dict[str, Any]) -> dict[str, Any] | None:
 
 def _end_for_budget(sessions: sessionmaker[Session], batch_id: str) -> list[str]:
     with sessions() as s, s.begin():
-        deliveries = finish_unclaimed_items(
+        finished, deliveries = finish_unclaimed_items(
             s,
             batch_id,
             status=JobStatus.CANCELLED,
@@ -346,5 +347,6 @@ def _end_for_budget(sessions: sessionmaker[Session], batch_id: str) -> list[str]
             error="the batch's budget cap was used up before this item could start",
             only_held=True,
         )
+    metrics.job_finished(JobStatus.CANCELLED, StopReason.BUDGET_EXHAUSTED, finished)
     done = complete_if_done(sessions, batch_id)
     return deliveries + (done.deliveries if done else [])

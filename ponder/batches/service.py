@@ -14,6 +14,7 @@ from sqlalchemy import func, insert, select, type_coerce
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session, sessionmaker
 
+from ponder import metrics
 from ponder.batches.feeder import feed
 from ponder.batches.spec import (
     MAX_CUSTOM_ID_CHARS,
@@ -675,6 +676,7 @@ class BatchService:
             if also is not None:
                 also(session, created)
             session.commit()
+        metrics.job_submitted("batch_item", created.accepted)
         # committed: start the first items now (the reaper's feeder tick would, later)
         feed(sessions, self.queue.publish, self.settings, tenant_id=tenant_id)
         return created

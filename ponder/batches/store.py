@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, case, exists, func, insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from ponder import metrics
 from ponder.db import retry_conflicts
 from ponder.jobstore import job_public_summary
 from ponder.notify import CHANNEL
@@ -54,7 +55,7 @@ def finish_unclaimed_items(
     stop_reason: str,
     error: str | None,
     only_held: bool,
-) -> list[str]:
+) -> tuple[int, list[str]]:
     """End the batch's queued items that no worker holds (only the held ones if
     ``only_held``) with ``status``, in the caller's transaction and in bulk: each gets its
     terminal event, its best-so-far as result, and (if it has a ``webhook_url``) its
@@ -84,7 +85,7 @@ def finish_unclaimed_items(
         ).scalars()
     )
     if not jobs:
-        return []
+        return 0, []
     session.execute(
         insert(JobEvent),
         [
@@ -119,7 +120,7 @@ def finish_unclaimed_items(
             text("SELECT pg_notify(:channel, id) FROM unnest(CAST(:ids AS text[])) AS id"),
             {"channel": CHANNEL, "ids": [job.id for job in jobs]},
         )
-    return [str(d["id"]) for d in deliveries]
+    return len(jobs), [str(d["id"]) for d in deliveries]
 
 
 def cancel_batch(sessions: sessionmaker[Session], batch_id: str) -> list[str]:
@@ -138,7 +139,7 @@ def _cancel(sessions: sessionmaker[Session], batch_id: str) -> list[str]:
         # items first, then the batch row: the same lock order as the feeder and the
         # item finalizers, so cancelling never deadlocks with them (workers' heartbeats
         # lock the running items in their own order: a deadlock with one is retried)
-        deliveries = finish_unclaimed_items(
+        finished, deliveries = finish_unclaimed_items(
             s,
             batch_id,
             status=JobStatus.CANCELLED,
@@ -159,6 +160,7 @@ def _cancel(sessions: sessionmaker[Session], batch_id: str) -> list[str]:
             .where(Batch.id == batch_id, Batch.status.in_(BatchStatus.ACTIVE))
             .values(status=BatchStatus.CANCELLED, cancelled_at=now, updated_at=now)
         )
+    metrics.job_finished(JobStatus.CANCELLED, StopReason.CANCELLED, finished)
     return deliveries
 
 

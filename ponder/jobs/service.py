@@ -10,17 +10,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, false, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from ponder import metrics, telemetry
 from ponder.catalog import StrategyCatalog
 from ponder.config import Settings
 from ponder.errors import Conflict, NotFound
 from ponder.fairness import QueueGauge
 from ponder.jobspec import JobCreate
 from ponder.jobstore import request_cancel
+from ponder.jsonlimits import storable_text
 from ponder.llm.profiles import ModelProfile
+from ponder.logs import log_context
 from ponder.pagination import Cursor, Page, newest_first
 from ponder.queue import JobQueue
 from ponder.quotas import Quotas
@@ -77,13 +80,21 @@ def list_jobs(
     after: Cursor | None = None,
     status: str | None = None,
     batch_id: str | None = None,
+    strategy: str | None = None,
+    model: str | None = None,
 ) -> Page[Job]:
-    """One page of the tenant's jobs, newest first."""
+    """One page of the tenant's jobs, newest first; only those with ``status``, of batch
+    ``batch_id``, running strategy ``strategy`` or on model ``model`` when given."""
     query = select(Job).where(Job.tenant_id == tenant_id)
     if status is not None:
         query = query.where(Job.status == status)
     if batch_id is not None:
         query = query.where(Job.batch_id == batch_id)
+    for wanted, column in ((strategy, Job.strategy["name"].as_string()), (model, Job.model)):
+        if wanted is None:
+            continue
+        # a name no job can have (the database cannot even compare it): nothing matches
+        query = query.where(false() if storable_text(wanted) else column == wanted)
     return newest_first(
         session,
         query,
@@ -134,7 +145,34 @@ class JobService:
         The tenant's limits apply (:mod:`ponder.quotas`): its maximum priority and
         per-job budget ceilings (:class:`ponder.field_errors.Invalid`), and for now its
         job rate, its jobs queued or running and its daily spend
-        (:class:`ponder.errors.QuotaExceeded`)."""
+        (:class:`ponder.errors.QuotaExceeded`).
+
+        With tracing on this is the ``ponder.submit`` span, whose context the job keeps
+        (``trace_context``) for its slices to join."""
+        attributes = _submit_attributes(tenant_id, body) if telemetry.enabled() else None
+        with (
+            log_context(tenant_id=tenant_id),
+            telemetry.span("ponder.submit", attributes) as span,
+        ):
+            submitted = self._submit(
+                session, tenant_id, body, idempotency_key, webhook_format, openai
+            )
+            if span.is_recording():
+                span.set_attribute("ponder.job.id", submitted.job.id)
+                span.set_attribute("ponder.idempotent_replay", submitted.replayed)
+                for key, value in telemetry.budget_limits(submitted.job.budget).items():
+                    span.set_attribute(key, value)
+            return submitted
+
+    def _submit(
+        self,
+        session: Session,
+        tenant_id: str,
+        body: JobCreate,
+        idempotency_key: str | None,
+        webhook_format: str | None,
+        openai: dict[str, Any] | None,
+    ) -> Submitted:
         digest = request_hash(body)
         if idempotency_key is not None:
             existing = find_by_idempotency_key(session, tenant_id, idempotency_key)
@@ -161,6 +199,7 @@ class JobService:
                 "created_at": now,
                 "updated_at": now,
                 "enqueued_at": now,
+                "trace_context": telemetry.carrier(),
                 "webhook_format": webhook_format,
                 "openai": openai,
                 **values,
@@ -179,6 +218,7 @@ class JobService:
             if existing is None:
                 raise
             return _replay(existing, digest)
+        metrics.job_submitted("job")
 
         # The row is committed: if the broker is down the job stays queued and the reaper
         # enqueues it later, so the client still learns its job was accepted.
@@ -213,6 +253,16 @@ class JobService:
             if is_terminal(job) and job.status != JobStatus.CANCELLED:
                 raise _already_finished(job)  # it finished while we were cancelling it
             return job
+
+
+def _submit_attributes(tenant_id: str, body: JobCreate) -> telemetry.Attributes:
+    attributes: dict[str, telemetry.AttrValue] = {
+        "ponder.tenant.id": tenant_id,
+        "ponder.strategy": body.strategy.name,
+        "ponder.model": body.model,
+        "ponder.job.priority": body.priority,
+    }
+    return attributes
 
 
 def _replay(existing: Job, digest: str) -> Submitted:
@@ -263,6 +313,13 @@ class Trace:
     events: Sequence[JobEvent]
     spend: list[SpendAt]
     truncated: bool
+
+
+def replayed(job: Job, step: JobStep) -> bool:
+    """Whether a later slice of ``job`` replayed ``step`` from the journal (instead of
+    making the call again): it was done before the job's current attempt began. (Every
+    slice runs the strategy from the top; calls already journaled replay for free.)"""
+    return step.status == "done" and step.attempt < job.attempt
 
 
 def trace(session: Session, tenant_id: str, job_id: str) -> Trace:

@@ -298,10 +298,62 @@ def _is_redis_error(exc: BaseException) -> bool:
     return isinstance(exc, RedisError | OSError)
 
 
+def shares_slots(broker_url: str) -> bool:
+    """Whether workers on this broker share slots through Redis (else each process
+    counts its own, as in the embedded mode)."""
+    return broker_url.startswith(("redis://", "rediss://", "unix://"))
+
+
+class SlotGauge:
+    """How many slots of each name are held right now across the deployment, read from
+    the Redis the workers' :class:`RedisLimiter` uses (blocking: for the API's threads).
+    The client is made on first use and kept."""
+
+    def __init__(
+        self, broker_url: str, *, prefix: str = DEFAULT_PREFIX, timeout_s: float = 2.0
+    ) -> None:
+        self._url = broker_url
+        self.prefix = prefix
+        self._timeout_s = timeout_s
+        self._client: Any = None
+
+    @property
+    def shared(self) -> bool:
+        """Whether there is a deployment-wide count to read (a Redis broker)."""
+        return shares_slots(self._url)
+
+    def held(self, names: list[str]) -> dict[str, int]:
+        """Live slots held per name (0 for a name nobody holds). Raises ``RedisError`` or
+        ``OSError`` when Redis cannot be reached; ``ValueError`` without a Redis broker."""
+        if not self.shared:
+            raise ValueError("slots are counted per process without a Redis broker")
+        if not names:
+            return {}
+        if self._client is None:
+            import redis
+
+            self._client = redis.Redis.from_url(
+                self._url,
+                socket_connect_timeout=self._timeout_s,
+                socket_timeout=self._timeout_s,
+            )
+        seconds, micros = self._client.time()
+        now_ms = int(seconds) * 1000 + int(micros) // 1000
+        pipe = self._client.pipeline(transaction=False)
+        for name in names:
+            pipe.zcount(f"{self.prefix}{name}", f"({now_ms}", "+inf")
+        return {name: int(count) for name, count in zip(names, pipe.execute(), strict=True)}
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
 def build_limiter(broker_url: str, *, prefix: str = DEFAULT_PREFIX) -> Limiter:
     """The limiter a worker process uses: Redis-backed when the broker is Redis (the
     same server, keys under ``prefix``), else in-process (the embedded mode)."""
-    if broker_url.startswith(("redis://", "rediss://", "unix://")):
+    if shares_slots(broker_url):
         return RedisLimiter.from_url(broker_url, prefix=prefix)
     return LocalLimiter()
 
@@ -312,5 +364,7 @@ __all__ = [
     "Limiter",
     "LocalLimiter",
     "RedisLimiter",
+    "SlotGauge",
     "build_limiter",
+    "shares_slots",
 ]

@@ -114,7 +114,7 @@ class TemplateLauncher:
                 f"{len(created.errors)} of {created.accepted + len(created.errors)} items were "
                 f"refused: {shown}" + (f"; and {more} more" if more > 0 else "")
             )
-        return Launched(created.batch_id, note)
+        return Launched(created.batch_id, note, created.accepted)
 
 
 def _inside_template(error: dict[str, Any]) -> dict[str, Any]:

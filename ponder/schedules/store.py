@@ -25,6 +25,7 @@ from sqlalchemy import CursorResult, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
+from ponder import metrics
 from ponder.db import transaction
 from ponder.errors import ErrorCode, PonderError
 from ponder.schedules.cron import CronError, CronSchedule
@@ -58,6 +59,7 @@ class Launched:
 
     batch_id: str
     note: str | None = None
+    items: int = 0  # items the batch accepted (0: the batch existed already)
 
 
 class BatchLauncher(Protocol):
@@ -239,6 +241,7 @@ def _materialise_one(session: Session, schedule: Schedule, *, now: datetime, lim
 class StartReport:
     started: list[ScheduleRun]
     skipped: list[ScheduleRun]
+    items: int = 0  # items of the batches started
 
 
 class _RunTakenElsewhere(Exception):
@@ -257,6 +260,7 @@ def start_pending(
     (:func:`lock_schedule`), in the transaction that will commit the starts."""
     started: list[ScheduleRun] = []
     skipped: list[ScheduleRun] = []
+    items = 0
     free = schedule.max_active_runs - launcher.active_runs(session, schedule.id)
     while free > 0:
         run = session.scalars(
@@ -275,6 +279,7 @@ def start_pending(
             with session.begin_nested():
                 launched = launcher.launch(session, schedule, run)
             batch_id, status, detail = launched.batch_id, ScheduleRunStatus.STARTED, launched.note
+            items += launched.items
         except RunRejected as exc:
             status, detail = ScheduleRunStatus.SKIPPED, str(exc)
         result = session.execute(
@@ -296,7 +301,7 @@ def start_pending(
         else:
             log.warning("schedule %s: run at %s skipped: %s", schedule.id, run.fire_time, detail)
             skipped.append(run)
-    return StartReport(started, skipped)
+    return StartReport(started, skipped, items)
 
 
 def start_schedule_runs(
@@ -314,10 +319,13 @@ def start_schedule_runs(
             schedule = lock_schedule(session, schedule_id, skip_locked=True)
             if schedule is None:
                 return StartReport([], [])
-            return start_pending(session, schedule, launcher, now=now)
+            report = start_pending(session, schedule, launcher, now=now)
     except _RunTakenElsewhere as exc:
         log.info("schedule %s: run %s was started elsewhere; rolled back", schedule_id, exc)
         return StartReport([], [])
+    metrics.schedule_runs([r.kind for r in report.started], [r.kind for r in report.skipped])
+    metrics.job_submitted("batch_item", report.items)
+    return report
 
 
 def start_due_runs(
@@ -333,6 +341,7 @@ def start_due_runs(
         ).all()
     started: list[ScheduleRun] = []
     skipped: list[ScheduleRun] = []
+    items = 0
     for schedule_id in schedule_ids:
         try:
             report = start_schedule_runs(sessions, schedule_id, launcher, now=now)
@@ -341,7 +350,8 @@ def start_due_runs(
             continue
         started.extend(report.started)
         skipped.extend(report.skipped)
-    return StartReport(started, skipped)
+        items += report.items
+    return StartReport(started, skipped, items)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
+from ponder import metrics
 from ponder.config import Settings
 from ponder.queue import JobQueue
 from ponder.retry_after import parse_retry_after
@@ -172,6 +173,8 @@ class Attempt:
     error: str | None
     latency_ms: float
     retry_after: float | None = None
+    # why there was no response: timeout, refused (address not allowed), network
+    failure: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -243,13 +246,12 @@ def post_once(
             retry_after = parse_retry_after(resp.headers) if code in (429, 503) else None
             return Attempt(code, error, took(), retry_after)
     except ForbiddenAddress as exc:
-        return Attempt(None, f"refused: {exc}", took())
+        return Attempt(None, f"refused: {exc}", took(), failure="refused")
     except httpx.TimeoutException:
-        return Attempt(None, f"no answer within {timeout:g} s", took())
+        return Attempt(None, f"no answer within {timeout:g} s", took(), failure="timeout")
     except httpx.HTTPError as exc:
-        return Attempt(
-            None, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__, took()
-        )
+        error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return Attempt(None, error, took(), failure="network")
 
 
 def deliver(
@@ -302,6 +304,7 @@ def deliver(
                 .where(WebhookDelivery.id == delivery_id, WebhookDelivery.attempts == number)
                 .values(status=DeliveryStatus.DISABLED, last_status_code=None, last_error=error)
             )
+            metrics.webhook_attempted(None, "not_sent", DeliveryStatus.DISABLED, 0.0)
             return DeliveryOutcome(DeliveryStatus.DISABLED, error=error)
         secrets = [x.secret for x in active_secrets(s, tenant_id, now)]
 
@@ -345,6 +348,8 @@ def deliver(
         )
         if status == DeliveryStatus.DISABLED:
             _disable_target(s, tenant_id, url, done, reason=f"HTTP 410 Gone at attempt {number}")
+    seconds = attempt.latency_ms / 1000
+    metrics.webhook_attempted(attempt.status_code, attempt.failure, status, seconds)
     return DeliveryOutcome(status, next_in, attempt.status_code, attempt.error)
 
 

@@ -15,6 +15,8 @@ import pytest
 
 from ponder.cli import _follow
 from ponder.localproc import wait_http_ok
+from ponder_client import Ponder
+from ponder_client.types import Job
 from tests.chaos.helpers import Probe, wait_until
 from tests.stack import PONDER, running_stack
 
@@ -24,8 +26,34 @@ JOB_ID = "job-1"
 
 
 def _frame(seq: int, kind: str, data: dict[str, Any]) -> bytes:
-    body = json.dumps({"seq": seq, "kind": kind, "data": data})
+    body = json.dumps({"seq": seq, "kind": kind, "data": data, "at": "2026-01-01T00:00:01Z"})
     return f"id: {seq}\nevent: {kind}\ndata: {body}\n\n".encode()
+
+
+def _job(**changes: Any) -> dict[str, Any]:
+    """A job as the API shows it (a running one, unless ``changes`` say otherwise)."""
+    return {
+        "id": JOB_ID,
+        "status": "running",
+        "stop_reason": None,
+        "result": None,
+        "usage": {"tokens": 0, "calls": 0, "cost_usd": 0.0, "seconds": 0.0},
+        "budget": {"max_tokens": None, "max_calls": 4, "max_cost_usd": None, "max_seconds": None},
+        "progress": {},
+        "error": None,
+        "model": "sim",
+        "strategy": {"name": "best_of_n", "params": {"n": 4}},
+        "priority": 0,
+        "metadata": {},
+        "batch_id": None,
+        "webhook_url": None,
+        "cancel_requested": False,
+        "created_at": "2026-01-01T00:00:00Z",
+        "started_at": "2026-01-01T00:00:00Z",
+        "finished_at": None,
+        "updated_at": "2026-01-01T00:00:00Z",
+        **changes,
+    }
 
 
 class _DroppedStream(httpx.SyncByteStream):
@@ -43,13 +71,7 @@ def test_follow_resumes_after_a_dropped_stream_with_last_event_id(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     requests: list[httpx.Request] = []
-    job = {
-        "id": JOB_ID,
-        "status": "running",
-        "budget": {"max_calls": 4},
-        "usage": {"calls": 0, "cost_usd": 0.0},
-        "progress": {},
-    }
+    job = _job()
 
     def api(request: httpx.Request) -> httpx.Response:
         requests.append(request)
@@ -61,19 +83,23 @@ def test_follow_resumes_after_a_dropped_stream_with_last_event_id(
                 first = [_frame(1, "started", {}), _frame(2, "best", {"score": 0.5})]
                 return httpx.Response(200, headers=sse, stream=_DroppedStream(first))
             assert request.headers["Last-Event-ID"] == "2"  # resume after the last one seen
-            job.update(status="completed", usage={"calls": 3, "cost_usd": 0.0})
-            job["progress"] = {"best_score": 1.0, "verified": True}
+            job.update(
+                status="completed",
+                usage={"tokens": 300, "calls": 3, "cost_usd": 0.0, "seconds": 0.3},
+                progress={"best_score": 1.0, "verified": True},
+            )
             rest = _frame(3, "best", {"score": 1.0}) + _frame(4, "completed", {})
             return httpx.Response(200, headers=sse, content=rest)
         assert request.url.path == f"/v1/jobs/{JOB_ID}"
         if job["status"] == "running":
-            job["usage"] = {"calls": 2, "cost_usd": 0.0}
+            job["usage"] = {"tokens": 200, "calls": 2, "cost_usd": 0.0, "seconds": 0.2}
         return httpx.Response(200, json=job)
 
-    with httpx.Client(base_url="http://api.test", transport=httpx.MockTransport(api)) as client:
-        final = _follow(client, dict(job))
+    with httpx.Client(transport=httpx.MockTransport(api)) as http:
+        client = Ponder("http://api.test", "pk_test", http_client=http, sleep=lambda _: None)
+        final = _follow(client, Job.model_validate(job))
 
-    assert final["status"] == "completed"
+    assert final.status == "completed"
     streams = [r for r in requests if r.url.path.endswith("/events")]
     assert len(streams) == 2
     assert "wait" not in "".join(str(r.url) for r in requests)  # no long-poll loop

@@ -11,13 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,7 +22,6 @@ import pytest
 
 from ponder.openai_compat.effort import EFFORT_BUDGETS
 from tests.conftest import _admin_exec, _pg_url
-from tests.e2e.test_readme import README, README_API
 from tests.stack import Stack, running_stack
 from tests.webhook_receiver import Receiver, parse_plan
 
@@ -40,7 +35,6 @@ GAME24 = {"task": "game24", "input": {"numbers": PUZZLE}}
 # no expression of these makes 24: no answer verifies, so jobs run to their budget
 UNSOLVABLE = {"task": "game24", "input": {"numbers": [1, 1, 1, 1]}}
 PROMPT = "Use the numbers 4 9 10 13 and the operations + - * / with parentheses to make 24."
-PYTHON_MARK = "<!-- readme-test-python -->"
 
 
 @pytest.fixture(scope="module")
@@ -508,37 +502,3 @@ def test_errors_have_openais_shape(stack: Stack, client: openai.OpenAI) -> None:
             limited.chat.completions.create(model="sim", messages=messages)  # type: ignore[arg-type]
         with pytest.raises(openai.NotFoundError):
             limited.responses.retrieve("resp_" + uuid.uuid4().hex)
-
-
-# ------------------------------------------------------------------ the README's example
-
-
-def python_blocks(text: str) -> list[str]:
-    """Every fenced python block right after the python marker."""
-    blocks = []
-    for part in text.split(PYTHON_MARK)[1:]:
-        fence = part.lstrip("\n")
-        assert fence.startswith("```python\n"), "the marker must precede a python block"
-        blocks.append(fence.removeprefix("```python\n").split("\n```", 1)[0] + "\n")
-    return blocks
-
-
-def test_the_readme_openai_sdk_example_runs_as_written(
-    stack: Stack, key: str, tmp_path: Path
-) -> None:
-    blocks = python_blocks(README.read_text())
-    assert blocks, "the README has no marked python example"
-    for index, code in enumerate(blocks):
-        script = tmp_path / f"example_{index}.py"
-        script.write_text(code.replace(README_API, stack.api_url))
-        result = subprocess.run(
-            [sys.executable, str(script)],
-            env={**os.environ, "PONDER_API_KEY": key},
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert result.returncode == 0, f"{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
-        out = result.stdout
-        assert "answer: " in out and "tokens spent: " in out and "progress: " in out, out
-        assert out.strip().splitlines()[-1].split()[0] in ("completed", "incomplete"), out

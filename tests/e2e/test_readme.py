@@ -1,8 +1,10 @@
 """The README's examples, run as written against a live stack (api, worker, beat's
-work done by the worker's reaper): every shell block marked ``<!-- readme-test -->``
-runs, in order, in one bash session, so a variable set in one block is there in the
+work done by the worker's reaper): every shell and Python block marked
+``<!-- readme-test -->`` runs, in order, in one bash session (a Python block as a
+``python3`` script of its own), so a variable set in one shell block is there in the
 next, exactly as for a reader following the README top to bottom. A command that
-fails, or an HTTP answer that is not 2xx, fails the test with the block's line."""
+fails, an HTTP answer that is not 2xx, or a Python example that raises fails the test
+with the block's line."""
 
 from __future__ import annotations
 
@@ -25,17 +27,25 @@ FENCE = re.compile(r"^```(\w*)\n(.*?)^```\n", re.S | re.M)
 README_API = "http://127.0.0.1:8000"
 
 
+SHELL = ("sh", "bash")
+PYTHON_END = "PONDER_README_PYTHON_END"
+
+
 def marked_blocks(text: str) -> list[tuple[int, str]]:
-    """``(line, code)`` of every fenced shell block right after the marker."""
+    """``(line, shell code)`` of every fenced shell or Python block right after the
+    marker; a Python block becomes a ``python3`` command running it."""
     blocks = []
     for match in FENCE.finditer(text):
         before = text[: match.start()].rstrip("\n").rsplit("\n", 1)[-1]
         if before.strip() != MARK:
             continue
-        lang = match.group(1)
-        assert lang in ("sh", "bash"), f"a marked block must be shell, not {lang!r}"
+        lang, code = match.group(1), match.group(2)
+        assert lang in (*SHELL, "python"), f"a marked block must be shell or Python, not {lang!r}"
         line = text.count("\n", 0, match.start()) + 2
-        blocks.append((line, match.group(2)))
+        if lang == "python":
+            assert PYTHON_END not in code
+            code = f"python3 - <<'{PYTHON_END}'\n{code}{PYTHON_END}\n"
+        blocks.append((line, code))
     return blocks
 
 
@@ -85,3 +95,13 @@ def test_readme_examples_run_as_written(stack: Stack) -> None:
     out = result.stdout
     assert "submitted job " in out
     assert re.search(r"verified job\.completed for [0-9a-f-]{36}: completed", out), out[-2000:]
+    # the Python client's example
+    assert re.search(r"^job [0-9a-f-]{36}: completed \(", out, re.M), out[-2000:]
+    assert re.search(r"^batch [0-9a-f-]{36}: \d/2 verified$", out, re.M), out[-2000:]
+    assert re.search(r"^schedule nightly-rerun: 1 past run\(s\), next at 20", out, re.M), out
+    assert re.search(r"^404 .*no-such-job", out, re.M), out[-2000:]
+    # the OpenAI SDK's example
+    assert re.search(r"^answer: \S", out, re.M), out[-2000:]
+    assert re.search(r"^tokens spent: [1-9]\d* job: [0-9a-f-]{36}$", out, re.M), out[-2000:]
+    assert re.search(r"^  progress: candidate 0: ", out, re.M), out[-2000:]
+    assert re.search(r"^(completed|incomplete) \S", out, re.M), out[-2000:]

@@ -294,6 +294,25 @@ def test_list_filters_by_status_and_batch(client: TestClient, headers: dict[str,
     assert both["data"] == []
 
 
+def test_list_filters_by_strategy_and_model(client: TestClient, headers: dict[str, str]) -> None:
+    best = submit(client, headers)["id"]
+    voted = submit(client, headers, strategy={"name": "self_consistency", "params": {"n": 3}})["id"]
+
+    def listed(**params: str) -> list[str]:
+        response = client.get("/v1/jobs", params=params, headers=headers)
+        assert response.status_code == 200, response.text
+        return [j["id"] for j in response.json()["data"]]
+
+    assert listed(strategy="best_of_n") == [best]
+    assert listed(strategy="self_consistency") == [voted]
+    assert listed(strategy="mcts") == []
+    assert listed(model="sim") == [voted, best]
+    assert listed(model="sim-http") == []
+    assert listed(strategy="best_of_n", status="queued", model="sim") == [best]
+    assert listed(strategy="best\x00of_n") == []  # no name holds a NUL: nothing matches
+    assert client.get("/v1/jobs", params={"strategy": ""}, headers=headers).status_code == 422
+
+
 def test_list_paginates_within_a_filter(client: TestClient, headers: dict[str, str]) -> None:
     ids = [submit(client, headers)["id"] for _ in range(3)]
     client.post(f"/v1/jobs/{ids[1]}/cancel", headers=headers)

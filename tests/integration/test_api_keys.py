@@ -56,6 +56,7 @@ ROUTES: list[tuple[str, str, Scope]] = [
     ("POST", "/v1/deliveries/{delivery_id}/redeliver", Scope.SUBMIT),
     ("GET", "/v1/models", Scope.READ),
     ("GET", "/v1/strategies", Scope.READ),
+    ("GET", "/v1/system", Scope.READ),
     ("POST", "/v1/keys", Scope.ADMIN),
     ("GET", "/v1/keys", Scope.ADMIN),
     ("GET", "/v1/keys/{key_id}", Scope.ADMIN),
