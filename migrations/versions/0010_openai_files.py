@@ -1,7 +1,7 @@
 """The OpenAI-compatible surface: its files and batches; two columns on jobs
 
-Revision ID: 0009_openai_files
-Revises: 0008_trace_context
+Revision ID: 0010_openai_files
+Revises: 0009
 Create Date: 2027-01-05 10:00:00.000000
 
 ``openai_files`` holds uploaded batch inputs and the output and error files of batches,
@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0009_openai_files"
-down_revision: str | None = "0008_trace_context"
+revision: str = "0010_openai_files"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
