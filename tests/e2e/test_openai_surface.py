@@ -234,7 +234,7 @@ def test_a_background_response_is_queued_then_completed(
     assert done.usage is not None and done.usage.total_tokens == job["usage"]["tokens"]
     reasoning = done.output[0]
     assert reasoning.type == "reasoning"
-    assert reasoning.summary and "phase probe" in reasoning.summary[0].text
+    assert reasoning.summary and "phase " in reasoning.summary[0].text
 
 
 def test_cancelling_a_background_response(client: openai.OpenAI, native: httpx.Client) -> None:
