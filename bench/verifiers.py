@@ -8,8 +8,8 @@ run, the very same harness, candidate and tests in a plain unsandboxed subproces
 Target: ≥ 20 sandboxed verdicts/s. Then, for patterns that backtrack exponentially
 (``(a|aa)+$``, ``(a|a)*$``, ``(.*){25}x``, ``(\\w+\\s?)+$``, ``(x+x+)+y``), the time RE2
 takes on a 10 000-character near miss beside Python's ``re`` on the same (in a child
-process, stopped after ``--re-limit`` seconds). Prints figures; asserts nothing about
-timing.
+process, stopped after ``--re-limit`` seconds). Ends with ``bench/hostile.py``'s figures
+(hostile answers and request bodies). Prints figures; asserts nothing about timing.
 
     .venv/bin/python bench/verifiers.py [-n 200] [--concurrency 2]
 """
@@ -31,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.hostile import figures as hostile_figures
 from ponder.sandbox import REPORT_FILE, SandboxResult, interpreter, isolation_status
 from ponder.verifiers.base import Verdict
 from ponder.verifiers.python_tests import PythonTestsVerifier, extract_code
@@ -175,6 +176,7 @@ async def main() -> None:
     if not status.available:
         print("the sandboxed figures need isolation; skipping them")
         regex_figures(args.re_limit)
+        hostile_figures(repeat=5)
         return
     verifier = PythonTestsVerifier(TESTS, timeout_s=5, memory_mb=256)
     code = extract_code(ANSWER)
@@ -213,6 +215,7 @@ async def main() -> None:
         + ("met" if sandboxed_rate >= 20 else "NOT met")
     )
     regex_figures(args.re_limit)
+    hostile_figures(repeat=5)
 
 
 if __name__ == "__main__":

@@ -47,6 +47,8 @@ class Receiver:
     lock: threading.Lock = field(default_factory=threading.Lock)
     arrived: threading.Condition = field(init=False)
     server: ThreadingHTTPServer | None = None
+    # set by stop(): a reply still waiting out its delay goes at once
+    stopped: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         self.arrived = threading.Condition(self.lock)
@@ -91,17 +93,20 @@ class Receiver:
                     self.path, {k.lower(): v for k, v in self.headers.items()}, body
                 )
                 if step.delay:
-                    time.sleep(step.delay)
+                    receiver.stopped.wait(step.delay)
                 payload = b'{"ok": true}' if step.status < 300 else b'{"error": "planned"}'
-                self.send_response(step.status)
-                if step.retry_after is not None:
-                    self.send_header("Retry-After", step.retry_after)
-                if 300 <= step.status < 400:
-                    self.send_header("Location", "/moved")
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                try:
+                    self.send_response(step.status)
+                    if step.retry_after is not None:
+                        self.send_header("Retry-After", step.retry_after)
+                    if 300 <= step.status < 400:
+                        self.send_header("Location", "/moved")
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the sender gave up waiting (timeout tests)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -112,6 +117,7 @@ class Receiver:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def stop(self) -> None:
+        self.stopped.set()
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()

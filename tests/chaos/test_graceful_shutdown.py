@@ -78,10 +78,12 @@ def test_sigterm_hands_the_job_back_at_once(
             first.wait(timeout=60)
             took = time.monotonic() - sent
 
-            # At once: no wait for the lease to expire, nor for the 60 s slice to end.
+            # At once: the call in flight (up to 2 s) ends, and the worker goes; it waits
+            # neither for the lease to expire, nor for the 60 s slice to end, nor for the
+            # whole 30 s drain. 20 s tells those apart with room for a loaded machine.
             row = probe.job(job_id)
             assert first.returncode == 0, stack.logs()
-            assert took < 10, f"the worker took {took:.1f} s to stop\n{stack.logs()}"
+            assert took < 20, f"the worker took {took:.1f} s to stop\n{stack.logs()}"
             assert row.status == "running"
             assert row.lease_owner is None and row.lease_expires_at is None
             assert probe.samples(job_id, "pending") == 0

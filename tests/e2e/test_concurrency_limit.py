@@ -89,16 +89,13 @@ def test_two_workers_never_exceed_the_profile_limit(limited: tuple[Stack, str, s
     key = stack.new_key("limits")
     headers = {"Authorization": f"Bearer {key}"}
     with httpx.Client(base_url=stack.api_url, headers=headers, timeout=30) as client:
-        started = time.monotonic()
         jobs = wait_all(client, [submit(client, narrow, numbers) for numbers in PUZZLES])
-        elapsed = time.monotonic() - started
         assert all(job["status"] == "completed" for job in jobs), jobs
         counters = inflight(stack)
         assert counters["inflight"] == 0
         assert counters["requests"] >= 4 * len(PUZZLES)
-        # 24+ requests of 300 ms, never more than 2 at once: at least 3.6 s of calls
+        # 24+ requests, never more than 2 at once (counted by the server itself)
         assert counters["max_inflight"] == 2, counters
-        assert elapsed >= 0.3 * counters["requests"] / 2 * 0.9
 
         # Both workers took part: slices were spread over the two processes.
         for name in ("worker", "worker2"):

@@ -287,7 +287,8 @@ def test_create_list_get_and_revoke_keys_over_http(client: TestClient) -> None:
 def test_keys_page_newest_first(client: TestClient) -> None:
     admin = bearer(new_key(client, tenant="pager"))
     for n in range(4):
-        client.post("/v1/keys", json={"scopes": ["read"], "name": f"k{n}"}, headers=admin)
+        made = client.post("/v1/keys", json={"scopes": ["read"], "name": f"k{n}"}, headers=admin)
+        assert made.status_code == 201, made.text
     first = client.get("/v1/keys", params={"limit": 3}, headers=admin).json()
     second = client.get(
         "/v1/keys", params={"limit": 3, "cursor": first["next_cursor"]}, headers=admin
@@ -355,18 +356,23 @@ def test_last_use_is_recorded_at_most_once_a_minute(client: TestClient) -> None:
 # ------------------------------------------------------------------ revocation
 
 
-def _wait_until(predicate: Any, timeout: float) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if predicate():
-            return time.monotonic() - started
+# How long a revocation may take to reach this process before the test calls it lost.
+# The auth cache is far longer (600 s) where it matters, so only the announcement can
+# beat this; it takes milliseconds (bench/revocation.py measures it), and the bound is
+# generous so that a loaded machine does not trip it.
+REACH_SECONDS = 30.0
+
+
+def _wait_until(predicate: Any, what: str, timeout: float = REACH_SECONDS) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
         time.sleep(0.01)
-    raise AssertionError(f"not within {timeout} s")
 
 
 def _listening(client: TestClient) -> None:
     listener: RevocationListener = client.app.state.revocations  # type: ignore[attr-defined]
-    assert listener.subscribed.wait(10), "the revocation listener did not subscribe"
+    assert listener.subscribed.wait(REACH_SECONDS), "the revocation listener did not subscribe"
 
 
 @pytest.fixture
@@ -395,8 +401,10 @@ def test_cli_revocation_reaches_the_api_process_at_once(
     revoked = CliRunner().invoke(cli, ["keys", "revoke", key[:11]])
     assert revoked.exit_code == 0, revoked.output
     assert "revoked API key" in revoked.output and "1 API process told" in revoked.output
-    took = _wait_until(lambda: client.get("/v1/jobs", headers=bearer(key)).status_code == 401, 5)
-    assert took < 5  # a functional bound; bench/revocation.py measures the latency
+    _wait_until(
+        lambda: client.get("/v1/jobs", headers=bearer(key)).status_code == 401,
+        "the cached key refused after the command line revoked it",
+    )
 
     again = CliRunner().invoke(cli, ["keys", "revoke", "pk_nothere"])
     assert again.exit_code == 1 and "no API key starts with" in again.output
@@ -414,7 +422,10 @@ def test_a_revocation_published_by_another_process_reaches_this_one(
     # the database row is untouched: only the announcement (say, a process that revoked
     # it and whose commit this cache predates) makes the key fail here
     assert publish_revoked(pg_settings.broker_url, pg_settings.queue, hash_key(key)) == 1
-    _wait_until(lambda: client.get("/v1/jobs", headers=bearer(key)).status_code == 401, 5)
+    _wait_until(
+        lambda: client.get("/v1/jobs", headers=bearer(key)).status_code == 401,
+        "the cached key refused after the announcement",
+    )
 
 
 def _read_stream(client: TestClient, path: str, key: str, out: dict[str, Any]) -> None:
@@ -422,7 +433,6 @@ def _read_stream(client: TestClient, path: str, key: str, out: dict[str, Any]) -
         out["status"] = response.status_code
         out["opened"].set()
         out["text"] = "".join(response.iter_text())
-    out["ended"] = time.monotonic()
 
 
 def test_revoking_a_key_ends_its_open_event_streams(client: TestClient) -> None:
@@ -437,24 +447,23 @@ def test_revoking_a_key_ends_its_open_event_streams(client: TestClient) -> None:
     ]
     for reader in readers:
         reader.start()
-    assert all(s["opened"].wait(10) for s in streams)
+    assert all(s["opened"].wait(REACH_SECONDS) for s in streams)
     keyring: Keyring = client.app.state.keyring  # type: ignore[attr-defined]
-    _wait_until(lambda: keyring.open_streams() == 2, 5)
+    _wait_until(lambda: keyring.open_streams() == 2, "both streams registered")
 
     mine = client.get("/v1/keys", headers=bearer(other)).json()["data"]
     key_id = next(k["id"] for k in mine if key.startswith(k["prefix"]))
-    revoked_at = time.monotonic()
     assert client.delete(f"/v1/keys/{key_id}", headers=bearer(other)).status_code == 204
-    readers[0].join(10)
+    # a stream of a queued job never ends on its own: the revocation ended it
+    readers[0].join(REACH_SECONDS)
     assert not readers[0].is_alive(), "the revoked key's stream stayed open"
     assert streams[0]["status"] == 200 and "revoked" in streams[0]["text"]
-    assert streams[0]["ended"] - revoked_at < 5
     # the other key's stream is still open
     assert readers[1].is_alive() and keyring.open_streams() == 1
     # end it: the other key revokes itself
     other_id = next(k["id"] for k in mine if other.startswith(k["prefix"]))
     assert client.delete(f"/v1/keys/{other_id}", headers=bearer(other)).status_code == 204
-    readers[1].join(10)
+    readers[1].join(REACH_SECONDS)
     assert not readers[1].is_alive()
 
 

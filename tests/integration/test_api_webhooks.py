@@ -39,7 +39,7 @@ def test_a_tenant_gets_one_secret_until_it_rotates(
 def test_rotate_with_no_grace_retires_the_old_secrets_at_once(
     client: TestClient, headers: dict[str, str]
 ) -> None:
-    client.post("/v1/webhook-secrets/rotate", headers=headers)
+    assert client.post("/v1/webhook-secrets/rotate", headers=headers).status_code == 200
     out = client.post("/v1/webhook-secrets/rotate", json={"grace_seconds": 0}, headers=headers)
     assert out.status_code == 200, out.text
     assert len(out.json()["secrets"]) == 1

@@ -413,7 +413,7 @@ def test_a_schedule_run_over_a_limit_is_skipped_saying_which(client: TestClient)
     base = f"/v1/schedules/{created.json()['id']}"
     first = client.post(f"{base}/trigger", headers=acme).json()
     assert first["status"] == "started"  # 2 of 3 items today
-    client.post(f"/v1/batches/{first['batch_id']}/cancel", headers=acme)
+    assert client.post(f"/v1/batches/{first['batch_id']}/cancel", headers=acme).status_code == 200
     second = client.post(f"{base}/trigger", headers=acme).json()
     assert second["status"] == "skipped"
     assert "batch_items_per_day" in second["detail"]

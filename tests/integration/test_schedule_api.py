@@ -376,7 +376,8 @@ def test_patch_end_time_and_start_time(client: TestClient, acme: dict[str, str])
     assert (cleared["start_time"], cleared["end_time"]) == (None, None)
     assert len(cleared["next_fire_times"]) == 5
     # an end before the (kept) start, in two steps
-    client.patch(base, json={"start_time": start.isoformat()}, headers=acme)
+    kept = client.patch(base, json={"start_time": start.isoformat()}, headers=acme)
+    assert kept.status_code == 200, kept.text
     response = client.patch(
         base, json={"end_time": (start - timedelta(days=1)).isoformat()}, headers=acme
     )
@@ -430,7 +431,8 @@ def test_delete_removes_the_schedule_and_its_pending_runs(
     doc = create(client, acme)
     base = f"/v1/schedules/{doc['id']}"
     started = client.post(f"{base}/trigger", headers=acme).json()
-    client.post(f"{base}/trigger", headers=acme)  # waits: max_active_runs is 1
+    waiting = client.post(f"{base}/trigger", headers=acme)  # waits: max_active_runs is 1
+    assert waiting.status_code == 202 and waiting.json()["status"] == "pending", waiting.text
     response = client.delete(base, headers=acme)
     assert response.status_code == 204 and response.content == b""
     assert_problem(client.get(base, headers=acme), 404)
@@ -583,11 +585,12 @@ def test_backfill_of_exactly_the_limit_is_accepted(
 def test_runs_list_pages_newest_fire_time_first(client: TestClient, acme: dict[str, str]) -> None:
     doc = create(client, acme, cron="0 * * * *", timezone="UTC", max_active_runs=1)
     base = f"/v1/schedules/{doc['id']}"
-    client.post(
+    backfilled = client.post(
         f"{base}/backfill",
         json={"start": "2026-01-05T00:00:00Z", "end": "2026-01-05T04:00:00Z"},
         headers=acme,
     )
+    assert backfilled.status_code == 202, backfilled.text
     page = client.get(f"{base}/runs", params={"limit": 3}, headers=acme).json()
     assert [r["fire_time"][11:13] for r in page["data"]] == ["04", "03", "02"]
     rest = client.get(

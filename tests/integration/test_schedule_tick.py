@@ -5,12 +5,13 @@ schedules, runs that cannot make a batch, and DST in the database path."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -169,8 +170,19 @@ def test_the_unique_constraint_alone_prevents_a_second_run(
 
     thread = threading.Thread(target=second)
     thread.start()
-    thread.join(timeout=1)
-    assert thread.is_alive()  # blocked on the first transaction's row
+    # blocked on the first transaction's row: Postgres shows it waiting for a lock held
+    # by the first's backend (awaited; 30 s only ends the wait if it never blocks)
+    holder = first.execute(text("select pg_backend_pid()")).scalar_one()
+    deadline = time.monotonic() + 30
+    with sessions() as watcher:
+        while not watcher.execute(
+            text("select count(*) from pg_stat_activity where :pid = any(pg_blocking_pids(pid))"),
+            {"pid": holder},
+        ).scalar_one():
+            assert thread.is_alive() and time.monotonic() < deadline, outcome
+            time.sleep(0.01)
+            watcher.rollback()  # a fresh snapshot of the activity each time
+    assert outcome == []  # still waiting
     first.commit()
     first.close()
     thread.join(timeout=30)

@@ -391,12 +391,17 @@ def test_n_samples_are_concurrent_requests_with_summed_usage() -> None:
     in_flight = 0
     peak = 0
     counter = iter(range(100))
+    all_four = asyncio.Event()
 
     async def slow(_: httpx.Request) -> httpx.Response:
         nonlocal in_flight, peak
         in_flight += 1
         peak = max(peak, in_flight)
-        await asyncio.sleep(0.01)
+        if in_flight == 4:
+            all_four.set()
+        # no answer until all four are in flight: requests sent one after another would
+        # wait here (10 s, a bound only against hanging) and fail the test
+        await asyncio.wait_for(all_four.wait(), 10)
         in_flight -= 1
         return message(f"answer {next(counter)}", output_tokens=3)
 
@@ -413,11 +418,17 @@ def test_n_samples_are_concurrent_requests_with_summed_usage() -> None:
 def test_at_most_max_concurrency_requests_are_in_flight() -> None:
     in_flight = 0
     peak = 0
+    two = asyncio.Event()
 
     async def slow(_: httpx.Request) -> httpx.Response:
         nonlocal in_flight, peak
         in_flight += 1
         peak = max(peak, in_flight)
+        if in_flight == 2:
+            two.set()
+        # the first waits for a second (the limit reached, however loaded the machine);
+        # each then takes a moment while the other four press against the limit
+        await asyncio.wait_for(two.wait(), 10)
         await asyncio.sleep(0.01)
         in_flight -= 1
         return message()

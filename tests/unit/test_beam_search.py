@@ -84,6 +84,7 @@ def run_direct(
 def test_beams_keep_width_and_nodes_have_parents() -> None:
     journal, ctx, _ = run_direct([4, 9, 10, 13], {"beam_width": 2, "k": 3})
     nodes = [d for k, d in journal.events if k == "node"]
+    assert len(nodes) > 1, "no node below the root: the checks below would hold vacuously"
     ids = {n["id"] for n in nodes}
     assert all(n["parent"] in ids for n in nodes[1:])
     assert all("score" in n for n in nodes)

@@ -59,6 +59,22 @@ def run(coro: Awaitable[Any]) -> Any:
     return asyncio.run(main())
 
 
+async def until(condition: Callable[[], Awaitable[bool]], what: str, timeout: float = 10) -> None:
+    """Poll ``condition`` until it holds. ``timeout`` only keeps a broken limiter from
+    hanging the test: every condition here holds within milliseconds to a second, and
+    each test sets its leases longer than the timeout where a lapse would also do."""
+    deadline = time.monotonic() + timeout
+    while not await condition():
+        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
+        await asyncio.sleep(0.01)
+
+
+async def server_ms(limiter: RedisLimiter) -> int:
+    """Now on the Redis server's clock, the clock the leases are scored by."""
+    seconds, micros = await limiter._redis.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
 def test_never_more_than_limit_holders_across_limiters(make_limiter: MakeLimiter) -> None:
     """Three limiters (think: three worker processes), 30 calls, limit 3."""
 
@@ -67,15 +83,20 @@ def test_never_more_than_limit_holders_across_limiters(make_limiter: MakeLimiter
         in_flight = 0
         peak = 0
         seen_holders: list[int] = []
+        full = asyncio.Event()
 
         async def call(limiter: RedisLimiter) -> None:
             nonlocal in_flight, peak
             async with limiter.slot("model-a", 3):
                 in_flight += 1
                 peak = max(peak, in_flight)
+                if in_flight == 3:
+                    full.set()
                 seen_holders.append(len(await limiter.holders("model-a")))
-                # long enough that the first three holders overlap even on a loaded machine
-                await asyncio.sleep(0.05)
+                # the first holders stay until three hold at once (however loaded the
+                # machine), so the limit is reached; 27 more calls press against it
+                await asyncio.wait_for(full.wait(), 30)
+                await asyncio.sleep(0.01)
                 in_flight -= 1
 
         await asyncio.gather(*(call(limiters[i % 3]) for i in range(30)))
@@ -105,33 +126,45 @@ def test_an_expired_holder_is_reclaimed(make_limiter: MakeLimiter) -> None:
     """A worker that died holding a slot (never released, never renewed) frees it when
     its lease runs out."""
 
-    async def go() -> float:
-        dead = make_limiter(lease_s=0.3)
-        alive = make_limiter(lease_s=5.0, poll_s=0.02)
+    async def go() -> None:
+        # 2 s: long enough that the check just after taking the slot sees it still held
+        # on a loaded machine
+        dead = make_limiter(lease_s=2.0)
+        alive = make_limiter(lease_s=30.0, poll_s=0.02)
         key = dead.key("model-a")
         assert await dead.try_acquire(key, "crashed-worker", 1)
+        lapses_at = await dead._redis.zscore(key, "crashed-worker")  # ms, server clock
         assert not await alive.try_acquire(key, "someone", 1)  # full
-        started = time.monotonic()
         async with alive.slot("model-a", 1):
-            waited = time.monotonic() - started
-            assert "crashed-worker" not in await alive.holders("model-a")
+            [holder] = await alive.holders("model-a")
+            assert holder != "crashed-worker"
+            # taken once the dead holder's lease had run out, by the server's clock
+            taken_at = await alive._redis.zscore(key, holder) - 30_000
+            assert taken_at >= lapses_at
         await dead.aclose()
         await alive.aclose()
-        return waited
 
-    waited = run(go())
-    assert 0.1 <= waited < 2.0
+    run(go())
 
 
 def test_a_long_call_keeps_its_slot_by_renewing(make_limiter: MakeLimiter) -> None:
     async def go() -> None:
-        limiter = make_limiter(lease_s=0.3, renew_s=0.05)
-        other = make_limiter(lease_s=0.3)
+        # renewed ten times per lease: only a stall of 0.9 s would let the lease lapse
+        limiter = make_limiter(lease_s=1.0, renew_s=0.1)
+        other = make_limiter(lease_s=1.0)
         key = limiter.key("model-a")
         async with limiter.slot("model-a", 1):
-            for _ in range(8):  # 0.8 s: well past the 0.3 s lease
-                await asyncio.sleep(0.1)
+            [holder] = await limiter.holders("model-a")
+            first_lease_ends = await limiter._redis.zscore(key, holder)
+            for lease in (1, 2, 3):  # the call outlives its first lease three times
+                ends = first_lease_ends + (lease - 1) * 1000
+
+                async def past(ends: float = ends) -> bool:
+                    return await server_ms(limiter) > ends
+
+                await until(past, f"lease {lease} to run out")
                 assert not await other.try_acquire(key, "intruder", 1)
+                assert await limiter.holders("model-a") == [holder]
         assert await other.try_acquire(key, "next", 1)
         await limiter.aclose()
         await other.aclose()
@@ -162,8 +195,20 @@ def test_release_is_idempotent(make_limiter: MakeLimiter) -> None:
 
 def test_cancelled_waiters_and_holders_leave_no_slot_behind(make_limiter: MakeLimiter) -> None:
     async def go() -> None:
-        limiter = make_limiter(poll_s=0.01)
+        # a lease far longer than the test: only a release can empty the semaphore
+        limiter = make_limiter(poll_s=0.01, lease_s=600.0)
+        key = limiter.key("model-a")
         entered = asyncio.Event()
+        refused = asyncio.Event()
+        try_acquire = limiter.try_acquire
+
+        async def watched_try_acquire(key: str, holder: str, limit: int) -> bool:
+            taken = await try_acquire(key, holder, limit)
+            if not taken:
+                refused.set()
+            return taken
+
+        limiter.try_acquire = watched_try_acquire  # type: ignore[method-assign]
 
         async def hold_forever() -> None:
             async with limiter.slot("model-a", 1):
@@ -177,11 +222,15 @@ def test_cancelled_waiters_and_holders_leave_no_slot_behind(make_limiter: MakeLi
         holder = asyncio.ensure_future(hold_forever())
         await entered.wait()
         waiter = asyncio.ensure_future(wait_for_slot())
-        await asyncio.sleep(0.1)
+        await asyncio.wait_for(refused.wait(), 30)  # the waiter is waiting for the slot
         waiter.cancel()
         holder.cancel()
         await asyncio.gather(holder, waiter, return_exceptions=True)
-        await asyncio.sleep(0.05)  # the shielded release finishes
+
+        async def empty() -> bool:  # the shielded release has finished
+            return bool(await limiter._redis.zcard(key) == 0)
+
+        await until(empty, "the cancelled holder's slot to be released")
         assert await limiter.holders("model-a") == []
         await limiter.aclose()
 
@@ -190,10 +239,18 @@ def test_cancelled_waiters_and_holders_leave_no_slot_behind(make_limiter: MakeLi
 
 def test_the_key_expires_with_its_last_holder(make_limiter: MakeLimiter) -> None:
     async def go() -> None:
-        limiter = make_limiter(lease_s=0.2)
-        assert await limiter.try_acquire(limiter.key("model-a"), "h", 1)
-        await asyncio.sleep(0.4)
-        assert await limiter._redis.exists(limiter.key("model-a")) == 0
+        # 2 s: the time to live is read well before it can run out, on a loaded machine too
+        limiter = make_limiter(lease_s=2.0)
+        key = limiter.key("model-a")
+        assert await limiter.try_acquire(key, "h", 1)
+        # the key carries its last holder's lease as its time to live ...
+        assert 0 < await limiter._redis.pttl(key) <= 2000
+        # ... and is gone once it runs out, with nobody releasing anything
+
+        async def gone() -> bool:
+            return bool(await limiter._redis.exists(key) == 0)
+
+        await until(gone, "the key to expire")
         await limiter.aclose()
 
     run(go())
@@ -263,13 +320,19 @@ def test_hundreds_of_concurrent_holders_never_fail_open(
     limiter = RedisLimiter.from_url(REDIS_URL, prefix=f"ponder-test-{uuid.uuid4().hex}:")
     peak = 0
     now = 0
+    crowded = asyncio.Event()
 
     async def one() -> None:
         nonlocal peak, now
         async with limiter.slot("busy", 250):
             now += 1
             peak = max(peak, now)
-            await asyncio.sleep(0.05)
+            if now >= 200:
+                crowded.set()
+            # the first holders stay until 200 (far more than the 32 connections) hold
+            # at once, however loaded the machine; the last 50 calls wait for a slot
+            await asyncio.wait_for(crowded.wait(), 60)
+            await asyncio.sleep(0.01)
             now -= 1
 
     async def go() -> None:
@@ -278,5 +341,5 @@ def test_hundreds_of_concurrent_holders_never_fail_open(
 
     with caplog.at_level(logging.WARNING, logger="ponder.llm.limits"):
         asyncio.run(go())
-    assert 100 <= peak <= 250
+    assert 200 <= peak <= 250
     assert not [r for r in caplog.records if "unavailable" in r.getMessage()]

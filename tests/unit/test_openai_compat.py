@@ -398,11 +398,17 @@ def test_a_failing_fallback_request_fails_the_call() -> None:
 def test_at_most_max_concurrency_requests_are_in_flight() -> None:
     in_flight = 0
     peak = 0
+    two = asyncio.Event()
 
     async def slow(request: httpx.Request) -> httpx.Response:
         nonlocal in_flight, peak
         in_flight += 1
         peak = max(peak, in_flight)
+        if in_flight == 2:
+            two.set()
+        # the first waits for a second (the limit reached, however loaded the machine);
+        # each then takes a moment while the other four press against the limit
+        await asyncio.wait_for(two.wait(), 10)
         await asyncio.sleep(0.01)
         in_flight -= 1
         return completion()
@@ -480,12 +486,19 @@ def test_the_aiohttp_pool_answers_like_httpx_and_caps_connections() -> None:
     from ponder.llm.http import AiohttpPoster
 
     state = {"now": 0, "peak": 0}
+    four = asyncio.Event()
 
     async def handle(request: web.Request) -> web.Response:
         state["now"] += 1
         state["peak"] = max(state["peak"], state["now"])
+        if state["now"] == 4:
+            four.set()
         try:
             body = await request.json()
+            if "sleep" not in body:
+                # the first requests wait until four are in (the pool's cap reached,
+                # however loaded the machine); the other 16 then press against it
+                await asyncio.wait_for(four.wait(), 10)
             await asyncio.sleep(float(body.get("sleep", 0.01)))
             return web.json_response({"echo": body["i"]}, status=201, headers={"Retry-After": "3"})
         finally:

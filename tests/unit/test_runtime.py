@@ -244,15 +244,17 @@ def test_heartbeat_keeps_the_lease_through_a_blocking_call(sqlite_settings: Sett
     another worker take the job: the lease is renewed from a thread."""
     import time
 
-    settings = sqlite_settings.model_copy(update={"lease_seconds": 0.6})
+    # renewed every 0.5 s (a third of the lease): only a 1 s stall of the renewing
+    # thread would let the lease lapse (at 0.6 s, 0.4 s was enough, and load did it)
+    settings = sqlite_settings.model_copy(update={"lease_seconds": 1.5})
     job_id = create_job(settings, strategy={"name": "best_of_n", "params": {"n": 1}})
     stolen: list[object] = []
 
     class Blocking(CountingProvider):
         async def sample(self, request):  # type: ignore[no-untyped-def]
             for _ in range(4):
-                time.sleep(0.5)  # blocks the loop: 2 s in all, > 3 lease lengths
-                stolen.append(claim(svc.engine, job_id, "thief", lease_seconds=0.6))
+                time.sleep(1.2)  # blocks the loop: 4.8 s in all, > 3 lease lengths
+                stolen.append(claim(svc.engine, job_id, "thief", lease_seconds=1.5))
             return await super().sample(request)
 
     svc = WorkerServices(settings, provider_factory=lambda p: Blocking(SimProvider(p.name)))

@@ -44,7 +44,9 @@ def _needs_isolation_and_leaves_nothing() -> object:
     status = isolation_status()
     assert status.available, f"the sandbox cannot isolate on this machine: {status.reason}"
     yield
-    deadline = time.monotonic() + 2.0
+    # killed processes take a moment to be reaped; 10 s only ends the wait for one that
+    # survived (it would stay for good)
+    deadline = time.monotonic() + 10.0
     while sandbox_processes() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert sandbox_processes() == [], "a sandboxed process outlived its run"
@@ -69,20 +71,23 @@ def test_plain_run_and_report_file() -> None:
 
 
 def test_infinite_loop_is_killed_at_the_wall_clock() -> None:
-    start = time.monotonic()
     # a CPU limit well above the wall clock, so the spin loop cannot reach it first (with
     # both at 1 s the two raced, and the CPU limit sometimes won)
     wall_only = SandboxLimits(wall_s=1.0, cpu_s=10.0, max_processes=16)
     result = run_python("while True:\n    pass\n", limits=wall_only)
+    # the wall clock killed it, not the CPU limit (which would say "cpu")
     assert result.timed_out and result.killed_by == "timeout"
-    assert time.monotonic() - start < 3.0
+    assert result.wall_s >= wall_only.wall_s  # not before its time
     still_works()
 
 
 def test_cpu_limit_kills_a_spinning_program() -> None:
-    result = run_python("while True:\n    pass\n", limits=SandboxLimits(wall_s=4.0, cpu_s=1.0))
-    assert result.killed_by == "cpu", result
-    assert result.wall_s < 3.5
+    # a wall clock far above the CPU limit: on a loaded machine the loop gets a share of
+    # a core, and with 4 s of wall clock it sometimes had not spent its 1 s of CPU yet
+    cpu_only = SandboxLimits(wall_s=30.0, cpu_s=1.0)
+    result = run_python("while True:\n    pass\n", limits=cpu_only)
+    # the CPU limit, not the wall clock (which would say "timeout")
+    assert result.killed_by == "cpu" and not result.timed_out, result
     still_works()
 
 
@@ -140,11 +145,13 @@ def test_no_network_and_it_fails_fast() -> None:
     result = run_python(code, limits=FAST)
     lines = result.stdout.splitlines()
     assert lines[0] == "['lo']"  # a fresh network namespace: only a loopback of its own
-    errno, seconds = lines[1].split()
-    assert int(errno) == 111 and float(seconds) < 0.5  # its own loopback: ECONNREFUSED
+    # each refused outright (an errno), not left to the 5 s timeout (which has none and
+    # would print "None"); the seconds are printed for whoever reads the output
+    errno, _seconds = lines[1].split()
+    assert int(errno) == 111  # its own loopback: ECONNREFUSED
     for line in lines[2:4]:
-        errno, seconds = line.split()
-        assert int(errno) == 101 and float(seconds) < 0.5  # ENETUNREACH, at once
+        errno, _seconds = line.split()
+        assert int(errno) == 101  # ENETUNREACH: no route at all
     assert lines[4] == "101"  # nothing leaves, UDP either
     still_works()
 
@@ -225,10 +232,17 @@ def test_cancelling_a_run_kills_it() -> None:
         task = asyncio.ensure_future(
             run_python_async("import time\ntime.sleep(30)\n", limits=SandboxLimits(wall_s=30))
         )
-        await asyncio.sleep(0.5)
+        # cancel once the sandboxed program runs (10 s only ends a wait for one that
+        # never starts; it starts in well under a second)
+        deadline = time.monotonic() + 10.0
+        while not sandbox_processes():
+            assert not task.done() and time.monotonic() < deadline, "the run never started"
+            await asyncio.sleep(0.02)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+        # the autouse fixture then checks that the program was killed: left to its 30 s
+        # wall clock, it would outlive the fixture's 10 s wait
 
     asyncio.run(main())
 

@@ -53,9 +53,27 @@ def test_reads_the_story_back() -> None:
     assert story.ops == [Op("-", 5), Op("+", 12, times=3), Op("/", 2), Op("*", 4)]
 
 
+GENERIC = "Let me think about this.\nI am not sure; my best guess follows.\nAnswer: "
+
+
+def replies(question: str) -> list[str]:
+    request = SampleRequest(
+        [{"role": "user", "content": format_prompt(question)}], n=4, max_tokens=512, seed=0
+    )
+    return [completion.text for completion in generate(request)]
+
+
 def test_unknown_wording_gets_the_generic_reply() -> None:
-    text = answers("What is the airspeed of an unladen swallow?", 512, 1)
-    assert text != []
+    question = "What is the airspeed of an unladen swallow?"
+    assert read_story(question) is None  # an arithmetic prompt outside the grammar
+    for text in replies(question):
+        # no attempt at a story: the generic reply, a guess from 0 to 100
+        assert text.startswith(GENERIC), text
+        assert 0 <= int(text.removeprefix(GENERIC)) <= 100, text
+    # a question in the grammar is worked through, not guessed
+    worded = "A shop has 17 apples. It sells 5 apples. How many apples does the shop have now?"
+    assert read_story(worded) is not None
+    assert not any(text.startswith(GENERIC) for text in replies(worded))
 
 
 def test_accuracy_rises_with_tokens_and_falls_with_depth() -> None:

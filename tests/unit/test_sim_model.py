@@ -357,12 +357,20 @@ def test_skills_plug_in(monkeypatch: pytest.MonkeyPatch) -> None:
                 return None
             return f"Answer: {content.removeprefix('echo:')} {draw.rng.randint(0, 9)}"
 
-    monkeypatch.setattr(skill, "_SKILLS", list(skill._SKILLS))
+    # Copy the registry only once its one-time loader has run. A copy taken before would
+    # receive the built-in skills the loader registers during this test, and the
+    # original, put back afterwards, would lack them for every later test.
+    model._skills_once()
+    built_in = skill.registered_skills()
+    assert built_in, "the loader registered no skill"
+    monkeypatch.setattr(skill, "_SKILLS", list(built_in))
     register_skill(Echo())
     result = sample(SampleRequest([{"role": "user", "content": "echo:hi"}], seed=1))
     assert result.completions[0].text.startswith("Answer: hi ")
     # game24 prompts still go to the game24 skill
     assert ask([4, 9, 10, 13], 256).completions[0].text.startswith("Numbers:")
+    # the plug-in went first; the built-in skills are all still there, in their order
+    assert skill.registered_skills()[1:] == built_in
 
 
 # --- latency -------------------------------------------------------------------------
