@@ -54,6 +54,11 @@ operation needs gets a 403 naming it. A revoked key is refused within a second.
 **Errors** are RFC 9457 problem documents (`application/problem+json`) with a
 `detail` saying what to fix; invalid fields are listed in `errors`.
 
+**OpenAI-compatible API.** Under `/openai/v1` Ponder also speaks OpenAI's API (chat
+completions, responses, files, batches, models) for the official `openai` package; it
+follows OpenAI's contract and is not part of this document (see the README's "Use it
+from the OpenAI SDK").
+
 **Limits.** Each tenant has limits (jobs per minute, jobs queued or running, batch
 items and spend per day). A request over one is a `429` with `Retry-After` and a
 `limit` member naming it; a request that could never pass (a priority or budget above
@@ -182,7 +187,7 @@ def create_app(settings: Settings, *, dispatcher: JobQueue) -> FastAPI:
         BodySizeLimitMiddleware,
         max_body_bytes=settings.max_body_bytes,
         max_upload_bytes=settings.max_upload_bytes,
-        upload_paths=("/v1/batches", "/v1/datasets"),
+        upload_paths=("/v1/batches", "/v1/datasets", "/openai/v1/files"),
     )
     app.add_middleware(UnexpectedErrorMiddleware, handler=unexpected_error)
     for router in all_routers([tag["name"] for tag in TAGS]):

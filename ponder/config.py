@@ -127,6 +127,13 @@ class Settings(BaseSettings):
         description="Largest body of a batch or dataset upload (POST /v1/batches, /v1/datasets).",
     )
     max_wait_seconds: float = Field(default=60.0, ge=0, description="Longest ?wait= long-poll.")
+    openai_max_wait_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="Longest a request of the OpenAI-compatible surface waits for its job "
+        "(a chat completion, a response without background, a stream) before it answers "
+        "with the job's id to fetch the result from later.",
+    )
     poll_interval_seconds: float = Field(default=0.2, gt=0)
     auth_cache_seconds: float = Field(
         default=5.0, ge=0, description="How long a verified API key is trusted without a lookup."

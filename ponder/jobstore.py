@@ -416,6 +416,7 @@ class _Summary:
     error: str | None
     batch_id: str | None
     meta: dict[str, Any]
+    webhook_format: str | None
 
 
 def _announce(db: Session | Connection, job: Job | _Summary, event_type: str) -> list[str]:
@@ -430,6 +431,7 @@ def _announce(db: Session | Connection, job: Job | _Summary, event_type: str) ->
             event_type=event_type,
             data=job_public_summary(job),
             job_id=job.id,
+            webhook_format=job.webhook_format,
         )
     ]
 
@@ -449,6 +451,7 @@ _SUMMARY_COLUMNS = (
     "error",
     "batch_id",
     "metadata",
+    "webhook_format",
 )
 
 

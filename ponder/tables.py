@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     Row,
     String,
     Text,
@@ -262,6 +263,12 @@ class Job(Base):
     custom_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     original_job_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     held: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # the shape of the job's webhook events: null (Ponder's ``job.*``) or ``openai``
+    # (OpenAI's ``response.*`` events, see ponder.webhooks.openai_events)
+    webhook_format: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # a job made through the OpenAI-compatible surface: what its request said that the
+    # job's own columns do not (the model name as given, reasoning effort, background)
+    openai: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
 
     # outcome and progress
     result: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
@@ -605,3 +612,46 @@ def job_from_row(row: Row[Any]) -> Job:
     ``INSERT/UPDATE ... RETURNING``), without a second query or an ORM session."""
     values = row._mapping
     return Job(**{attr: values[column] for attr, column in _JOB_ATTRS})
+
+
+class OpenAIFile(Base):
+    """A file of the OpenAI-compatible surface (``/openai/v1/files``): an uploaded batch
+    input, or a batch's output or error file (written once, when the batch has ended)."""
+
+    __tablename__ = "openai_files"
+    __table_args__ = (Index("ix_openai_files_tenant_created", "tenant_id", "created_at", "id"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    purpose: Mapped[str] = mapped_column(String(32))  # batch | batch_output
+    filename: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column("bytes", BigInteger)
+    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class OpenAIBatch(Base):
+    """A batch made through the OpenAI-compatible Batch API: the request's own fields, the
+    native batch that runs its valid lines (none when no line was valid), the lines
+    refused at creation, and its output and error files once it has ended."""
+
+    __tablename__ = "openai_batches"
+    __table_args__ = (Index("ix_openai_batches_tenant_created", "tenant_id", "created_at", "id"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    batch_id: Mapped[str | None] = mapped_column(
+        ForeignKey("batches.id", ondelete="CASCADE"), nullable=True, unique=True
+    )
+    input_file_id: Mapped[str] = mapped_column(String(36))
+    endpoint: Mapped[str] = mapped_column(String(64))
+    completion_window: Mapped[str] = mapped_column(String(16))
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
+    # the lines refused at creation: line, custom_id, code, message, param
+    line_errors: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    line_count: Mapped[int] = mapped_column(Integer, default=0)
+    output_file_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    error_file_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    finalized_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -5,6 +5,7 @@ broker here — the feeder queues items a few at a time, see :mod:`ponder.batche
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -640,11 +641,18 @@ class BatchService:
     quotas: Quotas = field(default_factory=Quotas)
 
     def create(
-        self, sessions: sessionmaker[Session], tenant_id: str, source: BatchSpec | str
+        self,
+        sessions: sessionmaker[Session],
+        tenant_id: str,
+        source: BatchSpec | str,
+        *,
+        also: Callable[[Session, CreatedBatch], None] | None = None,
     ) -> CreatedBatch:
         """Check every item exactly as a job is checked, store the batch and its items
         in one transaction (:class:`BatchRejected` refuses it as a whole), then queue its
-        first items. ``source`` is a batch request or the text of a JSON Lines upload."""
+        first items. ``source`` is a batch request or the text of a JSON Lines upload.
+        ``also`` adds the caller's own rows to that transaction (e.g. the Batch API's
+        record of the batch), so they are stored together or not at all."""
         validator = job_validator(self.settings, self.models, self.strategies)
         with sessions() as session:
             if isinstance(source, str):
@@ -665,6 +673,8 @@ class BatchService:
                     settings=self.settings,
                     quotas=self.quotas,
                 )
+            if also is not None:
+                also(session, created)
             session.commit()
         metrics.job_submitted("batch_item", created.accepted)
         # committed: start the first items now (the reaper's feeder tick would, later)

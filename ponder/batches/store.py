@@ -107,6 +107,7 @@ def finish_unclaimed_items(
             event_type=event_type,
             data=job_public_summary(job),
             job_id=job.id,
+            webhook_format=job.webhook_format,
         )
         for job in jobs
         if job.webhook_url

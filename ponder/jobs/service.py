@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Table, false, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -134,9 +134,13 @@ class JobService:
         body: JobCreate,
         *,
         idempotency_key: str | None = None,
+        webhook_format: str | None = None,
+        openai: dict[str, Any] | None = None,
     ) -> Submitted:
         """Check the job, store it and queue it. With an ``idempotency_key`` already
         used, the job it created (the same body) or a :class:`Conflict` (another body).
+        ``webhook_format`` and ``openai`` are stored with the job for the OpenAI-compatible
+        surface (its webhook events' shape; what its request said beyond ``body``).
 
         The tenant's limits apply (:mod:`ponder.quotas`): its maximum priority and
         per-job budget ceilings (:class:`ponder.field_errors.Invalid`), and for now its
@@ -150,7 +154,9 @@ class JobService:
             log_context(tenant_id=tenant_id),
             telemetry.span("ponder.submit", attributes) as span,
         ):
-            submitted = self._submit(session, tenant_id, body, idempotency_key)
+            submitted = self._submit(
+                session, tenant_id, body, idempotency_key, webhook_format, openai
+            )
             if span.is_recording():
                 span.set_attribute("ponder.job.id", submitted.job.id)
                 span.set_attribute("ponder.idempotent_replay", submitted.replayed)
@@ -159,7 +165,13 @@ class JobService:
             return submitted
 
     def _submit(
-        self, session: Session, tenant_id: str, body: JobCreate, idempotency_key: str | None
+        self,
+        session: Session,
+        tenant_id: str,
+        body: JobCreate,
+        idempotency_key: str | None,
+        webhook_format: str | None,
+        openai: dict[str, Any] | None,
     ) -> Submitted:
         digest = request_hash(body)
         if idempotency_key is not None:
@@ -188,6 +200,8 @@ class JobService:
                 "updated_at": now,
                 "enqueued_at": now,
                 "trace_context": telemetry.carrier(),
+                "webhook_format": webhook_format,
+                "openai": openai,
                 **values,
             }
         )

@@ -10,6 +10,7 @@ from sqlalchemy import Connection, insert
 from sqlalchemy.orm import Session
 
 from ponder.tables import DeliveryStatus, WebhookDelivery, new_id, utcnow
+from ponder.webhooks import openai_events
 
 JOB_EVENTS = {
     "completed": "job.completed",
@@ -31,17 +32,25 @@ def delivery_row(
     event_type: str,
     data: dict[str, Any],
     job_id: str | None = None,
+    webhook_format: str | None = None,
 ) -> dict[str, Any]:
-    """The values of a new ``webhook_deliveries`` row, due now."""
+    """The values of a new ``webhook_deliveries`` row, due now. A job's event in the
+    ``openai`` format (:mod:`ponder.webhooks.openai_events`) gets OpenAI's event type and
+    body instead of Ponder's; ``data`` is then the job's summary it is made from."""
     now = utcnow()
+    message_id = new_message_id()
+    payload: dict[str, Any] = {"type": event_type, "timestamp": now.isoformat(), "data": data}
+    if webhook_format == openai_events.OPENAI and job_id is not None:
+        event_type = openai_events.event_type(str(data["status"]), data.get("stop_reason"))
+        payload = openai_events.payload(message_id, job_id, kind=event_type, at=now)
     return {
         "id": new_id(),
         "tenant_id": tenant_id,
         "job_id": job_id,
         "event_type": event_type,
-        "webhook_id": new_message_id(),
+        "webhook_id": message_id,
         "url": url,
-        "payload": {"type": event_type, "timestamp": now.isoformat(), "data": data},
+        "payload": payload,
         "status": DeliveryStatus.PENDING,
         "attempts": 0,
         "retries": 0,
@@ -58,11 +67,17 @@ def add_delivery(
     event_type: str,
     data: dict[str, Any],
     job_id: str | None = None,
+    webhook_format: str | None = None,
 ) -> str:
     """Insert a delivery inside the caller's transaction; returns its id. The reaper sends
     it even if the caller never hands it to a delivery task."""
     row = delivery_row(
-        tenant_id=tenant_id, url=url, event_type=event_type, data=data, job_id=job_id
+        tenant_id=tenant_id,
+        url=url,
+        event_type=event_type,
+        data=data,
+        job_id=job_id,
+        webhook_format=webhook_format,
     )
     s.execute(insert(WebhookDelivery).values(**row))
     return str(row["id"])

@@ -100,3 +100,8 @@ def test_readme_examples_run_as_written(stack: Stack) -> None:
     assert re.search(r"^batch [0-9a-f-]{36}: \d/2 verified$", out, re.M), out[-2000:]
     assert re.search(r"^schedule nightly-rerun: 1 past run\(s\), next at 20", out, re.M), out
     assert re.search(r"^404 .*no-such-job", out, re.M), out[-2000:]
+    # the OpenAI SDK's example
+    assert re.search(r"^answer: \S", out, re.M), out[-2000:]
+    assert re.search(r"^tokens spent: [1-9]\d* job: [0-9a-f-]{36}$", out, re.M), out[-2000:]
+    assert re.search(r"^  progress: candidate 0: ", out, re.M), out[-2000:]
+    assert re.search(r"^(completed|incomplete) \S", out, re.M), out[-2000:]

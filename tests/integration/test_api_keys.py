@@ -62,6 +62,26 @@ ROUTES: list[tuple[str, str, Scope]] = [
     ("GET", "/v1/keys/{key_id}", Scope.ADMIN),
     ("DELETE", "/v1/keys/{key_id}", Scope.ADMIN),
 ]
+# every operation of the OpenAI-compatible surface (/openai/v1, left out of the API
+# document: test_every_openai_route_is_in_the_table reads the app's routes instead) and
+# the scope it needs; errors there are in OpenAI's shape
+OPENAI_ROUTES: list[tuple[str, str, Scope]] = [
+    ("POST", "/openai/v1/chat/completions", Scope.SUBMIT),
+    ("POST", "/openai/v1/responses", Scope.SUBMIT),
+    ("GET", "/openai/v1/responses/{response_id}", Scope.READ),
+    ("POST", "/openai/v1/responses/{response_id}/cancel", Scope.SUBMIT),
+    ("POST", "/openai/v1/files", Scope.SUBMIT),
+    ("GET", "/openai/v1/files", Scope.READ),
+    ("GET", "/openai/v1/files/{file_id}", Scope.READ),
+    ("GET", "/openai/v1/files/{file_id}/content", Scope.READ),
+    ("DELETE", "/openai/v1/files/{file_id}", Scope.SUBMIT),
+    ("POST", "/openai/v1/batches", Scope.SUBMIT),
+    ("GET", "/openai/v1/batches", Scope.READ),
+    ("GET", "/openai/v1/batches/{batch_id}", Scope.READ),
+    ("POST", "/openai/v1/batches/{batch_id}/cancel", Scope.SUBMIT),
+    ("GET", "/openai/v1/models", Scope.READ),
+    ("GET", "/openai/v1/models/{model:path}", Scope.READ),
+]
 # the service's operators' routes (other tenants' limits): the `admin` scope of a tenant
 # listed in PONDER_ADMIN_TENANTS; a tenant's own admin key is not enough
 OPERATOR_ROUTES = [
@@ -100,6 +120,50 @@ def test_every_route_is_in_the_table(client: TestClient) -> None:
         for method in item
     }
     assert operations == {(method, path) for method, path, _ in ROUTES} | set(OPERATOR_ROUTES)
+
+
+def test_every_openai_route_is_in_the_table(client: TestClient) -> None:
+    from fastapi.routing import APIRoute
+
+    from api.routes.openai import PARTS, PREFIX
+
+    operations = {
+        (method, PREFIX + route.path)
+        for part in PARTS
+        for route in part.router.routes
+        if isinstance(route, APIRoute)
+        for method in route.methods
+    }
+    assert operations == {(method, path) for method, path, _ in OPENAI_ROUTES}
+    spec = client.get("/openapi.json").json()
+    assert not [path for path in spec["paths"] if path.startswith("/openai")]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "scope"), OPENAI_ROUTES, ids=[f"{m} {p}" for m, p, _ in OPENAI_ROUTES]
+)
+def test_each_openai_route_needs_its_scope_and_answers_in_openais_shape(
+    client: TestClient, method: str, path: str, scope: Scope
+) -> None:
+    target = path.replace("{model:path}", "best_of_n/sim")
+    for name in ("response_id", "file_id", "batch_id"):
+        target = target.replace("{" + name + "}", ANY_ID)
+    others = [s for s in ALL_SCOPES if s != scope]
+    body = {} if method == "POST" else None
+    refused = client.request(method, target, json=body, headers=bearer(new_key(client, *others)))
+    assert refused.status_code == 403, refused.text
+    error = refused.json()["error"]
+    assert set(error) >= {"message", "type", "param", "code"}
+    assert error["code"] == "missing_scope" and f"`{scope.value}` scope" in error["message"]
+    anonymous = client.request(method, target, json=body)
+    assert anonymous.status_code == 401, anonymous.text
+    assert anonymous.json()["error"]["code"] == "invalid_api_key"
+    allowed = client.request(method, target, json=body, headers=bearer(new_key(client, scope)))
+    # past the scope check: whatever the route answers (an unknown id is a 404, an empty
+    # body a 400, ...), it is no 401 or 403, and in OpenAI's shape
+    assert allowed.status_code not in (401, 403), (allowed.status_code, allowed.text)
+    if allowed.status_code >= 400:
+        assert allowed.json()["error"]["message"]
 
 
 @pytest.mark.parametrize(("method", "path"), OPERATOR_ROUTES)
