@@ -384,9 +384,19 @@ class FakeSleep:
         self.calls.append(seconds)
 
 
+def _patch_sim_sleep(monkeypatch: pytest.MonkeyPatch, fake: FakeSleep) -> None:
+    """Replace the simulator's sleep only: patching ``asyncio.sleep`` itself would also
+    catch (and turn into a busy loop) every other task sleeping on the same loop."""
+    import asyncio
+    from types import SimpleNamespace
+
+    sim_asyncio = SimpleNamespace(sleep=fake, to_thread=asyncio.to_thread)
+    monkeypatch.setattr("ponder.sim.model.asyncio", sim_asyncio)
+
+
 def test_latency_is_ttft_plus_the_longest_sample(monkeypatch: pytest.MonkeyPatch) -> None:
     fake = FakeSleep()
-    monkeypatch.setattr("ponder.sim.model.asyncio.sleep", fake)
+    _patch_sim_sleep(monkeypatch, fake)
     provider = SimProvider(ttft_ms=250, tokens_per_s=100)
     request = SampleRequest(puzzle_messages([3, 3, 8, 8]), n=4, max_tokens=512, seed=9)
     result = sample(request, provider)
@@ -396,7 +406,7 @@ def test_latency_is_ttft_plus_the_longest_sample(monkeypatch: pytest.MonkeyPatch
 
 def test_no_latency_configured_means_no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
     fake = FakeSleep()
-    monkeypatch.setattr("ponder.sim.model.asyncio.sleep", fake)
+    _patch_sim_sleep(monkeypatch, fake)
     sample(SampleRequest(puzzle_messages([4, 9, 10, 13]), max_tokens=128))
     assert fake.calls == []
     sample(SampleRequest(puzzle_messages([4, 9, 10, 13]), max_tokens=128), SimProvider(ttft_ms=40))
